@@ -1,0 +1,90 @@
+"""The package's public API: what the CLI, the Streamlit app and users' scripts call."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+from rag.answer import Turn
+from rag.answer import ask_stream as answer_stream
+from rag.config import BUNDLED_CORPUS, Settings, get_settings
+from rag.corpus import ReadResult, read_file
+from rag.index import IngestReport, Progress, ingest
+from rag.retrieve import Retriever
+from rag.store import Store
+from rag.types import Answer, Paper
+
+_retrievers: dict[tuple[str, str], Retriever] = {}
+_retrievers_lock = threading.Lock()
+
+
+def _key(settings: Settings) -> tuple[str, str]:
+    return (settings.chroma_url or str(settings.home), settings.index_name)
+
+
+def read_paths(paths: Sequence[str | Path]) -> list[ReadResult]:
+    """Parse every file before touching the index, so one bad file changes nothing."""
+    return [read_file(p) for p in (paths or [BUNDLED_CORPUS])]
+
+
+def ingest_paths(
+    paths: Sequence[str | Path], settings: Settings | None = None, progress: Progress | None = None
+) -> IngestReport:
+    """Index corpus files (the bundled corpus when none are given)."""
+    settings = settings or get_settings()
+    report = ingest(read_paths(paths), settings, progress=progress)
+    forget_retriever(settings)
+    return report
+
+
+def ensure_index(settings: Settings | None = None) -> Store:
+    """The store, with the bundled corpus indexed first if the index is empty."""
+    settings = settings or get_settings()
+    store = Store(settings)
+    if store.count_papers() == 0:
+        ingest(read_paths([]), settings)
+        forget_retriever(settings)
+    return store
+
+
+def get_retriever(settings: Settings | None = None) -> Retriever:
+    """A retriever over the current index, built once per index and process."""
+    settings = settings or get_settings()
+    key = _key(settings)
+    with _retrievers_lock:
+        if key not in _retrievers:
+            _retrievers[key] = Retriever(settings, ensure_index(settings))
+        return _retrievers[key]
+
+
+def forget_retriever(settings: Settings) -> None:
+    """Drop the cached retriever after the index changed."""
+    with _retrievers_lock:
+        _retrievers.pop(_key(settings), None)
+
+
+def list_papers(settings: Settings | None = None) -> list[Paper]:
+    """Every indexed paper, sorted by title."""
+    papers, _ = ensure_index(settings or get_settings()).all_papers()
+    return sorted(papers, key=lambda p: p.title.lower())
+
+
+def ask(
+    question: str, settings: Settings | None = None, k: int | None = None, history: Sequence[Turn] = ()
+) -> Answer:
+    """Answer a question with verified citations (engine from settings)."""
+    final = None
+    for item in ask_stream(question, settings, k=k, history=history):
+        if isinstance(item, Answer):
+            final = item
+    assert final is not None
+    return final
+
+
+def ask_stream(
+    question: str, settings: Settings | None = None, k: int | None = None, history: Sequence[Turn] = ()
+) -> Iterator[str | Answer]:
+    """Text pieces as the LLM writes them, then the verified Answer; for the UI."""
+    settings = settings or get_settings()
+    yield from answer_stream(question, get_retriever(settings), settings, k=k, history=history)

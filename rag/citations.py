@@ -1,0 +1,165 @@
+"""Citations: parse and normalise markers, renumber them, and verify each claim against its source.
+
+Pure functions: no I/O, no models. Similarity comes in as an optional callable.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from rag.text import content_words, numbers
+from rag.types import Citation, Claim, Paper
+
+# A claim is supported when enough of its content words are in one sentence of the cited abstract
+# (or the abstract as a whole), every number it states is in that abstract, and, with an embedder,
+# the best sentence is semantically close.
+SUPPORT_OVERLAP = 0.5
+SUPPORT_SIMILARITY = 0.55
+
+Similarity = Callable[[str, Sequence[str]], list[float]]
+
+_FULLWIDTH = str.maketrans({"【": "[", "】": "]", "［": "[", "］": "]", "〔": "[", "〕": "]"})
+# [1], [1, 2], [1-3], [^1], [Source 1], [source: 2], [Paper 3], [1†L2]
+_MARKER = re.compile(
+    r"\[\s*(?:\^|(?:sources?|papers?|refs?|ref\.)\s*:?\s*)?(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\s*(?:†[^\]]*)?\]",
+    re.IGNORECASE,
+)
+_CANONICAL = re.compile(r"\[(\d+)\]")
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z\[(\"'*#-])|\n+")
+
+
+@dataclass(frozen=True)
+class Source:
+    """A numbered source as shown to the model: a paper and its sentences."""
+
+    n: int
+    paper: Paper
+    sentences: tuple[str, ...]
+
+
+def _expand(group: str) -> list[int]:
+    out: list[int] = []
+    for part in re.split(r"\s*(?:,|;|and)\s*", group):
+        if not part:
+            continue
+        if re.fullmatch(r"\d+\s*[-–]\s*\d+", part):
+            lo, hi = (int(x) for x in re.split(r"\s*[-–]\s*", part))
+            out += list(range(lo, hi + 1)) if 0 < hi - lo < 20 else [lo, hi]
+        else:
+            out.append(int(part))
+    return out
+
+
+def normalise_markers(text: str) -> str:
+    """Rewrite every citation style a model may produce as canonical `[n]` markers."""
+    text = text.translate(_FULLWIDTH)
+    return _MARKER.sub(lambda m: "".join(f"[{n}]" for n in _expand(m.group(1))), text)
+
+
+def parse_markers(text: str) -> list[int]:
+    """Marker numbers in order of appearance (after normalisation), repeats included."""
+    return [int(n) for n in _CANONICAL.findall(normalise_markers(text))]
+
+
+def renumber(text: str, valid: set[int]) -> tuple[str, dict[int, int]]:
+    """Drop markers that point to no source and number the rest 1.. in order of first appearance.
+
+    Returns the new text and the mapping old number → new number.
+    """
+    mapping: dict[int, int] = {}
+
+    def replace(match: re.Match[str]) -> str:
+        old = int(match.group(1))
+        if old not in valid:
+            return ""
+        mapping.setdefault(old, len(mapping) + 1)
+        return f"[{mapping[old]}]"
+
+    out = _CANONICAL.sub(replace, normalise_markers(text))
+    out = re.sub(r"(\[\d+\])(?:\1)+", r"\1", out)  # [1][1] → [1]
+    out = re.sub(r"[ \t]+([.,;:!?])", r"\1", out)
+    out = re.sub(r"[ \t]{2,}", " ", out)
+    return out.strip(), mapping
+
+
+def split_claims(text: str) -> list[Claim]:
+    """Sentences of an answer with the markers each carries; markers after the full stop count too."""
+    text = re.sub(r"([.!?])\s*((?:\[\d+\])+)", r" \2\1", text)  # "foo. [1]" → "foo [1]."
+    claims = []
+    for piece in _SENTENCE_END.split(text):
+        piece = piece.strip()
+        if not piece or not re.search(r"[A-Za-z0-9]", _CANONICAL.sub("", piece)):
+            continue
+        cites = list(dict.fromkeys(int(n) for n in _CANONICAL.findall(piece)))
+        claims.append(Claim(text=piece, citations=cites))
+    return claims
+
+
+def strip_markers(text: str) -> str:
+    return re.sub(r"\s+", " ", _CANONICAL.sub("", text)).strip()
+
+
+def support(claim: str, source: Source, similarity: Similarity | None = None) -> tuple[float, str]:
+    """How well one source supports a claim (0–1), and its best supporting sentence."""
+    plain = strip_markers(claim)
+    words = content_words(plain)
+    if not words or not source.sentences:
+        return 0.0, source.sentences[0] if source.sentences else ""
+    claim_numbers = numbers(plain)
+    abstract_numbers = numbers(" ".join(source.sentences) + " " + source.paper.title)
+    if claim_numbers - abstract_numbers:
+        return 0.0, _best_by_overlap(words, source.sentences)[1]
+    overlap, best = _best_by_overlap(words, source.sentences)
+    whole = len(words & content_words(source.paper.title + " " + " ".join(source.sentences))) / len(words)
+    score = max(overlap, 0.8 * whole)
+    if similarity is not None:
+        sims = similarity(plain, source.sentences)
+        i = max(range(len(sims)), key=sims.__getitem__)
+        if sims[i] >= SUPPORT_SIMILARITY:
+            score = max(score, min(1.0, sims[i]) * 0.5 + overlap * 0.5 + 0.25)
+            best = best if overlap >= SUPPORT_OVERLAP else source.sentences[i]
+    return round(min(score, 1.0), 3), best
+
+
+def _best_by_overlap(words: set[str], sentences: Sequence[str]) -> tuple[float, str]:
+    scored = [(len(words & content_words(s)) / len(words), s) for s in sentences]
+    return max(scored, key=lambda x: x[0])
+
+
+def verify(
+    answer: str, sources: Sequence[Source], similarity: Similarity | None = None
+) -> tuple[str, list[Claim], list[Citation]]:
+    """Renumber markers, drop invalid ones, and check each claim against the sources it cites.
+
+    Returns the cleaned answer, its claims with `supported` set, and one citation per cited source
+    carrying the sentence that best supports the claims citing it.
+    """
+    by_n = {s.n: s for s in sources}
+    text, mapping = renumber(answer, set(by_n))
+    source_of = {new: by_n[old] for old, new in mapping.items()}
+    claims = split_claims(text)
+    best_quote: dict[int, tuple[float, str]] = {}
+    for claim in claims:
+        scores = []
+        for n in claim.citations:
+            score, quote = support(claim.text, source_of[n], similarity)
+            scores.append(score)
+            if score > best_quote.get(n, (-1.0, ""))[0]:
+                best_quote[n] = (score, quote)
+        claim.support = max(scores, default=0.0)
+        claim.supported = bool(claim.citations) and claim.support >= SUPPORT_OVERLAP
+    citations = [
+        Citation(
+            n=n,
+            paper_id=source_of[n].paper.paper_id,
+            title=source_of[n].paper.title,
+            url=source_of[n].paper.url,
+            quote=best_quote.get(n, (0.0, source_of[n].sentences[0] if source_of[n].sentences else ""))[1],
+            score=best_quote.get(n, (0.0, ""))[0],
+            supported=all(c.supported for c in claims if n in c.citations),
+        )
+        for n in sorted(source_of)
+    ]
+    return text, claims, citations

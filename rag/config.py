@@ -1,0 +1,114 @@
+"""Configuration: one typed settings object read from the environment and `.env`."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from functools import cached_property
+from pathlib import Path
+from typing import Literal
+
+from platformdirs import user_data_dir
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
+BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "data" / "trending-papers.txt"
+
+
+class Settings(BaseSettings):
+    """Every knob of the tool. Environment variables carry the `RAG_` prefix."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RAG_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="forbid",
+        populate_by_name=True,
+    )
+
+    home: Path = Field(
+        default_factory=lambda: Path(user_data_dir("paper-rag", appauthor=False)),
+        description="Where the index, caches and logs live.",
+    )
+    chroma_url: str | None = Field(
+        default=None,
+        description="http://host:port of a Chroma server; unset means embedded Chroma under home.",
+    )
+    collection_prefix: str = Field(default="papers", description="Prefix of Chroma collection names.")
+
+    embed_backend: Literal["sentence-transformers", "openai"] = Field(
+        default="sentence-transformers", description="Who computes embeddings."
+    )
+    embed_model: str = Field(
+        default=DEFAULT_EMBED_MODEL,
+        description="Sentence-transformers model name or path, or the endpoint's embedding model.",
+    )
+    embed_base_url: str | None = Field(
+        default=None, description="OpenAI-compatible embeddings endpoint (embed_backend=openai)."
+    )
+    embed_batch_size: int = Field(default=64, ge=1, description="Texts per embedding batch.")
+    embed_device: str | None = Field(
+        default=None, description="Torch device for local embeddings (cpu, cuda); unset picks one."
+    )
+    chunk_tokens: int = Field(
+        default=96, ge=16, le=2048, description="Largest chunk, in tiktoken tokens (cl100k_base)."
+    )
+    chunk_overlap: int = Field(default=0, ge=0, description="Token overlap between split chunks.")
+
+    top_k: int = Field(default=5, ge=1, le=100, description="Papers retrieved per question.")
+    dense_weight: float = Field(default=0.7, ge=0, le=1, description="Weight of dense scores in fusion.")
+
+    engine: Literal["extractive", "llm"] = Field(
+        default="extractive", description="Answer engine: offline extractive or an OpenAI-compatible LLM."
+    )
+    llm_model: str = Field(default="gpt-4o-mini", description="Chat model name at the endpoint.")
+    openai_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_API_KEY", "RAG_OPENAI_API_KEY"),
+        description="API key for the LLM endpoint; never logged or saved.",
+    )
+    openai_base_url: str | None = Field(
+        default=None,
+        validation_alias=AliasChoices("OPENAI_BASE_URL", "RAG_OPENAI_BASE_URL"),
+        description="OpenAI-compatible endpoint (Ollama, vLLM, llama.cpp); unset means OpenAI.",
+    )
+    llm_timeout: float = Field(default=60.0, gt=0, description="Seconds before an LLM request times out.")
+    llm_max_retries: int = Field(default=2, ge=0, le=10, description="Retries on 429/5xx/connection errors.")
+    llm_context_tokens: int = Field(default=8192, ge=512, description="Context window of the model.")
+    llm_max_tokens: int = Field(default=512, ge=16, description="Longest answer the model may write.")
+    llm_price_in: float = Field(default=0.15, ge=0, description="USD per million prompt tokens.")
+    llm_price_out: float = Field(default=0.60, ge=0, description="USD per million completion tokens.")
+
+    @field_validator("chroma_url", "openai_base_url", "embed_base_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not re.match(r"^https?://[^\s/]+", value):
+            raise ValueError(f"expected an http(s)://host:port URL, got {value!r}")
+        return value.rstrip("/")
+
+    @property
+    def llm_configured(self) -> bool:
+        """Whether an LLM endpoint is usable: a key, or a local server that needs none."""
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
+    @cached_property
+    def index_name(self) -> str:
+        """Chroma collection name derived from everything that changes the embeddings.
+
+        A changed model or chunking setting gives another name, so a stale index is never read.
+        """
+        fingerprint = "|".join(
+            [self.embed_backend, self.embed_model, self.embed_base_url or "", str(self.chunk_tokens),
+             str(self.chunk_overlap)]
+        )
+        digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:10]
+        model = re.sub(r"[^a-zA-Z0-9]+", "-", Path(self.embed_model).name).strip("-").lower()[:40]
+        return f"{self.collection_prefix}_{model}_c{self.chunk_tokens}o{self.chunk_overlap}_{digest}"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read the settings afresh (environment and `.env`), with optional overrides."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,288 @@
+"""Corpus readers: files of paper abstracts (text page, JSON Lines, JSON, CSV, BibTeX) → papers."""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+import unicodedata
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rag.errors import RagError
+from rag.types import Paper
+
+MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_ABSTRACT_CHARS = 20_000
+MAX_TITLE_CHARS = 1_000
+_ABSTRACT_MIN_CHARS = 200
+_PAGE_CHROME = re.compile(r"^Subscribe(?=[A-Z0-9])")
+_ARXIV = re.compile(r"(?:arxiv\.org/(?:abs|pdf)/|arxiv:)\s*(\d{4}\.\d{4,5})", re.IGNORECASE)
+_DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)", re.IGNORECASE)
+
+
+class CorpusError(RagError):
+    """A corpus file that cannot be read as a whole; the message names file and line."""
+
+
+@dataclass
+class ReadResult:
+    """The papers of one file and what was skipped inside it, with reasons."""
+
+    source: str
+    papers: list[Paper] = field(default_factory=list)
+    skipped: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def skipped_total(self) -> int:
+        return sum(self.skipped.values())
+
+
+def normalise_title(title: str) -> str:
+    """Lower-case, accent-free, punctuation-free title used for ids and duplicate checks."""
+    text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+
+def make_paper_id(title: str, *, own_id: str | None = None, url: str | None = None, doi: str | None = None) -> str:
+    """A stable id: the record's own id, else its arXiv id or DOI, else a slug plus a hash of the title."""
+    if own_id and own_id.strip():
+        return re.sub(r"\s+", "-", own_id.strip())
+    for text in (url, doi):
+        if text and (match := _ARXIV.search(text)):
+            return f"arxiv:{match.group(1)}"
+    for text in (doi, url):
+        if text and (match := _DOI.search(text)):
+            return f"doi:{match.group(1).rstrip('.').lower()}"
+    norm = normalise_title(title)
+    slug = "-".join(norm.split()[:6])[:60] or "paper"
+    return f"{slug}-{hashlib.sha1(norm.encode()).hexdigest()[:8]}"
+
+
+def _clean(value: object) -> str:
+    if value is None:
+        return ""
+    text = value if isinstance(value, str) else str(value)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def _authors(value: object) -> list[str]:
+    if isinstance(value, list):
+        return [_clean(a) for a in value if _clean(a)]
+    text = _clean(value)
+    if not text:
+        return []
+    parts = re.split(r"\s+and\s+|;", text) if (" and " in text or ";" in text) else text.split(",")
+    return [p.strip() for p in parts if p.strip()]
+
+
+def _year(value: object) -> int | None:
+    match = re.search(r"\b(1[89]\d\d|2\d\d\d)\b", _clean(value))
+    return int(match.group(1)) if match else None
+
+
+def _record_to_paper(record: dict[str, object], source: str, where: str, result: ReadResult) -> None:
+    """Validate one record and add it to `result`, or count why it was skipped."""
+    fields = {str(k).strip().lower(): v for k, v in record.items()}
+    title, abstract = _clean(fields.get("title")), _clean(fields.get("abstract"))
+    if not title:
+        result.skipped["missing title"] += 1
+        return
+    if not abstract:
+        result.skipped["missing abstract"] += 1
+        return
+    if len(abstract) > MAX_ABSTRACT_CHARS or len(title) > MAX_TITLE_CHARS:
+        result.skipped[f"longer than {MAX_ABSTRACT_CHARS:,} characters"] += 1
+        return
+    url = _clean(fields.get("url")) or None
+    doi = _clean(fields.get("doi")) or None
+    paper = Paper(
+        paper_id=make_paper_id(title, own_id=_clean(fields.get("id")) or None, url=url, doi=doi),
+        title=title,
+        abstract=abstract,
+        url=url,
+        authors=_authors(fields.get("authors") or fields.get("author")),
+        year=_year(fields.get("year")),
+        source=source,
+        locator=where,
+    )
+    result.papers.append(paper)
+
+
+def _decode(path: Path) -> str:
+    try:
+        size = path.stat().st_size
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if path.is_dir():
+        raise CorpusError(f"{path}: is a folder; give the corpus files inside it")
+    if size == 0:
+        raise CorpusError(f"{path}: file is empty")
+    if size > MAX_FILE_BYTES:
+        raise CorpusError(f"{path}: {size / 1e6:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MiB limit; split it")
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    if b"\x00" in data[:65536]:
+        raise CorpusError(f"{path}: looks binary (NUL bytes); expected UTF-8 text")
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise CorpusError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from None
+    if not text.strip():
+        raise CorpusError(f"{path}: file has no text")
+    return text
+
+
+def _read_text_page(text: str, result: ReadResult) -> None:
+    """Title line followed by abstract line, recognised by what each line looks like."""
+    lines = [(n, _PAGE_CHROME.sub("", line.strip())) for n, line in enumerate(text.splitlines(), 1)]
+    lines = [(n, line) for n, line in lines if line]
+
+    def is_abstract(line: str) -> bool:
+        return len(line) >= _ABSTRACT_MIN_CHARS and len(re.findall(r"[.!?](\s|$)", line)) >= 1
+
+    pending: tuple[int, str] | None = None
+    for n, line in lines:
+        if is_abstract(line):
+            if pending is None:
+                result.skipped["abstract without a title line"] += 1
+            else:
+                _record_to_paper({"title": pending[1], "abstract": line}, result.source, f"line {pending[0]}", result)
+            pending = None
+        else:
+            pending = (n, line)
+
+
+def _read_jsonl(text: str, result: ReadResult) -> None:
+    for n, line in enumerate(text.splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise CorpusError(f"{result.source}:{n}: invalid JSON ({exc.msg}, column {exc.colno})") from None
+        if not isinstance(record, dict):
+            raise CorpusError(f"{result.source}:{n}: expected a JSON object with title and abstract")
+        _record_to_paper(record, result.source, f"line {n}", result)
+
+
+def _read_json(text: str, result: ReadResult) -> None:
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CorpusError(f"{result.source}:{exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno})") from None
+    if isinstance(data, dict):
+        data = data.get("papers", data.get("records", [data]))
+    if not isinstance(data, list):
+        raise CorpusError(f"{result.source}: expected a list of objects with title and abstract")
+    for i, record in enumerate(data, 1):
+        if not isinstance(record, dict):
+            raise CorpusError(f"{result.source}: record {i} is not an object with title and abstract")
+        _record_to_paper(record, result.source, f"record {i}", result)
+
+
+def _read_csv(text: str, result: ReadResult) -> None:
+    try:
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+    except csv.Error:
+        dialect = csv.excel
+    reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
+    try:
+        columns = {c.strip().lower() for c in reader.fieldnames or [] if c}
+        if not {"title", "abstract"} <= columns:
+            found = ", ".join(sorted(columns)) or "none"
+            raise CorpusError(f"{result.source}:1: needs 'title' and 'abstract' columns (found: {found})")
+        for record in reader:
+            if None in record:
+                raise CorpusError(f"{result.source}:{reader.line_num}: more fields than columns")
+            _record_to_paper(dict(record), result.source, f"line {reader.line_num}", result)
+    except csv.Error as exc:
+        raise CorpusError(f"{result.source}:{reader.line_num}: malformed CSV ({exc})") from None
+
+
+def _read_bibtex(text: str, result: ReadResult) -> None:
+    import bibtexparser
+    from bibtexparser.middlewares import LatexDecodingMiddleware
+
+    library = bibtexparser.parse_string(text, append_middleware=[LatexDecodingMiddleware()])
+    if library.failed_blocks:
+        block = library.failed_blocks[0]
+        line = (block.start_line or 0) + 1
+        raise CorpusError(f"{result.source}:{line}: malformed BibTeX entry ({type(block).__name__})")
+    if not library.entries:
+        raise CorpusError(f"{result.source}: no BibTeX entries found")
+    for entry in library.entries:
+        record: dict[str, object] = {k.lower(): f.value for k, f in entry.fields_dict.items()}
+        record["id"] = None
+        if not (_ARXIV.search(f"{record.get('url', '')} arxiv:{record.get('eprint', '')}") or record.get("doi")):
+            record["id"] = entry.key
+        elif record.get("eprint") and not record.get("url"):
+            record["url"] = f"https://arxiv.org/abs/{record['eprint']}"
+        _record_to_paper(record, result.source, f"entry {entry.key} (line {entry.start_line + 1})", result)
+
+
+READERS: dict[str, Callable[[str, ReadResult], None]] = {
+    ".txt": _read_text_page,
+    ".jsonl": _read_jsonl,
+    ".ndjson": _read_jsonl,
+    ".json": _read_json,
+    ".csv": _read_csv,
+    ".tsv": _read_csv,
+    ".bib": _read_bibtex,
+}
+
+
+def read_text(text: str, source: str, suffix: str) -> ReadResult:
+    """Parse corpus text in the format named by `suffix` (e.g. ".jsonl")."""
+    reader = READERS.get(suffix.lower())
+    if reader is None:
+        known = ", ".join(sorted(READERS))
+        raise CorpusError(f"{source}: unknown format {suffix or '(no extension)'!r}; use one of {known}")
+    result = ReadResult(source=source)
+    reader(text, result)
+    _drop_duplicates(result)
+    if not result.papers:
+        reasons = ", ".join(f"{n} {why}" for why, n in result.skipped.items()) or "nothing recognisable"
+        raise CorpusError(f"{source}: no papers with a title and an abstract ({reasons})")
+    return result
+
+
+def read_file(path: str | Path) -> ReadResult:
+    """Read one corpus file; raises CorpusError naming the file and line when it cannot."""
+    path = Path(path)
+    if path.suffix.lower() not in READERS:
+        known = ", ".join(sorted(READERS))
+        raise CorpusError(f"{path}: unknown format {path.suffix or '(no extension)'!r}; use one of {known}")
+    return read_text(_decode(path), str(path), path.suffix)
+
+
+def _drop_duplicates(result: ReadResult) -> None:
+    seen_ids: set[str] = set()
+    seen_titles: set[str] = set()
+    kept = []
+    for paper in result.papers:
+        key = normalise_title(paper.title)
+        if paper.paper_id in seen_ids or key in seen_titles:
+            result.skipped["duplicate"] += 1
+            continue
+        seen_ids.add(paper.paper_id)
+        seen_titles.add(key)
+        kept.append(paper)
+    result.papers = kept
+
+
+def iter_papers(results: Iterable[ReadResult]) -> Iterator[Paper]:
+    """All papers of several files, each paper id once (first file wins)."""
+    seen: set[str] = set()
+    for result in results:
+        for paper in result.papers:
+            if paper.paper_id not in seen:
+                seen.add(paper.paper_id)
+                yield paper

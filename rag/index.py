@@ -1,0 +1,172 @@
+"""Indexing: papers → sentence chunks (token-capped) → embeddings → Chroma, incrementally."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+
+import numpy as np
+from llama_index.core.schema import MetadataMode, TextNode
+
+from rag.config import Settings
+from rag.corpus import ReadResult
+from rag.embed import embed_texts, get_embedder
+from rag.store import Store
+from rag.types import Paper
+
+log = logging.getLogger(__name__)
+
+# NOTE: papers are written in batches so an interrupted ingest loses at most one batch of work.
+PAPER_BATCH = 32
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did, per file and in total."""
+
+    index: str
+    files: list[str] = field(default_factory=list)
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks_embedded: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    total_papers: int = 0
+
+
+@lru_cache(maxsize=1)
+def _sentence_splitter() -> Callable[[str], list[str]]:
+    from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
+
+    return split_by_sentence_tokenizer()
+
+
+@lru_cache(maxsize=1)
+def token_counter() -> Callable[[str], list[int]]:
+    """tiktoken's cl100k_base encoder, from llama-index's bundled cache (works offline)."""
+    from llama_index.core.utils import get_tokenizer
+
+    return get_tokenizer()
+
+
+def count_tokens(text: str) -> int:
+    return len(token_counter()(text))
+
+
+def split_sentences(text: str) -> list[str]:
+    """The sentences of an abstract, verbatim, in order."""
+    pieces = [s.strip() for s in _sentence_splitter()(text)]
+    sentences: list[str] = []
+    for piece in pieces:
+        if not piece:
+            continue
+        # NOTE: the tokenizer keeps "(a) ... (b) ..." enumerations together but splits "e.g." oddly;
+        # glue a fragment that starts lower-case back onto its predecessor.
+        if sentences and re.match(r"^[a-z(\[]", piece) and not sentences[-1].endswith((".", "!", "?")):
+            sentences[-1] = f"{sentences[-1]} {piece}"
+        else:
+            sentences.append(piece)
+    return sentences
+
+
+def chunk_paper(paper: Paper, settings: Settings) -> list[TextNode]:
+    """One node per sentence; a sentence over `chunk_tokens` is split by tokens. Title on every node."""
+    from llama_index.core.node_parser import TokenTextSplitter
+
+    splitter = TokenTextSplitter(
+        chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap, tokenizer=token_counter()
+    )
+    pieces: list[str] = []
+    for sentence in split_sentences(paper.abstract):
+        if count_tokens(sentence) > settings.chunk_tokens:
+            pieces += splitter.split_text(sentence)
+        else:
+            pieces.append(sentence)
+    return [
+        TextNode(
+            id_=f"{paper.paper_id}#{paper.content_hash}#{i}",
+            text=piece,
+            metadata={"title": paper.title, "paper_id": paper.paper_id, "position": i},
+            excluded_embed_metadata_keys=["paper_id", "position"],
+            excluded_llm_metadata_keys=["paper_id", "position"],
+            metadata_template="{value}",
+        )
+        for i, piece in enumerate(pieces)
+    ]
+
+
+def plan(store: Store, results: Sequence[ReadResult]) -> tuple[list[Paper], list[str], int]:
+    """Which papers to (re-)embed, which ids to drop, and how many are already current."""
+    existing = store.paper_hashes()
+    wanted: dict[str, Paper] = {}
+    for result in results:
+        for paper in result.papers:
+            wanted.setdefault(paper.paper_id, paper)
+    sources = {r.source for r in results}
+    stale = [
+        pid
+        for pid, (digest, source) in existing.items()
+        if (source in sources and pid not in wanted) or (pid in wanted and wanted[pid].content_hash != digest)
+    ]
+    todo = [p for pid, p in wanted.items() if pid not in existing or existing[pid][0] != p.content_hash]
+    unchanged = len(wanted) - len(todo)
+    return todo, stale, unchanged
+
+
+def ingest(
+    results: Sequence[ReadResult], settings: Settings, progress: Progress | None = None
+) -> IngestReport:
+    """Bring the index in line with the given files: embed new or changed papers, drop removed ones."""
+    store = Store(settings)
+    todo, stale, unchanged = plan(store, results)
+    existing = store.paper_hashes()
+    report = IngestReport(index=settings.index_name, files=[r.source for r in results], unchanged=unchanged)
+    for result in results:
+        for why, n in result.skipped.items():
+            report.skipped[why] = report.skipped.get(why, 0) + n
+    report.removed = sum(1 for pid in stale if pid not in {p.paper_id for p in todo})
+    report.updated = sum(1 for p in todo if p.paper_id in existing)
+    report.added = len(todo) - report.updated
+    store.delete_papers(stale)
+    if todo:
+        embedder = get_embedder(settings)
+        vector_store = store.vector_store()
+        # Debris of an interrupted ingest: chunks without a paper record.
+        store.delete_papers(p.paper_id for p in todo if p.paper_id not in existing)
+        done = 0
+        for start in range(0, len(todo), PAPER_BATCH):
+            batch = todo[start : start + PAPER_BATCH]
+            report.chunks_embedded += _embed_batch(batch, settings, store, vector_store, embedder)
+            done += len(batch)
+            if progress:
+                progress(done, len(todo))
+    report.total_papers = store.count_papers()
+    return report
+
+
+def _embed_batch(batch: Sequence[Paper], settings: Settings, store: Store, vector_store: object, embedder: object) -> int:
+    nodes_per_paper = [chunk_paper(p, settings) for p in batch]
+    nodes = [n for ns in nodes_per_paper for n in ns]
+    texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+    # NOTE: sorting by length keeps each encoder batch free of padding.
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    vectors = np.empty((len(texts), 0), dtype=np.float32)
+    sorted_vectors = embed_texts(embedder, [texts[i] for i in order])  # type: ignore[arg-type]
+    vectors = np.empty_like(sorted_vectors)
+    vectors[order] = sorted_vectors
+    for node, vector in zip(nodes, vectors, strict=True):
+        node.embedding = vector.tolist()
+    vector_store.add(nodes)  # type: ignore[attr-defined]
+    paper_vectors = []
+    offset = 0
+    for ns in nodes_per_paper:
+        mean = vectors[offset : offset + len(ns)].mean(axis=0)
+        paper_vectors.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
+        offset += len(ns)
+    store.put_papers(batch, np.asarray(paper_vectors, dtype=np.float32))
+    return len(nodes)

@@ -1,0 +1,145 @@
+"""The LLM client: the only place that builds OpenAI(-compatible) clients. Streams, retries, counts."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.index import count_tokens
+
+log = logging.getLogger(__name__)
+
+_KEYLIKE = re.compile(r"\b(sk-[A-Za-z0-9_\-]{4,}|[A-Za-z0-9_\-]{32,})\b")
+
+
+class LLMError(RagError):
+    """The endpoint failed after retries; the message never contains the key."""
+
+
+@dataclass
+class Usage:
+    """Token counts, estimated cost and timings of one or more calls."""
+
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    calls: int = 0
+    first_token_s: float | None = None
+    total_s: float = 0.0
+    model: str = ""
+    counted_locally: bool = field(default=False)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: (round(v, 6) if isinstance(v, float) else v) for k, v in self.__dict__.items()}
+
+
+def redact(text: str, settings: Settings) -> str:
+    """Remove the API key (and anything key-shaped) from text bound for users or logs."""
+    if settings.openai_api_key:
+        secret = settings.openai_api_key.get_secret_value()
+        if secret:
+            text = text.replace(secret, "[redacted]")
+    return _KEYLIKE.sub("[redacted]", text)
+
+
+class LLM:
+    """Chat completions against OpenAI or any OpenAI-compatible server."""
+
+    def __init__(self, settings: Settings) -> None:
+        from openai import OpenAI
+
+        self.settings = settings
+        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "not-needed"
+        # NOTE: the SDK retries 408/409/429/5xx and connection errors with exponential backoff.
+        self.client = OpenAI(
+            api_key=key,
+            base_url=settings.openai_base_url,
+            timeout=settings.llm_timeout,
+            max_retries=settings.llm_max_retries,
+        )
+        self.usage = Usage(model=settings.llm_model)
+
+    @property
+    def model(self) -> str:
+        return self.settings.llm_model
+
+    def _record(self, prompt: int, completion: int, local: bool) -> None:
+        u = self.usage
+        u.prompt_tokens += prompt
+        u.completion_tokens += completion
+        u.calls += 1
+        u.counted_locally = u.counted_locally or local
+        u.cost_usd = (u.prompt_tokens * self.settings.llm_price_in + u.completion_tokens * self.settings.llm_price_out) / 1e6
+
+    def _fail(self, exc: Exception) -> LLMError:
+        where = self.settings.openai_base_url or "the OpenAI API"
+        message = redact(str(exc).splitlines()[0] if str(exc) else "", self.settings)[:200]
+        return LLMError(f"LLM endpoint {where} failed: {type(exc).__name__}: {message}")
+
+    def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
+        """Yield the reply piece by piece; raises LLMError if the endpoint fails or the stream breaks."""
+        start = time.perf_counter()
+        pieces: list[str] = []
+        usage: Any = None
+        try:
+            stream = self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens or self.settings.llm_max_tokens,
+                temperature=0,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+            finished = False
+            for chunk in stream:
+                usage = getattr(chunk, "usage", None) or usage
+                for choice in chunk.choices or []:
+                    piece = choice.delta.content or ""
+                    if piece:
+                        if self.usage.first_token_s is None:
+                            self.usage.first_token_s = time.perf_counter() - start
+                        pieces.append(piece)
+                        yield piece
+                    finished = finished or choice.finish_reason is not None
+            if not finished:
+                raise ConnectionError("stream ended before the model finished")
+        except LLMError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every SDK/network failure becomes one message
+            raise self._fail(exc) from None
+        finally:
+            self.usage.total_s += time.perf_counter() - start
+        self._count(messages, "".join(pieces), usage)
+
+    def complete(self, messages: list[dict[str, str]], max_tokens: int | None = None, json_mode: bool = False) -> str:
+        """The whole reply at once (used for structured output)."""
+        start = time.perf_counter()
+        kwargs: dict[str, Any] = {"response_format": {"type": "json_object"}} if json_mode else {}
+        try:
+            response = self.client.chat.completions.create(
+                model=self.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=max_tokens or self.settings.llm_max_tokens,
+                temperature=0,
+                **kwargs,
+            )
+        except Exception as exc:  # noqa: BLE001
+            raise self._fail(exc) from None
+        finally:
+            self.usage.total_s += time.perf_counter() - start
+        text = response.choices[0].message.content or "" if response.choices else ""
+        self._count(messages, text, response.usage)
+        return text
+
+    def _count(self, messages: list[dict[str, str]], reply: str, usage: Any) -> None:
+        if usage is not None and getattr(usage, "prompt_tokens", None) is not None:
+            self._record(int(usage.prompt_tokens), int(usage.completion_tokens or 0), local=False)
+        else:
+            prompt = sum(count_tokens(m["content"]) + 4 for m in messages)
+            self._record(prompt, count_tokens(reply), local=True)

@@ -1,0 +1,128 @@
+"""Hybrid retrieval: BM25 over papers plus dense sentence and paper similarity, weighted and fused."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections import defaultdict
+from functools import cached_property
+
+import numpy as np
+
+from rag.config import Settings
+from rag.embed import embed_query, get_embedder
+from rag.store import Store
+from rag.types import Paper, SearchHit
+
+log = logging.getLogger(__name__)
+
+# NOTE: weights tuned on eval/dev.jsonl (scripts/tune_fusion.py); naive RRF loses to dense alone.
+SENTENCE_WEIGHT = 0.6
+CHUNK_POOL = 200
+PAPER_POOL = 60
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """Lower-cased word and number tokens, hyphenated words also split into their parts."""
+    words = re.findall(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", text.lower())
+    out: list[str] = []
+    for word in words:
+        out.append(word)
+        if "-" in word:
+            out += word.split("-")
+    return out
+
+
+class Retriever:
+    """Finds papers for a query; every method returns SearchHits, best first, each paper once."""
+
+    def __init__(self, settings: Settings, store: Store | None = None) -> None:
+        self.settings = settings
+        self.store = store or Store(settings)
+        self._lock = threading.Lock()
+        papers, _ = self.store.all_papers()
+        self.papers: dict[str, Paper] = {p.paper_id: p for p in papers}
+        self._ids = list(self.papers)
+
+    @cached_property
+    def embedder(self):  # type: ignore[no-untyped-def]
+        return get_embedder(self.settings)
+
+    @cached_property
+    def _bm25(self):  # type: ignore[no-untyped-def]
+        import bm25s
+
+        from rag.text import STOPWORDS
+
+        corpus = [
+            [t for t in bm25_tokens(f"{p.title} {p.title} {p.abstract}") if t not in STOPWORDS]
+            for p in self.papers.values()
+        ]
+        model = bm25s.BM25()
+        vocab: dict[str, int] = {}
+        ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in corpus]
+        model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
+        return model, vocab
+
+    def bm25_scores(self, query: str) -> np.ndarray:
+        """BM25 score of every paper (in self._ids order) for the query."""
+        from rag.text import STOPWORDS
+
+        if not self._ids:
+            return np.zeros(0)
+        model, vocab = self._bm25
+        tokens = [t for t in bm25_tokens(query) if t in vocab and t not in STOPWORDS]
+        if not tokens:
+            return np.zeros(len(self._ids))
+        with self._lock:
+            return np.asarray(model.get_scores(tokens), dtype=np.float32)
+
+    def dense_scores(self, vector: np.ndarray) -> dict[str, tuple[float, str]]:
+        """Per paper: blend of best sentence and whole-paper cosine, and the best sentence."""
+        best: dict[str, tuple[float, str]] = {}
+        for pid, text, sim in self.store.query_chunks(vector, CHUNK_POOL):
+            if pid not in best or sim > best[pid][0]:
+                best[pid] = (sim, text)
+        paper_sim = dict(self.store.query_papers(vector, PAPER_POOL))
+        floor_sent = min((s for s, _ in best.values()), default=0.0)
+        floor_paper = min(paper_sim.values(), default=0.0)
+        out: dict[str, tuple[float, str]] = {}
+        for pid in set(best) | set(paper_sim):
+            sent, text = best.get(pid, (floor_sent, ""))
+            whole = paper_sim.get(pid, floor_paper)
+            out[pid] = (SENTENCE_WEIGHT * sent + (1 - SENTENCE_WEIGHT) * whole, text)
+        return out
+
+    def search(self, query: str, k: int | None = None, dense_weight: float | None = None) -> list[SearchHit]:
+        """The k best papers for the query, fused from dense and BM25 scores."""
+        k = k or self.settings.top_k
+        w = self.settings.dense_weight if dense_weight is None else dense_weight
+        if not self._ids or not query.strip():
+            return []
+        vector = embed_query(self.embedder, query)
+        dense = self.dense_scores(vector)
+        bm25 = self.bm25_scores(query)
+        bm25_max = float(bm25.max()) if bm25.size else 0.0
+        bm25_by_id = {pid: float(s) / bm25_max for pid, s in zip(self._ids, bm25, strict=True)} if bm25_max else {}
+        dense_vals = [d for d, _ in dense.values()]
+        lo, hi = (min(dense_vals), max(dense_vals)) if dense_vals else (0.0, 1.0)
+        candidates = set(dense) | {pid for pid, s in bm25_by_id.items() if s > 0}
+        scored: dict[str, float] = defaultdict(float)
+        for pid in candidates:
+            d = dense.get(pid, (lo, ""))[0]
+            d_norm = (d - lo) / (hi - lo) if hi > lo else 0.0
+            scored[pid] = w * d_norm + (1 - w) * bm25_by_id.get(pid, 0.0)
+        ranked = sorted(scored.items(), key=lambda kv: kv[1], reverse=True)[:k]
+        return [
+            SearchHit(
+                paper_id=pid,
+                title=self.papers[pid].title,
+                score=round(score, 4),
+                dense=round(dense.get(pid, (0.0, ""))[0], 4),
+                bm25=round(bm25_by_id.get(pid, 0.0), 4),
+                best_sentence=dense.get(pid, (0.0, ""))[1],
+            )
+            for pid, score in ranked
+            if pid in self.papers
+        ]

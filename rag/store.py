@@ -1,0 +1,239 @@
+"""The Chroma store: the only module that talks to chromadb (embedded or a server)."""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+import numpy as np
+
+from rag.config import Settings
+from rag.errors import RagError
+from rag.types import Paper
+
+log = logging.getLogger(__name__)
+
+_PAGE = 2000
+
+
+class StoreError(RagError):
+    """The Chroma store cannot be opened or written; the message says what and where."""
+
+
+@dataclass
+class Chunk:
+    """One indexed sentence (or a token-capped piece of a long one) of a paper."""
+
+    chunk_id: str
+    paper_id: str
+    text: str
+    position: int
+    embedding: np.ndarray | None = None
+
+
+def _chroma_settings() -> Any:
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
+_clients: dict[str, Any] = {}
+_clients_lock = threading.Lock()
+
+
+def _client(settings: Settings) -> Any:
+    import chromadb
+
+    key = settings.chroma_url or str(settings.home)
+    with _clients_lock:
+        if key in _clients:
+            return _clients[key]
+        if settings.chroma_url:
+            url = urlparse(settings.chroma_url)
+            try:
+                client = chromadb.HttpClient(
+                    host=url.hostname or "127.0.0.1",
+                    port=url.port or 8000,
+                    ssl=url.scheme == "https",
+                    settings=_chroma_settings(),
+                )
+                client.heartbeat()
+            except Exception as exc:  # noqa: BLE001 - any failure here means "cannot reach"
+                raise StoreError(
+                    f"Chroma server at {settings.chroma_url} is unreachable ({type(exc).__name__}); "
+                    "start it with `chroma run` or unset RAG_CHROMA_URL"
+                ) from None
+        else:
+            path = settings.home / "chroma"
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(f"cannot create index folder {path} ({exc.strerror}); set RAG_HOME") from None
+            if not os.access(path, os.W_OK):
+                raise StoreError(f"index folder {path} is read-only; set RAG_HOME to a writable folder")
+            try:
+                client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+            except Exception as exc:  # noqa: BLE001 - chromadb raises many types for a bad folder
+                raise StoreError(f"cannot open the index at {path} ({exc}); set RAG_HOME") from None
+        _clients[key] = client
+        return client
+
+
+class Store:
+    """Two Chroma collections per index: sentences (chunks) and papers (one record each).
+
+    A paper record is written only after all of its chunks, so a record marks a complete paper;
+    chunks without a record are debris of an interrupted ingest and are replaced on the next one.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.where = settings.chroma_url or str(settings.home / "chroma")
+        client = _client(settings)
+        meta = {"hnsw:space": "cosine"}
+        try:
+            self.chunks = client.get_or_create_collection(settings.index_name, metadata=meta)
+            self.papers = client.get_or_create_collection(f"{settings.index_name}_papers", metadata=meta)
+        except Exception as exc:  # noqa: BLE001
+            raise StoreError(f"cannot open index {settings.index_name} at {self.where} ({exc})") from None
+
+    def vector_store(self) -> Any:
+        """The llama-index view of the chunk collection."""
+        from llama_index.vector_stores.chroma import ChromaVectorStore
+
+        return ChromaVectorStore(chroma_collection=self.chunks)
+
+    # --- papers ---------------------------------------------------------------------------
+
+    def paper_hashes(self) -> dict[str, tuple[str, str]]:
+        """paper_id → (content hash, source) of every complete paper."""
+        out: dict[str, tuple[str, str]] = {}
+        for ids, metas, _, _ in self._scan(self.papers, include=["metadatas"]):
+            for pid, meta in zip(ids, metas, strict=True):
+                out[pid] = (str(meta.get("hash", "")), str(meta.get("source", "")))
+        return out
+
+    def put_papers(self, papers: Sequence[Paper], embeddings: np.ndarray) -> None:
+        self._write(
+            self.papers.upsert,
+            ids=[p.paper_id for p in papers],
+            embeddings=embeddings.tolist(),
+            documents=[p.abstract for p in papers],
+            metadatas=[_paper_meta(p) for p in papers],
+        )
+
+    def delete_papers(self, paper_ids: Iterable[str]) -> None:
+        ids = list(paper_ids)
+        for start in range(0, len(ids), _PAGE):
+            page = ids[start : start + _PAGE]
+            self._write(self.chunks.delete, where={"paper_id": {"$in": page}})
+            self._write(self.papers.delete, ids=page)
+
+    def all_papers(self, with_embeddings: bool = False) -> tuple[list[Paper], np.ndarray | None]:
+        """Every complete paper, and optionally its paper-level embedding."""
+        include = ["metadatas", "documents"] + (["embeddings"] if with_embeddings else [])
+        papers: list[Paper] = []
+        vectors: list[Any] = []
+        for ids, metas, docs, embs in self._scan(self.papers, include=include):
+            papers += [_paper_from(pid, m, d) for pid, m, d in zip(ids, metas, docs, strict=True)]
+            if with_embeddings and embs is not None:
+                vectors.extend(embs)
+        matrix = np.asarray(vectors, dtype=np.float32) if with_embeddings else None
+        return papers, matrix
+
+    def count_papers(self) -> int:
+        return int(self.papers.count())
+
+    def query_papers(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
+        k = min(k, self.count_papers())
+        if k <= 0:
+            return []
+        res = self.papers.query(query_embeddings=[vector.tolist()], n_results=k, include=["distances"])
+        return [(pid, 1.0 - float(d)) for pid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
+
+    # --- chunks ---------------------------------------------------------------------------
+
+    def query_chunks(self, vector: np.ndarray, k: int) -> list[tuple[str, str, float]]:
+        """(paper_id, chunk text, cosine similarity) of the k nearest chunks."""
+        total = self.chunks.count()
+        if total == 0:
+            return []
+        res = self.chunks.query(
+            query_embeddings=[vector.tolist()], n_results=min(k, total), include=["metadatas", "documents", "distances"]
+        )
+        return [
+            (str(m["paper_id"]), str(doc), 1.0 - float(d))
+            for m, doc, d in zip(res["metadatas"][0], res["documents"][0], res["distances"][0], strict=True)
+        ]
+
+    def chunks_of(self, paper_ids: Sequence[str]) -> list[Chunk]:
+        """All chunks of the given papers with embeddings, in abstract order."""
+        if not paper_ids:
+            return []
+        res = self.chunks.get(
+            where={"paper_id": {"$in": list(paper_ids)}}, include=["metadatas", "documents", "embeddings"]
+        )
+        chunks = [
+            Chunk(cid, str(m["paper_id"]), str(doc), int(m.get("position", 0)), np.asarray(e, dtype=np.float32))
+            for cid, m, doc, e in zip(res["ids"], res["metadatas"], res["documents"], res["embeddings"], strict=True)
+        ]
+        return sorted(chunks, key=lambda c: (c.paper_id, c.position))
+
+    # --- helpers --------------------------------------------------------------------------
+
+    def _write(self, method: Any, **kwargs: Any) -> None:
+        try:
+            method(**kwargs)
+        except Exception as exc:  # noqa: BLE001
+            text = str(exc).lower()
+            if "readonly" in text or "read-only" in text or "permission" in text:
+                raise StoreError(f"index at {self.where} is read-only; set RAG_HOME to a writable folder") from None
+            raise StoreError(f"cannot write to the index at {self.where} ({type(exc).__name__}: {exc})") from None
+
+    @staticmethod
+    def _scan(collection: Any, include: list[str]) -> Iterable[tuple[list[str], list[Any], list[Any], Any]]:
+        offset = 0
+        while True:
+            res = collection.get(include=include, limit=_PAGE, offset=offset)
+            ids = res["ids"]
+            if not ids:
+                return
+            metas = res.get("metadatas") or [{}] * len(ids)
+            docs = res.get("documents") or [""] * len(ids)
+            embs = res.get("embeddings")
+            yield ids, metas, docs, embs
+            offset += len(ids)
+
+
+def _paper_meta(paper: Paper) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "title": paper.title,
+        "hash": paper.content_hash,
+        "source": paper.source,
+        "locator": paper.locator,
+        "authors": "; ".join(paper.authors),
+    }
+    if paper.url:
+        meta["url"] = paper.url
+    if paper.year:
+        meta["year"] = paper.year
+    return meta
+
+
+def _paper_from(paper_id: str, meta: dict[str, Any], abstract: str) -> Paper:
+    authors = str(meta.get("authors") or "")
+    return Paper(
+        paper_id=paper_id,
+        title=str(meta.get("title", "")),
+        abstract=abstract or "",
+        url=meta.get("url"),
+        authors=[a for a in authors.split("; ") if a],
+        year=meta.get("year"),
+        source=str(meta.get("source", "")),
+        locator=str(meta.get("locator", "")),
+    )

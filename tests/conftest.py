@@ -1,0 +1,47 @@
+"""Shared fixtures: an isolated RAG_HOME, no API key, no network, and small real indexes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["TOKENIZERS_PARALLELISM"] = "false"
+
+ROOT = Path(__file__).resolve().parent.parent
+BUNDLED = ROOT / "data" / "trending-papers.txt"
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Point RAG_HOME at a temp dir, drop keys and endpoints so a stray live call fails fast."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("RAG_HOME", str(home))
+    for name in list(os.environ):
+        if name.startswith("RAG_") and name != "RAG_HOME" or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env from the repo
+    return home
+
+
+@pytest.fixture(scope="session")
+def bundled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A RAG_HOME with the bundled corpus indexed once for the whole session (read-only use)."""
+    from rag.api import ingest_paths
+    from rag.config import Settings
+
+    home = tmp_path_factory.mktemp("bundled")
+    ingest_paths([BUNDLED], Settings(home=home))
+    return home
+
+
+@pytest.fixture()
+def bundled(bundled_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator["object"]:
+    """Settings pointing at the shared bundled index."""
+    from rag.config import Settings
+
+    monkeypatch.setenv("RAG_HOME", str(bundled_home))
+    yield Settings(home=bundled_home)
