@@ -17,19 +17,25 @@ from rag.index import count_tokens
 from rag.llm import LLM, LLMError
 from rag.retrieve import Retriever
 from rag.store import Chunk
-from rag.text import asks_for_quantity, content_words, has_figure, stem
+from rag.text import asks_for_quantity, content_words, has_figure, mentions, names, quantity_heads, stem
 from rag.types import Answer, Claim, SearchHit
 
 log = logging.getLogger(__name__)
 
 # Evidence thresholds, tuned on eval/dev.jsonl (see BENCHMARKS.md).
 ANSWERABLE = 0.50  # best sentence score below this: the abstracts don't answer
-SELECT_MARGIN = 0.10  # keep sentences within this of the best one
+FIGURE_BONUS = 0.12  # a question asking for a figure prefers sentences that state one
+SAME_PAPER_MARGIN = 0.15  # more sentences of the best paper within this of the best score
+PER_PAPER = 3
+OTHER_PAPERS_MARGIN = 0.06  # other papers only when nearly as relevant
+OTHER_PAPERS_MARGIN_MANY = 0.15  # "which papers ..." questions want several
 MAX_SENTENCES = 4
 MAX_WORDS = 150
-MMR_LAMBDA = 0.75
+FIGURE_POOL = 8
+REDUNDANT = 0.9  # cosine above which a sentence repeats one already chosen
 
 _ANAPHORA = re.compile(r"\b(them|those|these|they|it|its|their|which of|the same|such)\b", re.IGNORECASE)
+_MANY = re.compile(r"\b(which|what|any|list|compare)\b.{0,40}\b(papers|works|approaches|methods|systems|studies|techniques|ones)\b|\bwhich of them\b", re.IGNORECASE)
 _GENERIC = {stem(w) for w in ("many", "much", "number", "report", "reported", "achieve", "give", "paper", "abstract")}
 
 
@@ -85,7 +91,8 @@ class Answerer:
         if earlier:
             # NOTE: "which of them ..." means the papers of the last answer; put those first.
             known = {h.paper_id: h for h in hits}
-            first = [known.get(pid) or self._hit(pid) for pid in earlier if pid in self.retriever.papers]
+            top = max((h.score for h in hits), default=1.0)
+            first = [known.get(pid) or self._hit(pid, top) for pid in earlier if pid in self.retriever.papers]
             hits = [h for h in first if h] + [h for h in hits if h.paper_id not in set(earlier)]
             hits = hits[: max(k, len(earlier))]
         if not hits:
@@ -102,13 +109,15 @@ class Answerer:
         evidence = self._score(question, hits, by_paper, vector)
         return hits, sources, evidence
 
-    def _hit(self, paper_id: str) -> SearchHit:
-        return SearchHit(paper_id=paper_id, title=self.retriever.papers[paper_id].title, score=0.0)
+    def _hit(self, paper_id: str, score: float) -> SearchHit:
+        return SearchHit(paper_id=paper_id, title=self.retriever.papers[paper_id].title, score=score)
 
     def _score(
         self, question: str, hits: Sequence[SearchHit], by_paper: dict[str, list[Chunk]], vector: np.ndarray
     ) -> list[Evidence]:
         q_words = _words(question)
+        weight = {w: self.retriever.word_weight(w) for w in q_words}
+        total = sum(weight.values()) or 1.0
         wants_figure = asks_for_quantity(question)
         top = max((h.score for h in hits), default=1.0) or 1.0
         out = []
@@ -116,61 +125,92 @@ class Answerer:
             prior = hit.score / top
             for chunk in by_paper.get(hit.paper_id, []):
                 sim = float(chunk.embedding @ vector) if chunk.embedding is not None else 0.0
-                s_words = _words(chunk.text)
-                lexical = len(q_words & s_words) / len(q_words) if q_words else 0.0
+                lexical = sum(weight[w] for w in q_words & _words(chunk.text)) / total
                 score = 0.55 * sim + 0.25 * lexical + 0.20 * prior
                 if wants_figure and has_figure(chunk.text):
-                    score += 0.12
+                    score += FIGURE_BONUS
                 out.append(Evidence(chunk, n, score, lexical, sim))
         return sorted(out, key=lambda e: e.score, reverse=True)
 
     def answerable(self, question: str, evidence: Sequence[Evidence], sources: Sequence[Source]) -> bool:
-        """Whether the best evidence answers the question (and states a figure when one is asked)."""
+        """Whether the best evidence answers the question.
+
+        A question that names a paper and asks for a figure is answerable only when that paper's
+        abstract states a figure for the asked-for quantity; retrieval alone finds the paper either way.
+        """
         if not evidence or evidence[0].score < ANSWERABLE:
             return False
-        if not asks_for_quantity(question):
+        if not asks_for_quantity(question) or self.named_source(question, sources) is None:
             return True
-        best = evidence[0]
-        title_words = _words(sources[best.source - 1].paper.title)
-        focus = _words(question) - title_words - _GENERIC
-        for ev in evidence[:6]:
-            if has_figure(ev.chunk.text) and ev.score >= ANSWERABLE and (not focus or focus & _words(ev.chunk.text)):
-                return True
-        return False
+        return bool(self.figures(question, evidence, sources))
+
+    def figures(self, question: str, evidence: Sequence[Evidence], sources: Sequence[Source]) -> list[Evidence]:
+        """Sentences of the paper asked about that state a figure for the asked-for quantity."""
+        about = self.named_source(question, sources) or evidence[0].source
+        pool = [e for e in evidence if e.source == about and has_figure(e.chunk.text)][:FIGURE_POOL]
+        heads = quantity_heads(question)
+        if heads:
+            return [e for e in pool if any(mentions(e.chunk.text, head) for head in heads)]
+        focus = _words(question) - _GENERIC - {stem(n.lower()) for n in names(question)}
+        return [e for e in pool if not focus or focus & _words(e.chunk.text)]
+
+    def named_source(self, question: str, sources: Sequence[Source]) -> int | None:
+        """The source whose title (or, failing that, only abstract) carries a rare name the question uses."""
+        rare = np.log((len(self.retriever.papers) + 1) / 3.5)
+        for name in names(question):
+            if self.retriever.word_weight(stem(name.lower())) < rare:
+                continue  # GPU, NVIDIA, LLaMA: names, but of no one paper
+            pattern = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.IGNORECASE)
+            in_title = [s.n for s in sources if pattern.search(s.paper.title)]
+            if len(in_title) == 1:
+                return in_title[0]
+            in_text = [s.n for s in sources if pattern.search(s.paper.abstract)]
+            if len(in_text) == 1:
+                return in_text[0]
+        return None
 
     # --- extractive engine ------------------------------------------------------------------
 
     def select(self, question: str, evidence: Sequence[Evidence]) -> list[Evidence]:
-        """Best sentences by MMR: relevant, not redundant, within the word budget."""
+        """Sentences that answer: the best paper's closest few (and its figure, when one is asked),
+        plus the best sentence of other papers that score nearly as well. Redundancy is skipped."""
         if not evidence:
             return []
-        best = evidence[0].score
-        pool = [e for e in evidence if e.score >= best - SELECT_MARGIN][:20]
-        chosen: list[Evidence] = []
-        words = 0
-        if asks_for_quantity(question):
-            figure = next((e for e in pool if has_figure(e.chunk.text)), None)
-            if figure:
-                chosen.append(figure)
-                words += len(figure.chunk.text.split())
-        while pool and len(chosen) < MAX_SENTENCES:
-            def mmr(e: Evidence) -> float:
-                if not chosen or e.chunk.embedding is None:
-                    return e.score
-                redundancy = max(float(e.chunk.embedding @ c.chunk.embedding) for c in chosen if c.chunk.embedding is not None)
-                return MMR_LAMBDA * e.score - (1 - MMR_LAMBDA) * redundancy
+        best = evidence[0]
+        many = bool(_MANY.search(question))
+        chosen: list[Evidence] = [best]
 
-            candidate = max((e for e in pool if e not in chosen), key=mmr, default=None)
-            if candidate is None:
+        def fits(e: Evidence) -> bool:
+            words = sum(len(c.chunk.text.split()) for c in chosen) + len(e.chunk.text.split())
+            redundant = any(
+                e.chunk.embedding is not None
+                and c.chunk.embedding is not None
+                and float(e.chunk.embedding @ c.chunk.embedding) > REDUNDANT
+                for c in chosen
+            )
+            return e not in chosen and words <= MAX_WORDS and not redundant
+
+        if asks_for_quantity(question):
+            figure = next(iter(self.figures(question, evidence, ())), None) if quantity_heads(question) else None
+            figure = figure or next((e for e in evidence if e.source == best.source and has_figure(e.chunk.text)), None)
+            if figure and fits(figure):
+                chosen.append(figure)
+        same = [e for e in evidence if e.source == best.source and e.score >= best.score - SAME_PAPER_MARGIN]
+        for e in same:
+            if len([c for c in chosen if c.source == best.source]) >= PER_PAPER:
                 break
-            pool.remove(candidate)
-            n_words = len(candidate.chunk.text.split())
-            if chosen and (words + n_words > MAX_WORDS or mmr(candidate) < MMR_LAMBDA * best - 0.2):
-                continue
-            chosen.append(candidate)
-            words += n_words
+            if fits(e):
+                chosen.append(e)
+        margin = OTHER_PAPERS_MARGIN_MANY if many else OTHER_PAPERS_MARGIN
+        seen = {best.source}
+        for e in evidence:
+            if len(chosen) >= MAX_SENTENCES + (2 if many else 0):
+                break
+            if e.source not in seen and e.score >= best.score - margin and fits(e):
+                chosen.append(e)
+                seen.add(e.source)
         # NOTE: read paper by paper, in the order of each paper's best sentence, sentences in abstract order.
-        rank = {}
+        rank: dict[int, int] = {}
         for e in chosen:
             rank.setdefault(e.source, len(rank))
         return sorted(chosen, key=lambda e: (rank[e.source], e.chunk.position))

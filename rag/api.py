@@ -5,14 +5,18 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from rag.answer import Turn
 from rag.answer import ask_stream as answer_stream
+from rag.compare import Comparer, Comparison
 from rag.config import BUNDLED_CORPUS, Settings, get_settings
 from rag.corpus import ReadResult, read_file
 from rag.index import IngestReport, Progress, ingest
 from rag.retrieve import Retriever
+from rag.review import ReviewDraft, Reviewer
 from rag.store import Store
+from rag.themes import cluster, distinctive_terms, heading, project
 from rag.types import Answer, Paper
 
 _retrievers: dict[tuple[str, str], Retriever] = {}
@@ -70,9 +74,7 @@ def list_papers(settings: Settings | None = None) -> list[Paper]:
     return sorted(papers, key=lambda p: p.title.lower())
 
 
-def ask(
-    question: str, settings: Settings | None = None, k: int | None = None, history: Sequence[Turn] = ()
-) -> Answer:
+def ask(question: str, settings: Settings | None = None, k: int | None = None, history: Sequence[Turn] = ()) -> Answer:
     """Answer a question with verified citations (engine from settings)."""
     final = None
     for item in ask_stream(question, settings, k=k, history=history):
@@ -88,3 +90,37 @@ def ask_stream(
     """Text pieces as the LLM writes them, then the verified Answer; for the UI."""
     settings = settings or get_settings()
     yield from answer_stream(question, get_retriever(settings), settings, k=k, history=history)
+
+
+def compare(
+    request: str,
+    settings: Settings | None = None,
+    paper_ids: Sequence[str] | None = None,
+    aspects: Sequence[str] | None = None,
+) -> Comparison:
+    """A cited paper-by-aspect matrix for the approaches a request names (or explicit paper ids)."""
+    settings = settings or get_settings()
+    return Comparer(get_retriever(settings), settings).compare(request, paper_ids=paper_ids, aspects=aspects)
+
+
+def review(topic: str, settings: Settings | None = None) -> ReviewDraft:
+    """A cited literature-review draft of a topic, with a coverage report."""
+    settings = settings or get_settings()
+    return Reviewer(get_retriever(settings), settings).review(topic)
+
+
+def topic_map(settings: Settings | None = None) -> list[dict[str, Any]]:
+    """Every paper with 2-D coordinates and a theme name, for plotting the library."""
+    settings = settings or get_settings()
+    papers, vectors = ensure_index(settings).all_papers(with_embeddings=True)
+    if not papers or vectors is None:
+        return []
+    labels = cluster(vectors, max_k=max(2, min(12, round((len(papers) / 2) ** 0.5))))
+    docs = [f"{p.title}. {p.abstract}" for p in papers]
+    groups = [[d for d, label in zip(docs, labels, strict=True) if label == k] for k in range(int(labels.max()) + 1)]
+    names = [heading(terms[:2]) for terms in distinctive_terms(groups)]
+    coords = project(vectors)
+    return [
+        {"paper_id": p.paper_id, "title": p.title, "x": float(x), "y": float(y), "theme": names[int(label)]}
+        for p, (x, y), label in zip(papers, coords, labels, strict=True)
+    ]

@@ -2,7 +2,20 @@
 
 from __future__ import annotations
 
-from rag.types import Answer
+import csv
+import hashlib
+import io
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rag.errors import RagError
+from rag.text import STOPWORDS
+from rag.types import Answer, Paper
+
+if TYPE_CHECKING:
+    from rag.compare import Comparison
+    from rag.review import Reference, ReviewDraft
 
 
 def answer_markdown(answer: Answer) -> str:
@@ -20,3 +33,133 @@ def answer_markdown(answer: Answer) -> str:
         lines.append("")
         lines += [f"- {h.title}" for h in answer.related[:5]]
     return "\n".join(lines).rstrip() + "\n"
+
+
+# --- comparisons and reviews ---------------------------------------------------------------------
+
+
+def md_cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ").strip()
+
+
+def comparison_markdown(table: Comparison) -> str:
+    """The matrix as a Markdown table (one row per paper), the synthesis, sources and unresolved names."""
+    lines: list[str] = []
+    if table.rows:
+        lines += ["| paper | " + " | ".join(md_cell(a) for a in table.aspects) + " |"]
+        lines += ["| --- " * (len(table.aspects) + 1) + "|"]
+        for n, row in enumerate(table.rows, 1):
+            cells = []
+            for aspect in table.aspects:
+                cell = row.cells[aspect]
+                marks = "".join(f" [{c}]" for c in cell.citations)
+                cells.append(md_cell(cell.text + marks))
+            lines.append(f"| {md_cell(row.name)} [{n}] | " + " | ".join(cells) + " |")
+        lines.append("")
+    if table.synthesis:
+        lines += [f"**Synthesis.** {table.synthesis}", ""]
+    if table.citations:
+        lines += ["**Sources**", ""]
+        lines += [f"[{c.n}] {c.title}  " for c in table.citations]
+        lines.append("")
+    if table.unresolved:
+        names = ", ".join(f"“{u}”" for u in table.unresolved)
+        lines += [f"**Not resolved:** {names}. Name each approach by its system name or title words, "
+                  "or pass paper ids with `--papers`.", ""]  # fmt: skip
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def comparison_csv(table: Comparison) -> str:
+    """One CSV row per paper: id, title, then each aspect's statement and its verbatim supporting sentence."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["n", "paper_id", "title", *[h for a in table.aspects for h in (a, f"{a} (quote)")]])
+    for n, row in enumerate(table.rows, 1):
+        values = [v for a in table.aspects for v in (row.cells[a].text, row.cells[a].quote)]
+        writer.writerow([n, row.paper_id, row.title, *values])
+    return buffer.getvalue()
+
+
+def write_comparison(table: Comparison, fmt: str, output: str | Path | None) -> str:
+    """The comparison as md, csv or json: the text itself, or a one-line message after writing `output`."""
+    writers = {"md": comparison_markdown, "csv": comparison_csv, "json": lambda t: t.model_dump_json(indent=2)}
+    return _write(writers, fmt, table, output, f"comparison of {len(table.rows)} papers")
+
+
+def review_markdown(draft: ReviewDraft) -> str:
+    """The draft as Markdown: title, outline, sections, references and the coverage report."""
+    lines = [f"# {draft.title}", ""]
+    if draft.outline:
+        lines += ["**Outline**", "", *[f"{i}. {h}" for i, h in enumerate(draft.outline, 1)], ""]
+    for section in draft.sections:
+        lines += [f"## {section.heading}", "", section.text, ""]
+    if draft.references:
+        lines += ["## References", ""]
+        for ref in draft.references:
+            year = f" ({ref.year})" if ref.year else ""
+            url = f" <{ref.url}>" if ref.url else ""
+            lines.append(f"[{ref.n}] {ref.title}{year}.{url}  ")
+        lines.append("")
+    cov = draft.coverage
+    if cov.relevant:
+        lines += [
+            "## Coverage",
+            "",
+            f"{len(cov.relevant)} of {cov.indexed} indexed papers were found relevant; the draft cites "
+            f"{len(cov.cited)} and leaves out {len(cov.left_out)}.",
+            "",
+        ]
+        if cov.left_out:
+            lines += ["| left out | score | why |", "| --- | --- | --- |"]
+            lines += [f"| {md_cell(c.title)} | {c.score:.2f} | {c.reason}: {md_cell(c.detail)} |" for c in cov.left_out]
+            lines.append("")
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def bibtex_key(paper: Paper | Reference) -> str:
+    """A stable citation key from the metadata: first author's surname or the title's first word, year, id hash."""
+    surname = re.sub(r"[^A-Za-z]", "", paper.authors[0].split()[-1]) if paper.authors else ""
+    word = next((w for w in re.findall(r"[A-Za-z][A-Za-z0-9]+", paper.title) if w.lower() not in STOPWORDS), "paper")
+    stem = (surname or word).lower()[:20]
+    digest = hashlib.sha1(paper.paper_id.encode()).hexdigest()[:4]
+    return f"{stem}{paper.year or ''}_{digest}"
+
+
+def review_bibtex(draft: ReviewDraft) -> str:
+    """The reference list as BibTeX, written with bibtexparser."""
+    import bibtexparser
+    from bibtexparser.model import Entry, Field
+
+    library = bibtexparser.Library()
+    for ref in draft.references:
+        fields = [Field("title", "{" + ref.title + "}")]
+        if ref.authors:
+            fields.append(Field("author", " and ".join(ref.authors)))
+        if ref.year:
+            fields.append(Field("year", str(ref.year)))
+        if ref.url:
+            fields.append(Field("url", ref.url))
+        fields.append(Field("note", f"paper id {ref.paper_id}; cited as [{ref.n}]"))
+        library.add(Entry("misc", bibtex_key(ref), fields))
+    return str(bibtexparser.write_string(library))
+
+
+def write_review(draft: ReviewDraft, fmt: str, output: str | Path | None) -> str:
+    """The review as md, bib or json: the text itself, or a one-line message after writing `output`."""
+    writers = {"md": lambda d: d.markdown, "bib": review_bibtex, "json": lambda d: d.model_dump_json(indent=2)}
+    return _write(writers, fmt, draft, output, f"review with {len(draft.references)} references")
+
+
+def _write(writers: dict[str, Any], fmt: str, obj: Any, output: str | Path | None, what: str) -> str:
+    if fmt not in writers:
+        raise RagError(f"unknown export format {fmt!r}; use one of {', '.join(writers)}")
+    text = str(writers[fmt](obj))
+    if not output:
+        return text
+    path = Path(output)
+    try:
+        path.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        raise RagError(f"cannot write {path} ({exc.strerror}); choose another --output path") from None
+    return f"wrote {what} as {fmt} to {path}"

@@ -50,6 +50,22 @@ class Retriever:
         return get_embedder(self.settings)
 
     @cached_property
+    def idf(self) -> dict[str, float]:
+        """Inverse document frequency of each stemmed content word over the indexed papers."""
+        from rag.text import content_words
+
+        df: dict[str, int] = defaultdict(int)
+        for paper in self.papers.values():
+            for word in content_words(f"{paper.title} {paper.abstract}"):
+                df[word] += 1
+        n = len(self.papers) + 1
+        return {word: float(np.log(n / (count + 0.5))) for word, count in df.items()}
+
+    def word_weight(self, word: str) -> float:
+        """IDF of a word; words never seen in the corpus weigh like the rarest."""
+        return self.idf.get(word, float(np.log(len(self.papers) + 2)))
+
+    @cached_property
     def _bm25(self):  # type: ignore[no-untyped-def]
         import bm25s
 

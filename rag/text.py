@@ -19,11 +19,14 @@ _WORD = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*|\d+(?:\.\d+)?")
 
 
 def stem(word: str) -> str:
-    """A light suffix stripper: enough to match 'schedules' with 'scheduling'."""
+    """Strip a suffix, then keep six letters: 'improve', 'improving' and 'improvement' all give 'improv'."""
+    if any(ch.isdigit() for ch in word):
+        return word
     for suffix in ("ations", "ation", "ings", "ing", "ies", "ied", "ers", "er", "es", "ed", "ly", "s"):
-        if word.endswith(suffix) and len(word) - len(suffix) >= 4:
-            return word[: -len(suffix)]
-    return word
+        if word.endswith(suffix) and len(word) - len(suffix) >= (3 if suffix == "s" else 4):
+            word = word[: -len(suffix)]
+            break
+    return word[:6]
 
 
 def content_words(text: str) -> set[str]:
@@ -44,11 +47,74 @@ def numbers(text: str) -> set[str]:
 
 
 _QUANTITY = re.compile(
-    r"\b(how (much|many|fast|large|big|long|small|often)|what (speed-?up|throughput|accuracy|latency|"
-    r"percentage|fraction|factor|improvement|reduction|gain|size|number)|by what (factor|margin)|"
-    r"speed-?up|how large)\b",
+    r"\b(how (much|many|fast|large|big|long|small|often|well)|what (speed-?up|throughput|accuracy|latency|"
+    r"percentage|fraction|share|factor|improvement|reduction|gain|size|number|score|rate|mfu|energy|"
+    r"power|cost)|by what (factor|margin|percentage)|how large|what\b[^?]{0,30}\b(score|accuracy|"
+    r"speed-?up|throughput|latency|percentage|rate|mfu|utili[sz]ation|efficiency|gain|improvement|reduction))\b",
     re.IGNORECASE,
 )
+# "how many <head> were ...", "what <head> does ...": the words naming the asked-for quantity.
+_HEAD = re.compile(
+    r"\b(?:how many|how much|what(?: is the| was the| are the)?)\s+((?:[\w-]+\s+){0,3}?[\w-]+?)"
+    r"(?=\s+(?:does|do|did|is|are|was|were|can|could|would|will|has|have|had|of|in|on|for|to|with|when|"
+    r"and|over|compared|than|at)\b|[?,]|$)",
+    re.IGNORECASE,
+)
+_MEASURE_WORDS = {"score", "number", "amount", "value", "level", "total", "overall", "average", "typical"}
+_NOT_HEADS = {"fraction", "share", "percentage", "factor", "faster", "slower", "better", "more", "less", "long"}
+# A head word is also matched by these spellings and units.
+_SYNONYMS: dict[str, tuple[str, ...]] = {
+    "speedup": ("speed", "faster", "acceler", "times", "×"),
+    "speed": ("speedup", "faster", "token/s", "tokens/s", "/s"),
+    "acceleration": ("acceler", "speedup", "faster"),
+    "second": ("/s", "per second", "tokens/s"),
+    "power": ("watt", "mw", "power", "consum"),
+    "improvement": ("improv", "better", "higher", "gain", "increase", "outperform"),
+    "increase": ("increas", "improv", "higher", "gain"),
+    "reduction": ("reduc", "fewer", "less", "lower", "sav", "cut"),
+    "saving": ("sav", "reduc", "fewer", "less", "lower"),
+    "cost": ("cost", "$", "dollar", "usd", "cheaper"),
+    "hour": ("hour", "day", "minute"),
+    "gpu": ("gpu", "a100", "h100", "v100"),
+    "compute": ("flop", "comput"),
+    "memory": ("memory", "gb", "footprint"),
+}
+_WORD_FIGURE = re.compile(r"\b(half|twice|double[sd]?|triple[sd]?|quadruple[sd]?|\w+fold|one-third)\b", re.IGNORECASE)
+
+
+_NAME = re.compile(r"(?<!^)(?<![.?!]\s)\b([A-Z][\w-]*[A-Z0-9][\w-]*|[A-Z][a-z]+[\w-]*)\b")
+
+
+def names(text: str) -> list[str]:
+    """Capitalised words past the start of the text: system and model names ("FastMoE", "Minitron")."""
+    return [m for m in _NAME.findall(text) if m.lower() not in STOPWORDS and len(m) > 2]
+
+
+def quantity_heads(question: str) -> list[list[str]]:
+    """Per asked-for quantity, the content words that name it ("how many GPUs" → [["gpu"]])."""
+    heads = []
+    for match in _HEAD.finditer(question):
+        words = [w for w in re.findall(r"[a-z0-9][a-z0-9-]*", match.group(1).lower()) if w not in STOPWORDS]
+        words = [w for w in words if w not in _NOT_HEADS]
+        if len(words) > 1:
+            words = [w for w in words if w not in _MEASURE_WORDS]
+        if words:
+            heads.append([stem(w) for w in words])
+    return heads
+
+
+def mentions(sentence: str, head: list[str]) -> bool:
+    """Whether a sentence speaks of the quantity: most head words, by prefix or a known synonym."""
+    lowered = sentence.lower()
+    words = {stem(w) for w in _WORD.findall(lowered)}
+
+    def found(head_word: str) -> bool:
+        if any(w.startswith(head_word[:5]) if len(head_word) >= 5 else w == head_word for w in words):
+            return True
+        return any(syn in lowered for key, syns in _SYNONYMS.items() if head_word.startswith(stem(key)[:5]) for syn in syns)
+
+    # NOTE: in "training cost" the quantity is the cost; "training" alone would match any sentence.
+    return found(head[-1]) or (len(head) >= 3 and sum(map(found, head)) >= 2 * len(head) / 3)
 
 
 def asks_for_quantity(question: str) -> bool:
@@ -58,6 +124,8 @@ def asks_for_quantity(question: str) -> bool:
 
 def has_figure(text: str) -> bool:
     """Whether a sentence states a figure beyond years and list markers."""
+    if _WORD_FIGURE.search(text):
+        return True
     for match in _NUMBER.finditer(text):
         value, unit = match.group(1), match.group(2)
         if unit or "." in value or (value.isdigit() and not (1900 <= int(value) <= 2100) and int(value) > 1):

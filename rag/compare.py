@@ -1,0 +1,838 @@
+"""Comparison: resolve named approaches to papers and fill a cited paper-by-aspect matrix, offline or with an LLM."""
+
+from __future__ import annotations
+
+import difflib
+import json
+import logging
+import re
+import unicodedata
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, Field, ValidationError
+
+from rag import prompts
+from rag.citations import SUPPORT_OVERLAP, Source, support, verify
+from rag.config import Settings
+from rag.embed import embed_texts
+from rag.llm import LLM, LLMError
+from rag.retrieve import Retriever
+from rag.store import Chunk
+from rag.text import STOPWORDS, content_words, has_figure
+from rag.themes import distinctive_terms
+from rag.types import Citation, Paper
+
+log = logging.getLogger(__name__)
+
+NOT_STATED = "not stated in the abstract"
+MAX_CELL_WORDS = 40
+JSON_ATTEMPTS = 2  # the first try and one retry that shows the model its parse error
+RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
+AMBIGUOUS_MARGIN = 0.05
+TOPIC_FALLBACK_K = 4
+
+DEFAULT_ASPECTS = (
+    "problem addressed",
+    "approach",
+    "evaluation and reported results",
+    "efficiency/cost claims",
+    "limitations",
+)
+
+
+# --- result types -------------------------------------------------------------------------------
+
+
+class Cell(BaseModel):
+    """One cell of the matrix: a short statement, its citation and the verbatim supporting sentence."""
+
+    text: str
+    citations: list[int] = Field(default_factory=list)
+    quote: str = ""
+    origin: str = "extractive"
+
+
+class Row(BaseModel):
+    """One paper of the comparison and its cells, keyed by aspect."""
+
+    paper_id: str
+    title: str
+    name: str
+    cells: dict[str, Cell]
+
+
+class Comparison(BaseModel):
+    """A comparison matrix, as `rag compare --json` prints it."""
+
+    request: str
+    aspects: list[str]
+    rows: list[Row]
+    synthesis: str
+    citations: list[Citation] = Field(default_factory=list)
+    unresolved: list[str] = Field(default_factory=list)
+    engine: str = "extractive"
+    warnings: list[str] = Field(default_factory=list)
+    usage: dict[str, Any] = Field(default_factory=dict)
+    prompt: dict[str, str] = Field(default_factory=dict)
+
+
+class _CellOut(BaseModel):
+    text: str
+    quote: str = ""
+
+
+class _RowOut(BaseModel):
+    """The schema the model's JSON must follow."""
+
+    cells: dict[str, _CellOut]
+
+
+# --- name resolution ----------------------------------------------------------------------------
+
+_GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "θ": "theta", "λ": "lambda",
+          "μ": "mu", "π": "pi", "σ": "sigma", "τ": "tau", "φ": "phi", "ω": "omega"}  # fmt: skip
+_LEAD = re.compile(
+    r"^\s*(?:please\s+)?(?:compare\s+and\s+contrast|compare|contrast|comparison\s+of|differences\s+between)\b"
+    r"\s*(?:the\s+)?(?:papers?|approaches|methods|systems|models)?\s*(?:of|between|:)?\s*",
+    re.IGNORECASE,
+)
+_JOINERS = re.compile(r"\s+(?:and|vs\.?|versus|with|against|&)\s+", re.IGNORECASE)
+_FILLER = re.compile(r"^(?:the|a|an)\s+|\s+(?:paper|approach|method|system|model|work)$", re.IGNORECASE)
+
+
+def norm_words(text: str) -> list[str]:
+    """Lower-case ASCII word tokens, Greek letters spelled out (gamma-MoD for the Greek letter)."""
+    text = "".join(_GREEK.get(ch, ch) for ch in text.lower())
+    text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.findall(r"[a-z0-9]+", text)
+
+
+def compact(text: str) -> str:
+    """A name with case, punctuation and spacing removed: 'DeepSpeed-Ulysses' → 'deepspeedulysses'."""
+    return "".join(norm_words(text))
+
+
+def system_name(title: str) -> str | None:
+    """The system name a title leads with ('GPipe: Efficient ...' → 'GPipe'), if it has one."""
+    head, sep, _ = title.partition(":")
+    return head.strip() if sep and 0 < len(head.split()) <= 4 else None
+
+
+def split_names(request: str) -> list[str]:
+    """The comma-separated pieces of a request: 'Compare A, B and C' → ['A', 'B and C'].
+
+    `NameResolver.resolve_request` splits a piece at 'and', 'vs' or 'with' only where the whole piece
+    names no paper, so titles containing those words survive.
+    """
+    body = _LEAD.sub("", request).strip().rstrip("?.!")
+    return [p for p in (_clean(x) for x in re.split(r"\s*[,;]\s*", body)) if p]
+
+
+def _clean(name: str) -> str:
+    name = re.sub(r"^(?:and|or)\s+", "", name.strip(), flags=re.IGNORECASE)
+    previous = None
+    while previous != name:
+        previous, name = name, _FILLER.sub("", name).strip()
+    return name.strip(" \"'“”‘’")
+
+
+@dataclass(frozen=True)
+class _Keys:
+    paper: Paper
+    system: str
+    title_words: tuple[str, ...]
+    title_tokens: frozenset[str]
+    abstract_names: frozenset[str]
+
+
+class NameResolver:
+    """Matches approach names to papers: system names, acronyms, title words, spelling variants."""
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        self.keys = [self._keys(p) for p in papers]
+
+    @staticmethod
+    def _keys(paper: Paper) -> _Keys:
+        tokens = paper.title.split()
+        runs = {compact(" ".join(tokens[i : i + n])) for n in (1, 2, 3) for i in range(len(tokens) - n + 1)}
+        # NOTE: a name introduced only in the abstract ("we develop Lamina") counts when it is written
+        # like a name: capitalised or with digits, and not a sentence-initial ordinary word.
+        names = {
+            compact(m.group(0))
+            for m in re.finditer(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.-]*[A-Za-z0-9]|\b\w*\d\w*\b", paper.abstract)
+        }
+        return _Keys(
+            paper=paper,
+            system=compact(system_name(paper.title) or ""),
+            title_words=tuple(norm_words(paper.title)),
+            title_tokens=frozenset(r for r in runs if r),
+            abstract_names=frozenset(n for n in names if len(n) >= 3),
+        )
+
+    def score(self, name: str, keys: _Keys) -> float:
+        """How surely `name` denotes the paper (0 to 1)."""
+        nc = compact(name)
+        if not nc:
+            return 0.0
+        if keys.system and nc == keys.system:
+            return 1.0
+        if nc in keys.title_tokens:
+            return 0.95
+        words = [w for w in norm_words(name) if w not in STOPWORDS]
+        if len(words) >= 2:
+            n = len(words)
+            title = keys.title_words
+            if any(tuple(words) == title[i : i + n] for i in range(len(title) - n + 1)):
+                return 0.9
+            covered = sum(w in title for w in words) / n
+            if covered >= 0.75:
+                return 0.75 * covered
+        if nc in keys.abstract_names and not nc.isdigit():
+            return 0.7
+        if keys.system and len(nc) >= 4:
+            ratio = difflib.SequenceMatcher(None, nc, keys.system).ratio()
+            if ratio >= 0.85:
+                return 0.6 * ratio
+        return 0.0
+
+    def resolve(self, name: str) -> tuple[Paper | None, str]:
+        """The paper a name denotes, or None and why not."""
+        scored = sorted(((self.score(name, k), k.paper) for k in self.keys), key=lambda x: x[0], reverse=True)
+        if not scored or scored[0][0] < RESOLVED:
+            return None, f"{name!r} matches no indexed paper"
+        best, paper = scored[0]
+        if len(scored) > 1 and best < 0.95 and scored[1][0] >= best - AMBIGUOUS_MARGIN:
+            return None, f"{name!r} is ambiguous: “{paper.title}” or “{scored[1][1].title}”"
+        return paper, ""
+
+    def resolve_request(self, request: str) -> tuple[list[tuple[str, Paper]], list[str], list[str]]:
+        """Resolved (name, paper) pairs in request order, unresolved names, and the reasons."""
+        found: list[tuple[str, Paper]] = []
+        unresolved: list[str] = []
+        reasons: list[str] = []
+        for piece in split_names(request):
+            # NOTE: try the whole piece first, so a title containing "and" is not cut in two.
+            paper, why = self.resolve(piece)
+            if paper is not None and any(self.score(piece, k) >= 0.9 for k in self.keys if k.paper is paper):
+                names = [(piece, paper)]
+            else:
+                parts = [p for p in (_clean(x) for x in _JOINERS.split(piece)) if p]
+                names = []
+                for part in parts if len(parts) > 1 else [piece]:
+                    paper, why = self.resolve(part)
+                    if paper is None:
+                        unresolved.append(part)
+                        reasons.append(why)
+                    else:
+                        names.append((part, paper))
+            for name, paper in names:
+                if all(paper.paper_id != p.paper_id for _, p in found):
+                    found.append((name, paper))
+        return found, unresolved, reasons
+
+
+# --- aspects ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Aspect:
+    """How to recognise the sentences of an abstract that inform one column."""
+
+    name: str
+    description: str
+    cues: re.Pattern[str] | None = None
+    figure_bonus: float = 0.0
+    early: float = 0.0  # bonus for sentences near the start (negative: near the end)
+    threshold: float = 0.45
+    words: frozenset[str] = frozenset()
+
+
+def _cues(*patterns: str) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(patterns) + r")", re.IGNORECASE)
+
+
+ASPECTS: dict[str, Aspect] = {
+    "problem addressed": Aspect(
+        "problem addressed",
+        "the problem, challenge or bottleneck that motivates the work",
+        _cues(
+            r"however",
+            r"challeng",
+            r"problem",
+            r"bottleneck",
+            r"suffer",
+            r"prohibitive",
+            r"costly",
+            r"limit",
+            r"difficult",
+            r"struggl",
+            r"remain",
+            r"issue",
+            r"demand",
+            r"hinder",
+            r"inefficien",
+            r"expensive",
+            r"need",
+            r"lack",
+            r"exceed",
+            r"grow",
+        ),
+        early=0.25,
+        threshold=0.5,
+    ),
+    "approach": Aspect(
+        "approach",
+        "the method, system or technique the paper proposes and how it works",
+        _cues(
+            r"we (?:propose|present|introduce|develop|design|build|describe)",
+            r"this (?:paper|work) (?:proposes|"
+            r"presents|introduces|describes)",
+            r"(?:introduces|proposes|presents)\b",
+            r"our (?:approach|method|"
+            r"system|framework|technique)",
+            r"by (?:splitting|using|leveraging|combining|exploiting|partitioning)",
+            r"consists of",
+            r"based on",
+            r"leverag",
+            r"which (?:allows|enables)",
+            r"framework",
+            r"novel",
+        ),
+        early=0.1,
+        threshold=0.5,
+    ),
+    "evaluation and reported results": Aspect(
+        "evaluation and reported results",
+        "experiments, benchmarks and the results the paper reports",
+        _cues(
+            r"achiev",
+            r"outperform",
+            r"result",
+            r"experiment",
+            r"evaluat",
+            r"show",
+            r"demonstrat",
+            r"improv",
+            r"speed-?up",
+            r"accuracy",
+            r"benchmark",
+            r"surpass",
+            r"state-of-the-art",
+            r"higher",
+            r"better",
+            r"compared to",
+            r"up to",
+        ),
+        figure_bonus=0.45,
+        early=-0.15,
+        threshold=0.5,
+    ),
+    "efficiency/cost claims": Aspect(
+        "efficiency/cost claims",
+        "claims about speed, memory, compute, energy or monetary cost",
+        _cues(
+            r"memory",
+            r"throughput",
+            r"latency",
+            r"speed",
+            r"faster",
+            r"cost",
+            r"energy",
+            r"power",
+            r"flops?\b",
+            r"efficien",
+            r"overhead",
+            r"communication",
+            r"bandwidth",
+            r"gpu hours",
+            r"cheap",
+            r"utiliz",
+            r"reduc",
+            r"tokens?/s",
+            r"per second",
+            r"compute",
+            r"resource",
+        ),
+        figure_bonus=0.1,
+        threshold=0.55,
+    ),
+    "limitations": Aspect(
+        "limitations",
+        "limitations, drawbacks, trade-offs or open problems of the proposed work",
+        _cues(
+            r"limitation",
+            r"limited to",
+            r"drawback",
+            r"future work",
+            r"trade-?off",
+            r"at the cost of",
+            r"does not",
+            r"do not",
+            r"cannot",
+            r"fails? to",
+            r"only (?:applies|works|supports)",
+            r"caveat",
+            r"open (?:problem|question)",
+            r"remains? (?:unclear|open|challenging)",
+            r"degrad",
+            r"sacrific",
+        ),
+        early=-0.1,
+        threshold=0.6,
+    ),
+}
+
+
+_PRIORITY = ["evaluation and reported results", "approach", "problem addressed", "efficiency/cost claims",
+             "limitations"]  # fmt: skip
+
+
+# NOTE: MiniLM barely links a short aspect name ("hardware target") to the sentence that informs it
+# ("... across 4 GPUs"), so custom aspects naming a common facet borrow that facet's cue words.
+_FACETS = {
+    "hardware": _cues(r"[GTCN]PUs?\b", r"FPGA", r"ASIC", r"accelerator", r"PIM\b", r"chip", r"mobile", r"phone",
+                      r"edge device", r"cluster", r"Gaudi", r"A100", r"H100", r"hardware"),
+    "dataset": _cues(r"dataset", r"benchmark", r"corpus", r"ImageNet", r"COCO", r"tasks?\b"),
+    "data": _cues(r"dataset", r"benchmark", r"corpus", r"tokens\b", r"data\b"),
+    "model": _cues(r"\d+(?:\.\d+)?\s?[BM]\b", r"billion", r"million", r"parameters", r"LLaMA", r"GPT", r"model"),
+    "baseline": _cues(r"compared (?:to|with)", r"baseline", r"state-of-the-art", r"outperform", r"than\b"),
+    "metric": _cues(r"accuracy", r"throughput", r"latency", r"perplexity", r"F1\b", r"BLEU", r"speed-?up"),
+    "code": _cues(r"github", r"open[- ]source", r"code is available", r"release", r"publicly available"),
+    "scale": _cues(r"\d[\d,.]*\s?(?:GPUs|nodes|parameters|tokens)", r"billion", r"scal"),
+}  # fmt: skip
+
+
+def aspect_for(name: str) -> Aspect:
+    """A default aspect by name, or a custom one recognised by its words, common facet cues and meaning."""
+    key = name.strip().lower()
+    if key in ASPECTS:
+        return ASPECTS[key]
+    facets = [pattern.pattern for facet, pattern in _FACETS.items() if facet in key]
+    cues = re.compile("|".join(facets), re.IGNORECASE) if facets else None
+    return Aspect(name=name.strip(), description=name.strip(), cues=cues, threshold=0.4,
+                  words=frozenset(content_words(name)))  # fmt: skip
+
+
+_EMBEDDED_DIGITS = re.compile(r"\b(?=[\w.-]*[A-Za-z])(?=[\w.-]*\d)[\w.-]+\b")
+_UNIT = re.compile(r"^\d+(?:\.\d+)?(?:x|times|fold|k|m|b|gb|mb|tb|ms|s|w|mw)$", re.IGNORECASE)
+
+
+def states_figure(text: str) -> bool:
+    """Whether a sentence reports a figure; names with digits in them ('2BP', 'GPT-4', 'A100') are not figures."""
+    return has_figure(_EMBEDDED_DIGITS.sub(lambda m: m.group(0) if _UNIT.match(m.group(0)) else " ", text))
+
+
+# --- cells --------------------------------------------------------------------------------------
+
+_DISCOURSE = re.compile(
+    r"^(?:in this (?:paper|work|study)|in addition|additionally|furthermore|moreover|specifically|as a result|"
+    r"overall|to this end|to address (?:this|these)(?: \w+)?|in particular|finally|besides|notably)\s*,\s*",
+    re.IGNORECASE,
+)
+
+
+def shorten(sentence: str, focus: Callable[[str], float], max_words: int = MAX_CELL_WORDS) -> str:
+    """A verbatim excerpt of the sentence of at most `max_words`: the clauses `focus` scores highest."""
+    text = _DISCOURSE.sub("", sentence.strip())
+    text = text[:1].upper() + text[1:]
+    if len(text.split()) <= max_words:
+        return text
+    clauses = re.split(r"(?<=[,;:])\s+|\s+(?=\((?:[a-z]|i+|\d)\)\s)", text)
+    best: tuple[float, int, int] | None = None
+    for i in range(len(clauses)):
+        words = 0
+        for j in range(i, len(clauses)):
+            words += len(clauses[j].split())
+            if words > max_words:
+                break
+            value = focus(" ".join(clauses[i : j + 1])) + 0.01 * words
+            if best is None or value > best[0]:
+                best = (value, i, j)
+    if best is None:
+        return " ".join(text.split()[:max_words]) + " …"
+    _, i, j = best
+    excerpt = " ".join(clauses[i : j + 1]).rstrip(",;:")
+    return ("… " if i > 0 else "") + excerpt + (" …" if j < len(clauses) - 1 else "")
+
+
+@dataclass
+class _Sentence:
+    chunk: Chunk
+    rank: float  # position in the abstract, 0 (first) to 1 (last)
+
+
+class CellFiller:
+    """Fills the cells of one paper from its abstract's sentences (the offline engine)."""
+
+    def __init__(self, embed: Callable[[list[str]], np.ndarray]) -> None:
+        self.embed = embed
+        self._descriptions: dict[str, np.ndarray] = {}
+
+    def describe(self, aspects: Sequence[Aspect]) -> np.ndarray:
+        """Embeddings of the aspects' descriptions, computed once per filler."""
+        missing = [a.description for a in aspects if a.description not in self._descriptions]
+        if missing:
+            self._descriptions.update(zip(missing, self.embed(missing), strict=True))
+        return np.stack([self._descriptions[a.description] for a in aspects])
+
+    def score(self, aspect: Aspect, sentence: _Sentence, similarity: float) -> float:
+        text = sentence.chunk.text
+        value = 0.5 * similarity
+        if aspect.cues is not None:
+            value += min(0.5, 0.25 * len(aspect.cues.findall(text)))
+        if aspect.words:
+            value += 0.5 * len(aspect.words & content_words(text)) / len(aspect.words)
+        if aspect.figure_bonus and states_figure(text):
+            value += aspect.figure_bonus
+        value += aspect.early * (1 - 2 * sentence.rank)
+        return value
+
+    def fill(self, n: int, chunks: Sequence[Chunk], aspects: Sequence[Aspect]) -> dict[str, Cell]:
+        """One cell per aspect: the best fitting sentence, verbatim, cited as [n], or NOT_STATED."""
+        if not chunks:
+            return {a.name: Cell(text=NOT_STATED) for a in aspects}
+        total = max(len(chunks) - 1, 1)
+        sentences = [_Sentence(c, i / total) for i, c in enumerate(chunks)]
+        vectors = np.stack([c.embedding for c in chunks]) if all(c.embedding is not None for c in chunks) else None
+        if vectors is None:
+            vectors = self.embed([c.text for c in chunks])
+        descriptions = self.describe(aspects)
+        sims = vectors @ descriptions.T
+        scores = {
+            a.name: [self.score(a, s, float(sims[i, j])) for i, s in enumerate(sentences)]
+            for j, a in enumerate(aspects)
+        }
+        # NOTE: the default aspects claim sentences in this order and do not share them, so a figure lands
+        # in the results cell and the approach cell does not repeat it; custom aspects may reuse any sentence.
+        order = sorted(aspects, key=lambda a: _PRIORITY.index(a.name) if a.name in _PRIORITY else len(_PRIORITY))
+        used: set[int] = set()
+        cells: dict[str, Cell] = {}
+        for aspect in order:
+            default = aspect.name in ASPECTS
+            ranked = sorted(range(len(sentences)), key=lambda i: scores[aspect.name][i], reverse=True)
+            pick = [i for i in ranked if scores[aspect.name][i] >= aspect.threshold and not (default and i in used)]
+            if aspect.name == "efficiency/cost claims" and not pick:
+                # NOTE: a results sentence may be the only efficiency claim ("1.7x higher throughput").
+                pick = [i for i in ranked if scores[aspect.name][i] >= aspect.threshold + 0.1]
+            if not pick:
+                cells[aspect.name] = Cell(text=NOT_STATED)
+                continue
+            chosen = [pick[0]]
+            if aspect.figure_bonus >= 0.3:
+                chosen = self._with_second_figure(pick, sentences, chosen)
+            used.update(chosen)
+            quote = _stitch([sentences[i].chunk.text.strip() for i in sorted(chosen)], sorted(chosen))
+            whole = sum(len(sentences[i].chunk.text.split()) for i in chosen)
+            budget = MAX_CELL_WORDS if whole <= MAX_CELL_WORDS else MAX_CELL_WORDS // len(chosen)
+            text = " ".join(
+                shorten(sentences[i].chunk.text, lambda t, a=aspect: self._focus(a, t), budget) for i in sorted(chosen)
+            )
+            cells[aspect.name] = Cell(text=text, citations=[n], quote=quote)
+        return {a.name: cells[a.name] for a in aspects}
+
+    @staticmethod
+    def _with_second_figure(pick: list[int], sentences: Sequence[_Sentence], chosen: list[int]) -> list[int]:
+        """Results cells take a second figure sentence when both fit the word budget together."""
+        first = sentences[chosen[0]].chunk.text
+        for i in pick[1:3]:
+            other = sentences[i].chunk.text
+            if states_figure(other) and len(first.split()) + len(other.split()) <= MAX_CELL_WORDS:
+                return [*chosen, i]
+        return chosen
+
+    @staticmethod
+    def _focus(aspect: Aspect, text: str) -> float:
+        value = 0.0
+        if aspect.cues is not None:
+            value += len(aspect.cues.findall(text))
+        if aspect.figure_bonus and states_figure(text):
+            value += 3
+        if aspect.words:
+            value += 2 * len(aspect.words & content_words(text))
+        return value
+
+
+# --- the comparison -----------------------------------------------------------------------------
+
+
+class Comparer:
+    """Builds comparisons over one index with either engine."""
+
+    def __init__(self, retriever: Retriever, settings: Settings) -> None:
+        self.retriever = retriever
+        self.settings = settings
+        self.resolver = NameResolver(list(retriever.papers.values()))
+        self.filler = CellFiller(self.embed)
+
+    def embed(self, texts: list[str]) -> np.ndarray:
+        return embed_texts(self.retriever.embedder, texts)
+
+    def similarity(self, claim: str, sentences: Sequence[str]) -> list[float]:
+        vectors = self.embed([claim, *sentences])
+        return [float(v @ vectors[0]) for v in vectors[1:]]
+
+    def select(
+        self, request: str, paper_ids: Sequence[str] | None
+    ) -> tuple[list[tuple[str, Paper]], list[str], list[str]]:
+        """The papers to compare, the names or ids not found, and warnings."""
+        if paper_ids:
+            found, missing = [], []
+            for pid in dict.fromkeys(paper_ids):
+                paper = self.retriever.papers.get(pid)
+                if paper is None:
+                    missing.append(pid)
+                else:
+                    found.append((system_name(paper.title) or paper.title, paper))
+            warnings = [f"paper id {pid!r} is not in the index; see `rag papers`" for pid in missing]
+            return found, missing, warnings
+        found, unresolved, reasons = self.resolver.resolve_request(request)
+        warnings = [f"not compared: {why}" for why in reasons]
+        if not found and len(split_names(request)) <= 1 and len(content_words(request)) >= 2:
+            hits = self.retriever.search(_LEAD.sub("", request), k=TOPIC_FALLBACK_K)
+            found = [(system_name(h.title) or h.title, self.retriever.papers[h.paper_id]) for h in hits]
+            warnings = [
+                f"no paper names recognised in the request; compared the {len(found)} papers that best match it"
+            ]
+            unresolved = []
+        return found, unresolved, warnings
+
+    def compare(
+        self, request: str, paper_ids: Sequence[str] | None = None, aspects: Sequence[str] | None = None
+    ) -> Comparison:
+        """The comparison matrix for a request (or explicit paper ids), engine from the settings."""
+        names = [a.strip() for a in (aspects or DEFAULT_ASPECTS) if a.strip()]
+        specs = [aspect_for(a) for a in dict.fromkeys(names)]
+        found, unresolved, warnings = self.select(request, paper_ids)
+        chunks = self.retriever.store.chunks_of([p.paper_id for _, p in found])
+        by_paper: dict[str, list[Chunk]] = {}
+        for chunk in chunks:
+            by_paper.setdefault(chunk.paper_id, []).append(chunk)
+        sources = [
+            Source(n, paper, tuple(c.text for c in by_paper.get(paper.paper_id, [])))
+            for n, (_, paper) in enumerate(found, 1)
+        ]
+        rows = [
+            Row(
+                paper_id=paper.paper_id,
+                title=paper.title,
+                name=system_name(paper.title) or name,
+                cells=self.filler.fill(n, by_paper.get(paper.paper_id, []), specs),
+            )
+            for n, (name, paper) in enumerate(found, 1)
+        ]
+        result = Comparison(
+            request=request or " ".join(paper_ids or []),
+            aspects=[a.name for a in specs],
+            rows=rows,
+            synthesis="",
+            unresolved=unresolved,
+            warnings=warnings,
+        )
+        if self.settings.engine == "llm" and rows:
+            if self.settings.llm_configured:
+                self._llm(result, sources, specs)
+            else:
+                result.warnings.insert(0, "no LLM configured (set OPENAI_API_KEY or OPENAI_BASE_URL); compared offline")
+        if not result.synthesis:
+            result.synthesis = self.synthesis(rows, sources, specs)
+        result.citations = [self._citation(row, source) for row, source in zip(rows, sources, strict=True)]
+        return result
+
+    @staticmethod
+    def _citation(row: Row, source: Source) -> Citation:
+        quotes = [c.quote for c in row.cells.values() if c.quote]
+        return Citation(
+            n=source.n,
+            paper_id=row.paper_id,
+            title=row.title,
+            url=source.paper.url,
+            quote=quotes[0] if quotes else (source.sentences[0] if source.sentences else ""),
+        )
+
+    # --- offline synthesis ----------------------------------------------------------------------
+
+    def synthesis(self, rows: Sequence[Row], sources: Sequence[Source], aspects: Sequence[Aspect]) -> str:
+        """Shared and distinctive terms of the compared abstracts, and which aspects each leaves unstated."""
+        if not rows:
+            return "Nothing to compare: no paper was resolved."
+        docs = [f"{s.paper.title}. {' '.join(s.sentences)}" for s in sources]
+        cite = {r.paper_id: f"{r.name} [{s.n}]" for r, s in zip(rows, sources, strict=True)}
+        parts: list[str] = []
+        if len(rows) > 1:
+            shared = self._shared_terms(docs)
+            if shared:
+                groups = []
+                for term, members in shared:
+                    who = "all" if len(members) == len(rows) else join_names([cite[rows[i].paper_id] for i in members])
+                    groups.append(f"*{term}* ({who})")
+                parts.append("Common ground: " + "; ".join(groups) + ".")
+            distinct = distinctive_terms([[d] for d in docs], top=3)
+            lines = [f"{cite[r.paper_id]}: {', '.join(f'*{t}*' for t in terms)}"
+                     for r, terms in zip(rows, distinct, strict=True) if terms]  # fmt: skip
+            if lines:
+                parts.append("Distinctive to each: " + "; ".join(lines) + ".")
+        for aspect in aspects:
+            silent = [cite[r.paper_id] for r in rows if r.cells[aspect.name].text == NOT_STATED]
+            if silent and len(silent) < len(rows):
+                parts.append(f"The abstract of {join_names(silent)} does not state {aspect.name}.")
+            elif silent and len(rows) > 1:
+                parts.append(f"None of the abstracts states {aspect.name}.")
+        return " ".join(parts)
+
+    def _shared_terms(self, docs: Sequence[str], top: int = 3) -> list[tuple[str, list[int]]]:
+        from sklearn.feature_extraction.text import CountVectorizer
+
+        from rag.themes import TERM_PATTERN, surface_form
+
+        vectorizer = CountVectorizer(
+            ngram_range=(1, 2), stop_words=sorted(STOPWORDS), token_pattern=TERM_PATTERN, binary=True
+        )
+        try:
+            present = vectorizer.fit_transform(docs).toarray() > 0
+        except ValueError:
+            return []
+        corpus = [f"{p.title}. {p.abstract}" for p in self.retriever.papers.values()]
+        df = (vectorizer.transform(corpus).toarray() > 0).sum(axis=0)
+        idf = np.log((1 + len(corpus)) / (1 + df))
+        vocab = vectorizer.get_feature_names_out()
+        spread = present.sum(axis=0)
+        ranked = sorted((j for j in range(len(vocab)) if spread[j] >= 2), key=lambda j: (-spread[j], -idf[j]))
+        out: list[tuple[str, list[int]]] = []
+        for j in ranked:
+            term = str(vocab[j])
+            if idf[j] < 1.0 or any(term in t.lower() or t.lower() in term for t, _ in out):
+                continue
+            out.append((surface_form(term, docs), [i for i in range(len(docs)) if present[i, j]]))
+            if len(out) == top:
+                break
+        return out
+
+    # --- LLM engine -----------------------------------------------------------------------------
+
+    def _llm(self, result: Comparison, sources: Sequence[Source], aspects: Sequence[Aspect]) -> None:
+        """Rewrite the cells and the synthesis with the model; every cell is checked against its abstract."""
+        llm = LLM(self.settings)
+        system, user = prompts.load("compare_system"), prompts.load("compare_user")
+        result.engine = f"llm:{llm.model}"
+        result.prompt = {"system": system.sha, "user": user.sha, "name": "compare"}
+        fallbacks = 0
+        try:
+            for row, source in zip(result.rows, sources, strict=True):
+                messages = [
+                    {"role": "system", "content": system.render()},
+                    {
+                        "role": "user",
+                        "content": user.render(
+                            aspects=json.dumps([a.name for a in aspects]),
+                            title=source.paper.title,
+                            abstract=" ".join(source.sentences),
+                        ),
+                    },
+                ]
+                parsed, error = self._structured(llm, messages)
+                if parsed is None:
+                    result.warnings.append(
+                        f"the model's reply for {row.name} [{source.n}] was not valid JSON after {JSON_ATTEMPTS} "
+                        f"attempts ({error}); its cells are extractive"
+                    )
+                    continue
+                fallbacks += self._merge(row, source, parsed, aspects)
+            result.synthesis = self._llm_synthesis(llm, result, sources)
+        except LLMError as exc:
+            result.engine = "extractive"
+            result.warnings.insert(0, f"{exc}; compared offline with the extractive engine instead")
+        if fallbacks:
+            result.warnings.append(
+                f"{fallbacks} cell(s) written by the model were missing or not supported by the abstract; "
+                "they are extractive"
+            )
+        result.usage = llm.usage.as_dict()
+
+    @staticmethod
+    def _structured(llm: LLM, messages: list[dict[str, str]]) -> tuple[_RowOut | None, str]:
+        """The model's reply parsed against the schema; a failed parse is shown to the model once more."""
+        error = ""
+        for _ in range(JSON_ATTEMPTS):
+            reply = llm.complete(messages, json_mode=True)
+            try:
+                return _RowOut.model_validate_json(_json_object(reply)), ""
+            except ValidationError as exc:
+                first = exc.errors()[0] if exc.errors() else {}
+                error = f"{first.get('type', 'invalid')}: {first.get('msg', str(exc))}"[:200]
+                log.info("invalid structured output: %s", error)
+            messages = [
+                *messages,
+                {"role": "assistant", "content": reply},
+                {"role": "user", "content": f"That was not valid JSON for the schema ({error}). "
+                                            "Reply with the JSON object only."},
+            ]  # fmt: skip
+        return None, error
+
+    def _merge(self, row: Row, source: Source, parsed: _RowOut, aspects: Sequence[Aspect]) -> int:
+        """Take the model's cells that its abstract supports; keep the extractive cell otherwise."""
+        fallbacks = 0
+        by_name = {k.strip().lower(): v for k, v in parsed.cells.items()}
+        for aspect in aspects:
+            out = by_name.get(aspect.name.lower())
+            text = re.sub(r"\s+", " ", out.text).strip() if out else ""
+            if not text:
+                fallbacks += 1
+                continue
+            if NOT_STATED.split(" in ")[0] in text.lower():
+                row.cells[aspect.name] = Cell(text=NOT_STATED, origin="llm")
+                continue
+            score, best = support(text, source, self.similarity)
+            if score < SUPPORT_OVERLAP:
+                fallbacks += 1
+                continue
+            quote = out.quote.strip() if out else ""
+            abstract = " ".join(" ".join(source.sentences).split())
+            if not quote or " ".join(quote.split()) not in abstract:
+                quote = best
+            row.cells[aspect.name] = Cell(text=text, citations=[source.n], quote=quote, origin="llm")
+        return fallbacks
+
+    def _llm_synthesis(self, llm: LLM, result: Comparison, sources: Sequence[Source]) -> str:
+        system, user = prompts.load("compare_synthesis_system"), prompts.load("compare_synthesis_user")
+        table = "\n".join(
+            f"[{s.n}] {row.name}: " + "; ".join(f"{a}: {c.text}" for a, c in row.cells.items())
+            for row, s in zip(result.rows, sources, strict=True)
+        )
+        messages = [
+            {"role": "system", "content": system.render()},
+            {"role": "user", "content": user.render(request=result.request or "the papers below", table=table)},
+        ]
+        text = llm.complete(messages).strip()
+        if not text:
+            return ""
+        clean, claims, _ = verify(text, sources, self.similarity)
+        flagged = [c for c in claims if not c.supported]
+        if flagged:
+            result.warnings.append(
+                f"{len(flagged)} of {len(claims)} synthesis sentence(s) are not supported by the cited abstracts"
+            )
+        return clean
+
+
+def _stitch(pieces: Sequence[str], positions: Sequence[int]) -> str:
+    """Verbatim sentences joined as they stand in the abstract: adjacent ones by a space, others by ' … '."""
+    out = pieces[0]
+    for k in range(1, len(pieces)):
+        out += (" " if positions[k] == positions[k - 1] + 1 else " … ") + pieces[k]
+    return out
+
+
+def _json_object(reply: str) -> str:
+    """The JSON object in a reply, without Markdown fences or chatter around it."""
+    text = re.sub(r"^```(?:json)?\s*|\s*```$", "", reply.strip())
+    start, end = text.find("{"), text.rfind("}")
+    return text[start : end + 1] if 0 <= start < end else text
+
+
+def join_names(items: Sequence[str]) -> str:
+    """'A', 'A and B', 'A, B and C'."""
+    items = list(items)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]

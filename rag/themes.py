@@ -1,0 +1,132 @@
+"""Themes: cluster paper embeddings, name each cluster by its distinctive terms, and project papers to 2-D."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from rag.text import STOPWORDS
+
+log = logging.getLogger(__name__)
+
+TERM_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9]*(?:-[a-zA-Z0-9]+)*\b"
+
+
+def cluster(vectors: np.ndarray, max_k: int = 6) -> np.ndarray:
+    """Cluster labels for unit-length vectors: k-means, k picked by cosine silhouette (2..max_k).
+
+    Fewer than four vectors make one cluster; labels are renumbered by cluster size, largest first.
+    """
+    n = len(vectors)
+    if n < 4 or max_k < 2:
+        return np.zeros(n, dtype=int)
+    from sklearn.cluster import KMeans
+    from sklearn.metrics import silhouette_score
+
+    best: tuple[float, np.ndarray] | None = None
+    for k in range(2, min(max_k, n - 1) + 1):
+        labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(vectors)
+        if len(set(labels)) < 2:
+            continue
+        score = float(silhouette_score(vectors, labels, metric="cosine"))
+        if best is None or score > best[0]:
+            best = (score, labels)
+    if best is None:
+        return np.zeros(n, dtype=int)
+    order = [label for label, _ in Counter(best[1].tolist()).most_common()]
+    remap = {old: new for new, old in enumerate(order)}
+    return np.asarray([remap[label] for label in best[1]], dtype=int)
+
+
+def distinctive_terms(groups: Sequence[Sequence[str]], background: Sequence[str] = (), top: int = 3) -> list[list[str]]:
+    """Per group of documents, its most distinctive terms by class-based TF-IDF (c-TF-IDF).
+
+    Each group is one class; `background` (the rest of the corpus) is one more class, so terms common
+    everywhere score low. Terms are unigrams and bigrams, shown in their most frequent spelling.
+    SEE: https://maartengr.github.io/BERTopic/getting_started/ctfidf/ctfidf.html
+    """
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    classes = [" ".join(g) for g in groups] + ([" ".join(background)] if background else [])
+    if not any(c.strip() for c in classes):
+        return [[] for _ in groups]
+    vectorizer = CountVectorizer(
+        ngram_range=(1, 2), stop_words=sorted(STOPWORDS), token_pattern=TERM_PATTERN, lowercase=True
+    )
+    try:
+        counts = vectorizer.fit_transform(classes).toarray().astype(float)
+    except ValueError:  # NOTE: only stop words in every class
+        return [[] for _ in groups]
+    vocab = vectorizer.get_feature_names_out()
+    doc_counts = [
+        vectorizer.transform(list(g)).toarray() > 0 if g else np.zeros((0, len(vocab)), dtype=bool) for g in groups
+    ]
+    tf = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+    avg_words = counts.sum() / len(classes)
+    idf = np.log(1.0 + avg_words / np.maximum(counts.sum(axis=0), 1.0))
+    scores = tf * idf
+    out = []
+    for i, group in enumerate(groups):
+        # NOTE: a theme's name should hold for several of its papers, not one paper's jargon.
+        spread = doc_counts[i].sum(axis=0) if len(group) else np.zeros(len(vocab))
+        needed = 2 if len(group) >= 3 else 1
+        ranked = [j for j in np.argsort(-scores[i]) if spread[j] >= needed and scores[i, j] > 0]
+        chosen: list[str] = []
+        best: dict[str, float] = {}
+        for j in ranked:
+            term = str(vocab[j])
+            clash = next((c for c in chosen if term in c or c in term), None)
+            if clash is None:
+                if len(chosen) < top:
+                    chosen.append(term)
+                    best[term] = scores[i, j]
+            elif " " in term and " " not in clash and scores[i, j] >= 0.5 * best[clash]:
+                # NOTE: "zero bubble" says more than "zero" when it is nearly as distinctive.
+                chosen[chosen.index(clash)] = term
+                best[term] = scores[i, j]
+        out.append([surface_form(t, group) for t in chosen])
+    return out
+
+
+def surface_form(term: str, docs: Sequence[str]) -> str:
+    """The spelling of a lower-cased term that the documents use most ('llm' → 'LLM')."""
+    pattern = re.compile(r"\b" + r"\s+".join(re.escape(w) for w in term.split()) + r"\b", re.IGNORECASE)
+    forms = Counter(re.sub(r"\s+", " ", m.group(0)) for d in docs for m in pattern.finditer(d))
+    if not forms:
+        return term
+    form, _ = forms.most_common(1)[0]
+    # NOTE: prefer lower case over sentence-initial capitals; keep acronyms and CamelCase.
+    lower = forms.get(form.lower(), 0)
+    return form.lower() if form != form.lower() and form[1:] == form[1:].lower() and lower else form
+
+
+def heading(terms: Sequence[str]) -> str:
+    """A section heading from up to three terms: 'Pipeline parallelism, bubbles and schedules'."""
+    if not terms:
+        return "Other work"
+    words = list(terms)
+    text = words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+    return text[0].upper() + text[1:]
+
+
+def project(vectors: np.ndarray) -> np.ndarray:
+    """2-D coordinates for plotting: t-SNE (deterministic) for ten or more papers, PCA below that."""
+    n = len(vectors)
+    if n == 0:
+        return np.zeros((0, 2))
+    if n < 3:
+        return np.column_stack([np.arange(n, dtype=float), np.zeros(n)])
+    if n < 10:
+        from sklearn.decomposition import PCA
+
+        return PCA(n_components=2, random_state=0).fit_transform(vectors)
+    from sklearn.manifold import TSNE
+
+    perplexity = float(min(30.0, (n - 1) / 3))
+    return TSNE(
+        n_components=2, init="pca", random_state=0, perplexity=perplexity, metric="cosine", max_iter=500
+    ).fit_transform(vectors)

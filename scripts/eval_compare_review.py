@@ -1,0 +1,153 @@
+"""Measure comparisons and review drafts on eval/compare.jsonl and eval/review.jsonl.
+
+Compare: name-resolution accuracy, unresolved detection, results-cell figure hit rate, median cell words,
+fraction of informative cells with a citation and a verbatim quote. Review: recall of the gold papers
+(found relevant, and cited) and precision of the cited papers, per topic and mean.
+
+Usage: RAG_HOME=/tmp/raghome .venv/bin/python scripts/eval_compare_review.py [--json] [--verbose]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+sys.path.insert(0, str(ROOT))
+
+from rag import api  # noqa: E402
+from rag.compare import NOT_STATED, Comparison  # noqa: E402
+from rag.config import get_settings  # noqa: E402
+
+RESULTS = "evaluation and reported results"
+
+
+def _squash(text: str) -> str:
+    return re.sub(r"[\s×]+|times", "", text.lower().replace("×", "x"))
+
+
+def _verbatim(quote: str, abstract: str) -> bool:
+    flat = " ".join(abstract.split())
+    return bool(quote) and all(" ".join(q.split()) in flat for q in quote.split(" … "))
+
+
+def eval_compare(path: Path, verbose: bool) -> dict[str, Any]:
+    settings = get_settings()
+    abstracts = {p.paper_id: p.abstract for p in api.list_papers(settings)}
+    names_ok = names_total = unresolved_ok = unresolved_total = false_resolved = 0
+    figure_hits = figure_total = cited_cells = informative = 0
+    words: list[int] = []
+    per: list[dict[str, Any]] = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        table: Comparison = api.compare(rec["request"], settings)
+        got = [r.title for r in table.rows]
+        gold = rec["gold"]
+        hit = len(set(got) & set(gold))
+        names_ok += hit
+        names_total += len(gold)
+        false_resolved += len(set(got) - set(gold))
+        expected_unresolved = [u.lower() for u in rec.get("unresolved", [])]
+        unresolved_total += len(expected_unresolved)
+        unresolved_ok += sum(any(u in x.lower() for x in table.unresolved) for u in expected_unresolved)
+        figures = {}
+        for row in table.rows:
+            for cell in row.cells.values():
+                if cell.text == NOT_STATED:
+                    continue
+                informative += 1
+                words.append(len(cell.text.split()))
+                cited_cells += bool(cell.citations) and _verbatim(cell.quote, abstracts[row.paper_id])
+            want = rec.get("results_contains", {}).get(row.title)
+            if want:
+                ok = _squash(want) in _squash(row.cells[RESULTS].text)
+                figures[row.name] = ok
+                figure_hits += ok
+        figure_total += len(rec.get("results_contains", {}))
+        per.append({"request": rec["request"], "resolved": f"{hit}/{len(gold)}", "unresolved": table.unresolved,
+                    "figures": figures})  # fmt: skip
+        if verbose:
+            print(json.dumps(per[-1], ensure_ascii=False), file=sys.stderr)
+    return {
+        "requests": len(per),
+        "name_resolution_accuracy": round(names_ok / max(names_total, 1), 3),
+        "wrongly_resolved": false_resolved,
+        "unresolved_detected": f"{unresolved_ok}/{unresolved_total}",
+        "results_figure_hit_rate": round(figure_hits / max(figure_total, 1), 3),
+        "median_cell_words": statistics.median(words) if words else 0,
+        "cells_with_citation_and_verbatim_quote": round(cited_cells / max(informative, 1), 3),
+        "per_request": per,
+    }
+
+
+def eval_review(path: Path, verbose: bool) -> dict[str, Any]:
+    settings = get_settings()
+    per = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        rec = json.loads(line)
+        draft = api.review(rec["topic"], settings)
+        gold = set(rec["gold"])
+        cited = {r.title for r in draft.references}
+        relevant = {c.title for c in draft.coverage.relevant}
+        row = {
+            "topic": rec["topic"],
+            "gold": len(gold),
+            "cited": len(cited),
+            "recall_cited": round(len(cited & gold) / len(gold), 3),
+            "recall_relevant": round(len(relevant & gold) / len(gold), 3),
+            "precision_cited": round(len(cited & gold) / max(len(cited), 1), 3),
+            "themes": len(draft.sections) - 1,
+        }
+        per.append(row)
+        if verbose:
+            print(json.dumps(row), "missed:", sorted(gold - cited), file=sys.stderr)
+    return {
+        "topics": len(per),
+        "mean_recall_cited": round(statistics.mean(r["recall_cited"] for r in per), 3),
+        "mean_recall_relevant": round(statistics.mean(r["recall_relevant"] for r in per), 3),
+        "mean_precision_cited": round(statistics.mean(r["precision_cited"] for r in per), 3),
+        "per_topic": per,
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--compare", default=str(ROOT / "eval" / "compare.jsonl"))
+    parser.add_argument("--review", default=str(ROOT / "eval" / "review.jsonl"))
+    parser.add_argument("--json", action="store_true", help="print the full report as JSON")
+    parser.add_argument("--verbose", action="store_true", help="per-item details to stderr")
+    args = parser.parse_args()
+    report = {"compare": eval_compare(Path(args.compare), args.verbose),
+              "review": eval_review(Path(args.review), args.verbose)}  # fmt: skip
+    if args.json:
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+        return 0
+    c, r = report["compare"], report["review"]
+    print(f"compare ({c['requests']} requests)")
+    for key in ("name_resolution_accuracy", "wrongly_resolved", "unresolved_detected", "results_figure_hit_rate",
+                "median_cell_words", "cells_with_citation_and_verbatim_quote"):  # fmt: skip
+        print(f"  {key:40s} {c[key]}")
+    print(f"review ({r['topics']} topics)")
+    print(f"  {'topic':70s} gold cited recall(cited) recall(relevant) precision")
+    for t in r["per_topic"]:
+        print(f"  {t['topic'][:70]:70s} {t['gold']:4d} {t['cited']:5d} {t['recall_cited']:13.2f} "
+              f"{t['recall_relevant']:16.2f} {t['precision_cited']:9.2f}")  # fmt: skip
+    print(f"  {'mean':70s} {'':10s} {r['mean_recall_cited']:13.2f} {r['mean_recall_relevant']:16.2f} "
+          f"{r['mean_precision_cited']:9.2f}")  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""The Streamlit pages, headless with AppTest, against real small indexes (offline)."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.servers import SECRET, FakeLLM, source_sentences
+
+# NOTE: the fake LLM endpoint fixture lives in tests/servers.py; this makes pytest see it here.
+pytest_plugins = ["tests.servers"]
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "app.py")
+TIMEOUT = 90  # NOTE: the first run of a test process loads the embedding model
+HOSTILE_TITLE = "<img src=x onerror=alert(1)> Zebra routing"
+HOSTILE_ABSTRACT = (
+    "Quantum zebra routing improves lattice throughput by 40% on benchmark graphs. "
+    "Payload: <script>alert(1)</script> and [a link](javascript:alert(1)) and $x^2$."
+)
+
+
+def app() -> AppTest:
+    return AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+
+
+def nodes(at: AppTest) -> Iterator[object]:
+    yield from at.main
+    yield from at.sidebar
+
+
+def no_failures(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def ask(at: AppTest, question: str) -> AppTest:
+    return at.chat_input(key="ask_input").set_value(question).run()
+
+
+@pytest.fixture()
+def small(tmp_path: Path, isolated: Path) -> Path:
+    """An index of one hostile paper (HTML and Markdown in title and abstract), in the isolated RAG_HOME."""
+    from rag.api import ingest_paths
+    from rag.config import Settings
+
+    corpus = tmp_path / "hostile.jsonl"
+    corpus.write_text(json.dumps({"title": HOSTILE_TITLE, "abstract": HOSTILE_ABSTRACT}) + "\n")
+    ingest_paths([corpus], Settings(home=isolated))
+    return isolated
+
+
+def test_ask_answers_with_citations_and_sources(bundled: object) -> None:
+    at = ask(app(), "What does WebLLM use for GPU acceleration in the browser?")
+    no_failures(at)
+    body = "\n".join(m.value for m in at.markdown)
+    assert "WebGPU" in body
+    assert r":blue[**\[1\]**]" in body  # the marker, shown
+    sources = [e.label for e in at.expander]
+    assert any("WebLLM" in label and "supports the claim" in label for label in sources)
+    assert ":orange-background[" in body  # the quote highlighted inside its abstract
+    assert at.get("badge") or any("Offline" in m.value for m in at.markdown)
+    assert at.download_button(key="ask_download_0").proto.label == "Download as Markdown"
+
+
+def test_ask_keeps_the_conversation_for_follow_ups(bundled: object) -> None:
+    at = ask(app(), "What does WebLLM use for GPU acceleration in the browser?")
+    at = ask(at, "What about its CPU computation?")
+    no_failures(at)
+    chat = at.session_state["chat"]
+    assert [a.question for a in chat][1] == "What about its CPU computation?"
+    assert any(c.title.startswith("WebLLM") for c in chat[1].citations)
+    assert len(at.chat_message) == 4
+
+
+def test_ask_refusal_says_so_and_lists_related_papers(bundled: object) -> None:
+    at = ask(app(), "What is the boiling point of water on Mars?")
+    no_failures(at)
+    assert "do not answer" in at.info[0].value
+    assert any("Related papers" in m.value for m in at.markdown)
+
+
+def test_llm_fallback_is_announced_and_the_key_is_never_shown_back(
+    bundled: object, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_LLM_MAX_RETRIES", "0")
+    secret = "sk-test-never-echo-4242"
+    at = app()
+    at.radio(key="set_engine").set_value("llm").run()
+    at.text_input(key="set_base_url").input("http://127.0.0.1:9").run()  # NOTE: nothing listens on port 9
+    at.text_input(key="set_api_key").input(secret).run()
+    assert at.text_input(key="set_api_key").value == ""
+    assert all(secret not in str(getattr(n, "proto", "")) for n in nodes(at))
+    assert at.session_state["llm_key"].get_secret_value() == secret
+    at = ask(at, "What does WebLLM use for GPU acceleration in the browser?")
+    assert "answered offline" in at.warning[0].value
+    assert all(secret not in str(getattr(n, "proto", "")) for n in nodes(at))
+    assert not any(secret.encode() in p.read_bytes() for p in Path.cwd().rglob("*") if p.is_file())
+
+
+def test_hostile_text_renders_as_text(small: Path) -> None:
+    at = ask(app(), "What does quantum zebra routing improve?")
+    no_failures(at)
+    assert not at.get("html")
+    markdown = [n for n in nodes(at) if getattr(n, "type", "") == "markdown"]
+    assert markdown and all(not m.proto.allow_html for m in markdown)
+    shown = "\n".join([m.value for m in markdown] + [e.label for e in at.expander])
+    assert r"\<script\>" in shown and r"\<img src\=x onerror\=alert\(1\)\>" in shown
+    assert not re.search(r"(?<!\\)<(script|img)", shown) and "](javascript" not in shown
+
+
+def test_library_lists_and_searches_papers(bundled: object) -> None:
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
+    at.switch_page("ui/pages/library.py").run()
+    assert len(at.dataframe[0].value) == 168
+    at.text_input(key="library_search").input("in-browser LLM inference with WebGPU").run()
+    no_failures(at)
+    titles = at.dataframe[0].value["title"].tolist()
+    assert titles[0].startswith("WebLLM")
+
+
+def test_library_upload_of_a_bad_file_shows_a_clear_error(bundled: object) -> None:
+    at = app().switch_page("ui/pages/library.py").run()
+    at.file_uploader(key="library_upload").set_value(("broken.jsonl", b'{"title": "x", "abstract"\n', "text/plain"))
+    at.run()
+    at.button(key="library_add").click().run()
+    assert len(at.error) == 1
+    message = at.error[0].value
+    assert "broken\\.jsonl\\:1" in message and "rag-upload-" not in message
+    assert "Nothing was added" in message
+
+
+def test_library_upload_adds_papers(small: Path, tmp_path: Path) -> None:
+    at = app().switch_page("ui/pages/library.py").run()
+    assert len(at.dataframe[0].value) == 1
+    record = {"title": "Sparse lemur attention", "abstract": "Lemur attention is sparse and fast."}
+    at.file_uploader(key="library_upload").set_value(("new.jsonl", json.dumps(record).encode(), "text/plain"))
+    at.run()
+    at.button(key="library_add").click().run()
+    no_failures(at)
+    assert "Added 1" in at.success[0].value
+    assert len(at.dataframe[0].value) == 2
+
+
+def paper_ids(*prefixes: str) -> list[str]:
+    from rag.api import list_papers
+
+    return [p.paper_id for p in list_papers() if p.title.startswith(prefixes)]
+
+
+def test_compare_two_papers_gives_a_cited_matrix(bundled: object) -> None:
+    at = app().switch_page("ui/pages/compare.py").run()
+    at.multiselect(key="compare_papers").set_value(paper_ids("WebLLM", "Pathways"))
+    at.button(key="compare_run").click().run()
+    no_failures(at)
+    matrix = at.dataframe[0].value
+    assert sorted(matrix["Paper"]) == ["[1] Pathways", "[2] WebLLM"]
+    assert "approach" in matrix.columns
+    assert matrix.drop(columns=["Paper"]).apply(lambda col: col.str.contains(r"\[\d\]")).any().any()
+    assert {d.key for d in at.download_button} == {"compare_download_md", "compare_download_csv"}
+    at.toggle(key="compare_quotes").set_value(True).run()
+    assert any(label.startswith("WebLLM") for label in (e.label for e in at.expander))
+
+
+def test_compare_asks_for_two_papers(bundled: object) -> None:
+    at = app().switch_page("ui/pages/compare.py").run()
+    at.multiselect(key="compare_papers").set_value(paper_ids("WebLLM"))
+    at.button(key="compare_run").click().run()
+    assert "at least two papers" in at.warning[0].value
+    assert at.session_state["comparison"] is None if "comparison" in at.session_state else True
+
+
+def test_review_drafts_sections_references_and_coverage(bundled: object) -> None:
+    at = app().switch_page("ui/pages/review.py").run()
+    at.text_input(key="review_topic").input("efficient LLM inference")
+    at.button(key="review_run").click().run()
+    no_failures(at)
+    body = "\n".join(m.value for m in at.markdown)
+    assert "**Outline**" in body and ":blue[**\\[1\\]**]" in body
+    assert "relevant papers cited" in body
+    assert len(at.subheader) >= 3 and at.subheader[-1].value == "References"
+    assert {d.key for d in at.download_button} == {"review_download_md", "review_download_bib"}
+
+
+def test_library_topic_map_is_drawn_by_theme(bundled: object) -> None:
+    at = app().switch_page("ui/pages/library.py").run()
+    assert not at.get("vega_lite_chart")  # NOTE: drawn only when its tab is open
+    at.session_state["library_view"] = "Topic map"
+    at.run()
+    no_failures(at)
+    chart = at.get("vega_lite_chart")[0].proto
+    assert '"theme"' in chart.spec and '"title"' in chart.spec
+
+
+def test_llm_answer_streams_with_the_session_key_and_renders_as_text(bundled: object, fake_llm: FakeLLM) -> None:
+    def reply(body: dict[str, object]) -> str:
+        first = source_sentences(str(body["messages"][-1]["content"]), 1).split(". ")[0]  # type: ignore[index]
+        return f"{first} [1]. <img src=x onerror=alert(1)>"
+
+    fake_llm.play(reply)
+    at = app()
+    at.radio(key="set_engine").set_value("llm").run()
+    at.text_input(key="set_base_url").input(fake_llm.base_url).run()
+    at.text_input(key="set_api_key").input(SECRET).run()
+    at = ask(at, "What does WebLLM use for GPU acceleration in the browser?")
+    no_failures(at)
+    assert fake_llm.completions[0].body["stream"] is True
+    assert fake_llm.completions[0].headers["authorization"] == f"Bearer {SECRET}"
+    assert at.session_state["chat"][0].engine == "llm:gpt-4o-mini"
+    assert any("LLM · gpt" in m.value for m in at.markdown)
+    body = "\n".join(m.value for m in at.markdown)
+    assert r"\<img src\=x onerror\=alert\(1\)\>" in body and not re.search(r"(?<!\\)<img", body)
+    assert all(secret_free(n) for n in nodes(at))
+
+
+def secret_free(node: object) -> bool:
+    return SECRET not in str(getattr(node, "proto", ""))

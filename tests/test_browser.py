@@ -1,0 +1,163 @@
+"""End to end in a real browser: `streamlit run app.py` on loopback, driven by Debian's Chromium."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Page, sync_playwright
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = Path("/usr/bin/chromium")
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+HOSTILE = [
+    {
+        "title": "<img src=x onerror=alert(1)> Hostile title",
+        "abstract": "Payload <script>alert(1)</script> in the "
+        "abstract. Quantum zebra routing improves lattice throughput by 40% on benchmark graphs.",
+    },
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.read().decode().strip() == "ok":
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise TimeoutError(f"{url} did not become healthy in {timeout} s")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, bundled_home: Path) -> Iterator[tuple[str, float]]:
+    """The app on a free loopback port over a copy of the bundled index plus one hostile paper."""
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed (make browser)")
+    from rag.api import ingest_paths
+    from rag.config import Settings
+
+    home = tmp_path_factory.mktemp("browser") / "home"
+    shutil.copytree(bundled_home, home)
+    hostile = home.parent / "hostile.jsonl"
+    hostile.write_text("\n".join(json.dumps(r) for r in HOSTILE) + "\n")
+    ingest_paths([hostile], Settings(home=home))
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
+    env |= {"RAG_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    command = [
+        sys.executable,
+        "-m",
+        "streamlit",
+        "run",
+        "app.py",
+        "--server.headless",
+        "true",
+        "--server.port",
+        str(port),
+        "--server.address",
+        "127.0.0.1",
+        "--browser.gatherUsageStats",
+        "false",
+    ]
+    started = time.monotonic()
+    log = (home.parent / "streamlit.log").open("wb")
+    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_healthy(f"http://127.0.0.1:{port}", proc)
+        yield f"http://127.0.0.1:{port}", started
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+        log.close()
+
+
+@pytest.fixture(scope="module")
+def page(server: tuple[str, float], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Page]:
+    profile = tmp_path_factory.mktemp("chromium-profile")
+    with sync_playwright() as p:
+        context = p.chromium.launch_persistent_context(
+            str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1100}
+        )
+        yield context.pages[0] if context.pages else context.new_page()
+        context.close()
+
+
+def shot(page: Page, name: str) -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+def test_ask_in_browser_shows_cited_answer_and_sources(server: tuple[str, float], page: Page) -> None:
+    url, started = server
+    page.goto(url)
+    chat = page.get_by_placeholder("Ask about the papers…")
+    chat.wait_for(timeout=90_000)
+    page.get_by_text("indexed abstracts").wait_for(timeout=90_000)
+    first_load = time.monotonic() - started
+    (ARTIFACTS / "first-load.txt").parent.mkdir(exist_ok=True)
+    (ARTIFACTS / "first-load.txt").write_text(f"{first_load:.1f} s from `streamlit run` to the ready Ask page\n")
+
+    chat.fill("What does WebLLM use for GPU acceleration in the browser?")
+    chat.press("Enter")
+    sources = page.get_by_text("Sources", exact=True)
+    sources.wait_for(timeout=60_000)
+    answer = page.locator("[data-testid='stChatMessage']").last
+    assert "WebGPU" in answer.inner_text()
+    assert "[1]" in answer.inner_text()
+    expander = page.locator("[data-testid='stExpander']").first
+    assert "WebLLM" in expander.inner_text()
+    expander.locator("summary").click()
+    expander.get_by_text("WebAssembly for performant CPU computation").wait_for()
+    page.wait_for_timeout(800)  # NOTE: let the expander finish opening before the screenshot
+    path = shot(page, "ask")
+    shutil.copyfile(path, ROOT / "docs" / "screenshot-ask.png")
+
+
+def test_hostile_paper_renders_as_text(server: tuple[str, float], page: Page) -> None:
+    url, _ = server
+    page.goto(url)
+    chat = page.get_by_placeholder("Ask about the papers…")
+    chat.wait_for(timeout=90_000)
+    chat.fill("What does quantum zebra routing improve?")
+    chat.press("Enter")
+    page.get_by_text("Hostile title").first.wait_for(timeout=60_000)
+    page.locator("[data-testid='stExpander'] summary").first.click()
+    page.get_by_text("<script>alert(1)</script>").first.wait_for(timeout=20_000)
+    assert page.get_by_text("<img src=x onerror=alert(1)>").count() > 0
+    assert page.locator("img[onerror]").count() == 0
+    assert page.locator("script:has-text('alert(1)')").count() == 0
+    shot(page, "hostile")

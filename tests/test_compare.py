@@ -1,0 +1,242 @@
+"""Comparisons: name resolution, cell filling, exports, and the LLM path against an honest fake server."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from rag.compare import NOT_STATED, Comparison, NameResolver, split_names
+from rag.config import Settings
+from rag.corpus import read_file
+from tests.conftest import BUNDLED
+
+ZERO_BUBBLE = "zero-bubble-pipeline-parallelism-0b5de4f8"
+TWO_BP = "2bp-2-stage-backpropagation-2c62d8f9"
+RESULTS = "evaluation and reported results"
+
+
+@pytest.fixture(scope="module")
+def resolver() -> NameResolver:
+    return NameResolver(read_file(BUNDLED).papers)
+
+
+@pytest.fixture(scope="module")
+def table(bundled_home: Path) -> Comparison:
+    from rag import api
+
+    settings = Settings(_env_file=None, home=bundled_home, engine="extractive")  # type: ignore[call-arg]
+    return api.compare("Compare zero bubble, 2BP and GPipe", settings)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "names"),
+    [
+        ("Compare GPipe, Zero Bubble and 2BP", ["GPipe", "Zero Bubble and 2BP"]),
+        ("compare the papers: A; B", ["A", "B"]),
+        ("GPipe vs 2BP", ["GPipe vs 2BP"]),
+        ("Compare the dynamic pyramid network, and p-MoD", ["dynamic pyramid network", "p-MoD"]),
+    ],
+)
+def test_split_names(request_text: str, names: list[str]) -> None:
+    assert split_names(request_text) == names
+
+
+@pytest.mark.parametrize(
+    ("request_text", "systems"),
+    [
+        ("Compare GPipe, Zero Bubble and 2BP", ["GPipe", "Zero Bubble", "2BP"]),
+        ("GPipe vs. 2BP", ["GPipe", "2BP"]),
+        ("compare DiLoCo with DiPaCo", ["DiLoCo", "DiPaCo"]),
+        ("Compare Combined Scheduling, Memory Allocation and Tensor Replacement", ["Combined Scheduling"]),
+    ],
+)
+def test_resolve_request_splits_lists(resolver: NameResolver, request_text: str, systems: list[str]) -> None:
+    found, missing, _ = resolver.resolve_request(request_text)
+    assert [p.title.split(":")[0][: len(s)] for (_, p), s in zip(found, systems, strict=True)] == systems
+    assert len(found) == len(systems) and missing == []
+
+
+@pytest.mark.parametrize(
+    ("name", "title_start"),
+    [
+        ("Zero Bubble", "Zero Bubble Pipeline Parallelism"),
+        ("zero bubble", "Zero Bubble Pipeline Parallelism"),
+        ("2BP", "2BP: 2-Stage Backpropagation"),
+        ("gpipe", "GPipe:"),
+        ("DeepSpeed-Ulysses", "DeepSpeed Ulysses:"),
+        ("llm.int8()", "LLM.int8():"),
+        ("LLM.INT8", "LLM.int8():"),
+        ("mllm-npu", "Empowering 1000 tokens/second"),
+        ("gamma-MoD", "γ-MoD:"),
+        ("Lamina", "Efficient and Economic Large Language Model Inference"),
+        ("HADES", "HADES:"),
+        ("reducing activation recomputation", "Reducing Activation Recomputation"),
+        ("Megatron-LM", "Efficient Large-Scale Language Model Training on GPU Clusters"),
+    ],
+)
+def test_resolve_name_variants(resolver: NameResolver, name: str, title_start: str) -> None:
+    paper, why = resolver.resolve(name)
+    assert paper is not None, why
+    assert paper.title.startswith(title_start)
+
+
+@pytest.mark.parametrize(
+    ("request_text", "unresolved"),
+    [
+        ("Compare FastMoE, SE-MoE and Tutel", ["Tutel"]),
+        ("Compare GPipe and FlubberNet", ["FlubberNet"]),
+        ("Compare LLaVA and GPipe", ["LLaVA"]),  # NOTE: many titles carry LLaVA: ambiguous, not guessed
+    ],
+)
+def test_unresolved_names_are_reported(resolver: NameResolver, request_text: str, unresolved: list[str]) -> None:
+    found, missing, reasons = resolver.resolve_request(request_text)
+    assert missing == unresolved
+    assert len(reasons) == len(unresolved)
+    assert all(name.lower() not in p.title.lower() for name in unresolved for _, p in found)
+
+
+@pytest.mark.parametrize(
+    ("title_start", "figure"),
+    [("Zero Bubble", "23%"), ("2BP", "1.70x"), ("GPipe", "84.4%")],
+)
+def test_results_cell_holds_the_reported_figure(table: Comparison, title_start: str, figure: str) -> None:
+    row = next(r for r in table.rows if r.title.startswith(title_start))
+    assert figure in row.cells[RESULTS].text
+
+
+def test_informative_cells_cite_a_verbatim_sentence(table: Comparison) -> None:
+    abstracts = {p.paper_id: " ".join(p.abstract.split()) for p in read_file(BUNDLED).papers}
+    for n, row in enumerate(table.rows, 1):
+        for cell in row.cells.values():
+            if cell.text == NOT_STATED:
+                assert cell.citations == [] and cell.quote == ""
+                continue
+            assert cell.citations == [n]
+            assert all(" ".join(q.split()) in abstracts[row.paper_id] for q in cell.quote.split(" … "))
+            assert len(cell.text.split()) <= 45
+    assert [c.n for c in table.citations] == [1, 2, 3]
+    assert "[1]" in table.synthesis and "[3]" in table.synthesis
+
+
+def test_custom_aspects_and_not_stated(bundled: Settings) -> None:
+    from rag import api
+
+    aspects = ["hardware target", "clinical trial outcomes"]
+    table = api.compare("", bundled, paper_ids=[TWO_BP, "no-such-paper"], aspects=aspects)
+    assert table.aspects == aspects
+    assert [r.paper_id for r in table.rows] == [TWO_BP]
+    assert table.unresolved == ["no-such-paper"]
+    cells = table.rows[0].cells
+    assert "accelerator" in cells["hardware target"].text or "GPU" in cells["hardware target"].text
+    assert cells["clinical trial outcomes"].text == NOT_STATED
+
+
+def test_exports_parse_back(table: Comparison, tmp_path: Path) -> None:
+    from rag.export import write_comparison
+
+    rows = list(csv.DictReader(io.StringIO(write_comparison(table, "csv", None))))
+    assert [r["paper_id"] for r in rows] == [r.paper_id for r in table.rows]
+    assert rows[0][RESULTS] == table.rows[0].cells[RESULTS].text
+    markdown = write_comparison(table, "md", None)
+    body = [
+        line for line in markdown.splitlines() if line.startswith("| ") and not line.startswith(("| paper", "| ---"))
+    ]
+    assert len(body) == len(table.rows)
+    assert Comparison.model_validate_json(write_comparison(table, "json", None)) == table
+    message = write_comparison(table, "csv", tmp_path / "t.csv")
+    assert str(tmp_path / "t.csv") in message and (tmp_path / "t.csv").read_text().startswith("n,paper_id")
+
+
+# --- the LLM path, against a local fake OpenAI-compatible server ----------------------------------
+
+
+class FakeOpenAI:
+    """A chat-completions endpoint on 127.0.0.1 that replies from a queue and records each request."""
+
+    def __init__(self, replies: list[str]) -> None:
+        self.replies = list(replies)
+        self.requests: list[dict[str, Any]] = []
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                fake.requests.append(body)
+                content = fake.replies.pop(0) if fake.replies else "{}"
+                payload = json.dumps({
+                    "id": "fake", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "message": {"role": "assistant", "content": content},
+                                 "finish_reason": "stop"}],
+                    "usage": {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15},
+                }).encode()  # fmt: skip
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture()
+def llm_settings(bundled: Settings) -> Iterator[tuple[Settings, list[str]]]:
+    replies: list[str] = []
+    fake = FakeOpenAI(replies)
+    settings = bundled.model_copy(update={"engine": "llm", "openai_base_url": fake.url, "llm_max_retries": 0})
+    yield settings, fake  # type: ignore[misc]
+    fake.close()
+
+
+def _sentence(paper_id: str, word: str) -> str:
+    abstract = next(p.abstract for p in read_file(BUNDLED).papers if p.paper_id == paper_id)
+    return next(s.strip() + "." for s in abstract.split(". ") if word in s)
+
+
+def test_llm_retries_invalid_json_then_falls_back_per_cell(llm_settings: Any) -> None:
+    from rag import api
+
+    settings, fake = llm_settings
+    approach = _sentence(ZERO_BUBBLE, "scheduling strategy")
+    valid = json.dumps({"cells": {
+        "approach": {"text": approach, "quote": approach},
+        RESULTS: {"text": "It reaches 99.9% accuracy on quantum hardware.", "quote": ""},
+    }})  # fmt: skip
+    fake.replies += [
+        "Sure! Here is the table: approach = ...",
+        valid,
+        "not json",
+        "{still not json",
+        "Both differ [1][2].",
+    ]
+    table = api.compare("", settings, paper_ids=[ZERO_BUBBLE, TWO_BP], aspects=["approach", RESULTS])
+
+    assert len(fake.requests) == 5
+    retry = fake.requests[1]["messages"]
+    assert retry[-2] == {"role": "assistant", "content": "Sure! Here is the table: approach = ..."}
+    assert "not valid JSON" in retry[-1]["content"]
+    assert fake.requests[0]["response_format"] == {"type": "json_object"}
+    first, second = table.rows
+    assert first.cells["approach"].origin == "llm" and first.cells["approach"].quote == approach
+    assert first.cells[RESULTS].origin == "extractive"  # unsupported figure: verified and rejected
+    assert "23%" in first.cells[RESULTS].text
+    assert {c.origin for c in second.cells.values()} == {"extractive"}
+    assert table.engine.startswith("llm:")
+    assert any("not valid JSON after 2 attempts" in w for w in table.warnings)
+    assert table.usage["calls"] == 5

@@ -1,0 +1,103 @@
+"""Review drafts: coverage consistency, citations, exports, themes and the topic map."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.review import ReviewDraft
+from rag.themes import cluster, distinctive_terms, heading
+
+TOPIC = "Pipeline parallelism and scheduling for distributed training of large models"
+
+
+@pytest.fixture(scope="module")
+def draft(bundled_home: Path) -> ReviewDraft:
+    from rag import api
+
+    settings = Settings(_env_file=None, home=bundled_home, engine="extractive")  # type: ignore[call-arg]
+    return api.review(TOPIC, settings)
+
+
+def test_coverage_is_consistent(draft: ReviewDraft) -> None:
+    cov = draft.coverage
+    relevant = {c.paper_id for c in cov.relevant}
+    left = {c.paper_id for c in cov.left_out}
+    assert set(cov.cited) | left == relevant
+    assert not set(cov.cited) & left
+    assert all(c.reason in ("below threshold", "duplicate", "off-theme") for c in cov.left_out)
+    assert [r.paper_id for r in draft.references] == cov.cited
+    assert cov.thresholds["cite"] >= cov.thresholds["relevant"]
+
+
+def test_sections_cite_only_listed_references(draft: ReviewDraft) -> None:
+    numbers = {r.n for r in draft.references}
+    assert numbers == set(range(1, len(numbers) + 1))
+    cited = {int(n) for s in draft.sections for n in re.findall(r"\[(\d+)\]", s.text)}
+    assert cited == numbers
+    titles = {r.title for r in draft.references}
+    assert {
+        "Zero Bubble Pipeline Parallelism",
+        "GPipe: Efficient Training of Giant Neural Networks using Pipeline Parallelism",
+    } <= titles
+    assert draft.outline[0] == "Introduction" and len(draft.sections) == len(draft.outline) >= 2
+
+
+def test_markdown_and_bibtex_exports(draft: ReviewDraft, tmp_path: Path) -> None:
+    import bibtexparser
+
+    from rag.export import write_review
+
+    markdown = write_review(draft, "md", None)
+    assert markdown.startswith(f"# {draft.title}") and "## References" in markdown and "## Coverage" in markdown
+    library = bibtexparser.parse_string(write_review(draft, "bib", None))
+    keys = [e.key for e in library.entries]
+    assert len(keys) == len(set(keys)) == len(draft.references)
+    assert {e.fields_dict["title"].value.strip("{}") for e in library.entries} == {r.title for r in draft.references}
+    again = bibtexparser.parse_string(write_review(draft, "bib", None))
+    assert [e.key for e in again.entries] == keys
+    assert ReviewDraft.model_validate_json(write_review(draft, "json", None)) == draft
+    assert "wrote review" in write_review(draft, "bib", tmp_path / "r.bib")
+
+
+@pytest.mark.parametrize(
+    ("groups", "expected"),
+    [
+        ([["pipeline bubbles pipeline schedule", "pipeline bubbles in training"], ["quantized int8 weights"]],
+         ["pipeline", "int8"]),
+        ([["mixture of experts routing", "experts routing offloading"]], ["experts"]),
+    ],
+)  # fmt: skip
+def test_distinctive_terms(groups: list[list[str]], expected: list[str]) -> None:
+    terms = distinctive_terms(groups)
+    assert all(any(word in t for t in ts) for word, ts in zip(expected, terms, strict=True))
+
+
+@pytest.mark.parametrize(("terms", "text"), [([], "Other work"), (["pipeline"], "Pipeline"),
+                                             (["LLM", "edge"], "LLM and edge")])  # fmt: skip
+def test_heading(terms: list[str], text: str) -> None:
+    assert heading(terms) == text
+
+
+def test_cluster_separates_obvious_groups() -> None:
+    rng = np.random.default_rng(0)
+    a, b = np.eye(8)[0], np.eye(8)[1]
+    vectors = np.stack([a + 0.05 * rng.standard_normal(8) for _ in range(5)] +
+                       [b + 0.05 * rng.standard_normal(8) for _ in range(5)])  # fmt: skip
+    labels = cluster(vectors / np.linalg.norm(vectors, axis=1, keepdims=True))
+    assert len(set(labels[:5])) == len(set(labels[5:])) == 1 and labels[0] != labels[5]
+    assert list(cluster(vectors[:3])) == [0, 0, 0]
+
+
+def test_topic_map(bundled: Settings) -> None:
+    from rag import api
+
+    points = api.topic_map(bundled)
+    assert len(points) == 168
+    assert set(points[0]) == {"paper_id", "title", "x", "y", "theme"}
+    assert 2 <= len({p["theme"] for p in points}) <= 12
+    assert all(np.isfinite([p["x"], p["y"]]).all() for p in points)

@@ -1,0 +1,104 @@
+"""The Chroma store: a real `chroma run` server, and incremental ingest into embedded Chroma."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from rag.api import get_retriever, ingest_paths, list_papers
+from rag.config import Settings, get_settings
+from rag.index import chunk_paper
+from rag.store import Store
+from rag.types import Paper
+from tests.servers import bundled_records, write_jsonl
+
+# NOTE: the server fixtures live in tests/servers.py; this makes pytest see them here.
+pytest_plugins = ["tests.servers"]
+
+
+def chunk_ids(store: Store) -> list[str]:
+    return list(store.chunks.get(include=[])["ids"])
+
+
+def expected_chunk_ids(records: list[dict[str, str]], settings: Settings) -> set[str]:
+    papers = [Paper(paper_id=r["id"], title=r["title"], abstract=r["abstract"]) for r in records]
+    return {node.id_ for p in papers for node in chunk_paper(p, settings)}
+
+
+def test_server_mode_ingests_and_searches(
+    chroma_server: str, tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = bundled_records(0, 6)
+    monkeypatch.setenv("RAG_CHROMA_URL", chroma_server)
+    settings = get_settings()
+    assert settings.chroma_url == chroma_server
+    report = ingest_paths([write_jsonl(tmp_path / "six.jsonl", records)], settings)
+    assert (report.added, report.total_papers) == (6, 6)
+    assert {p.paper_id for p in list_papers(settings)} == {r["id"] for r in records}
+    assert set(chunk_ids(Store(settings))) == expected_chunk_ids(records, settings)
+    [hit, *_] = get_retriever(settings).search(records[3]["title"], k=3)
+    assert hit.paper_id == records[3]["id"]
+    assert not (isolated / "chroma").exists()
+
+
+@pytest.fixture()
+def corpus(tmp_path: Path) -> tuple[Path, list[dict[str, str]]]:
+    records = bundled_records(10, 15)
+    return write_jsonl(tmp_path / "five.jsonl", records), records
+
+
+def test_unchanged_reingest_embeds_nothing(corpus: tuple[Path, list[dict[str, str]]]) -> None:
+    path, records = corpus
+    first = ingest_paths([path], Settings())
+    again = ingest_paths([path], Settings())
+    assert (first.added, first.chunks_embedded) == (5, len(expected_chunk_ids(records, Settings())))
+    assert (again.added, again.updated, again.removed, again.unchanged, again.chunks_embedded) == (0, 0, 0, 5, 0)
+
+
+def test_changed_abstract_reembeds_only_that_paper(corpus: tuple[Path, list[dict[str, str]]]) -> None:
+    path, records = corpus
+    settings = Settings()
+    ingest_paths([path], settings)
+    records[2] = {**records[2], "abstract": records[2]["abstract"] + " We release the code and the weights."}
+    report = ingest_paths([write_jsonl(path, records)], settings)
+    changed = expected_chunk_ids(records[2:3], settings)
+    assert (report.added, report.updated, report.unchanged, report.chunks_embedded) == (0, 1, 4, len(changed))
+    assert set(chunk_ids(Store(settings))) == expected_chunk_ids(records, settings)
+
+
+def test_paper_removed_from_its_file_leaves_the_index(corpus: tuple[Path, list[dict[str, str]]]) -> None:
+    path, records = corpus
+    settings = Settings()
+    ingest_paths([path], settings)
+    report = ingest_paths([write_jsonl(path, records[:4])], settings)
+    assert (report.removed, report.total_papers, report.chunks_embedded) == (1, 4, 0)
+    assert records[4]["id"] not in {p.paper_id for p in list_papers(settings)}
+    assert set(chunk_ids(Store(settings))) == expected_chunk_ids(records[:4], settings)
+
+
+def test_other_file_keeps_its_papers(corpus: tuple[Path, list[dict[str, str]]], tmp_path: Path) -> None:
+    path, _ = corpus
+    settings = Settings()
+    ingest_paths([path], settings)
+    report = ingest_paths([write_jsonl(tmp_path / "more.jsonl", bundled_records(20, 22))], settings)
+    assert (report.added, report.removed, report.total_papers) == (2, 0, 7)
+
+
+STALE_NAME = pytest.mark.xfail(
+    strict=True, reason="rag/config.py: Settings.index_name is a cached_property, so model_copy(update=...) keeps it"
+)
+
+
+@pytest.mark.parametrize("how", ["fresh", pytest.param("model_copy", marks=STALE_NAME)])
+def test_changed_chunking_reads_no_stale_index(corpus: tuple[Path, list[dict[str, str]]], how: str) -> None:
+    path, records = corpus
+    settings = Settings()
+    ingest_paths([path], settings)
+    small = Settings(chunk_tokens=32) if how == "fresh" else settings.model_copy(update={"chunk_tokens": 32})
+    assert small.index_name != settings.index_name
+    assert Store(small).count_papers() == 0
+    report = ingest_paths([path], small)
+    assert (report.added, report.chunks_embedded) == (5, len(expected_chunk_ids(records, small)))
+    assert set(chunk_ids(Store(small))) == expected_chunk_ids(records, small)
+    assert set(chunk_ids(Store(settings))) == expected_chunk_ids(records, settings)

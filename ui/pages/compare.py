@@ -1,0 +1,121 @@
+"""Compare: pick papers or describe them, choose the aspects, and read a cited comparison matrix."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from rag import api
+from rag.compare import DEFAULT_ASPECTS, Cell, Comparison
+from rag.export import write_comparison
+from ui.common import guard, md_escape, prose, retriever, settings
+
+EXTRA_ASPECTS = ("datasets", "model size", "hardware", "open source")
+
+
+def cell_text(cell: Cell | None) -> str:
+    """A cell's text followed by its citation markers, as plain text for the table."""
+    if cell is None:
+        return "—"
+    cites = "".join(f" [{n}]" for n in cell.citations)
+    return f"{cell.text}{cites}" if cell.text else "—"
+
+
+def matrix(table: Comparison) -> pd.DataFrame:
+    rows = [
+        {"Paper": f"[{n}] {row.name}", **{aspect: cell_text(row.cells.get(aspect)) for aspect in table.aspects}}
+        for n, row in enumerate(table.rows, 1)
+    ]
+    return pd.DataFrame(rows, columns=["Paper", *table.aspects])
+
+
+def show(table: Comparison) -> None:
+    for warning in table.warnings:
+        st.warning(md_escape(warning), icon=":material/warning:")
+    if table.unresolved:
+        st.warning("Not found in the library: " + md_escape(", ".join(map(str, table.unresolved))))
+    columns = {aspect: st.column_config.TextColumn(width=260) for aspect in table.aspects}
+    st.dataframe(
+        matrix(table),
+        hide_index=True,
+        key="compare_table",
+        row_height=110,
+        column_config={"Paper": st.column_config.TextColumn(pinned=True, width=150), **columns},
+    )
+    if st.toggle("Show the supporting quotes", key="compare_quotes"):
+        for row in table.rows:
+            with st.expander(md_escape(row.title), expanded=True):
+                for aspect in table.aspects:
+                    cell = row.cells.get(aspect)
+                    if cell is not None and cell.quote:
+                        st.markdown(f"**{md_escape(aspect)}** — {md_escape(cell.quote)}")
+    if table.synthesis:
+        st.subheader("Synthesis", anchor=False)
+        st.markdown(prose(table.synthesis))
+    if table.citations:
+        st.markdown("**References**")
+        st.markdown("\n\n".join(f"{md_escape(f'[{c.n}]')} {md_escape(c.title)}" for c in table.citations))
+
+
+def downloads(table: Comparison) -> None:
+    row = st.container(horizontal=True)
+    row.download_button(
+        "Markdown",
+        write_comparison(table, "md", None),
+        file_name="comparison.md",
+        mime="text/markdown",
+        icon=":material/download:",
+        key="compare_download_md",
+    )
+    row.download_button(
+        "CSV",
+        write_comparison(table, "csv", None),
+        file_name="comparison.csv",
+        mime="text/csv",
+        icon=":material/download:",
+        key="compare_download_csv",
+    )
+
+
+config = settings()
+papers = retriever(config).papers
+titles = {pid: p.title for pid, p in sorted(papers.items(), key=lambda kv: kv[1].title.lower())}
+
+st.title("Compare papers", anchor=False)
+st.caption("Pick papers from the library, or describe what to compare and let retrieval pick them.")
+with st.form("compare_form", border=True):
+    picked = st.multiselect(
+        "Papers",
+        list(titles),
+        format_func=titles.__getitem__,
+        key="compare_papers",
+        placeholder="Type to search the library…",
+    )
+    request = st.text_input(
+        "…or a request", key="compare_request", placeholder="e.g. compare methods for efficient LLM inference"
+    )
+    aspects = st.multiselect(
+        "Aspects",
+        [*DEFAULT_ASPECTS, *EXTRA_ASPECTS],
+        default=list(DEFAULT_ASPECTS),
+        accept_new_options=True,
+        key="compare_aspects",
+        help="Type a new aspect and press Enter to add it.",
+    )
+    submitted = st.form_submit_button("Compare", type="primary", icon=":material/compare_arrows:", key="compare_run")
+
+if submitted:
+    if not picked and not request.strip():
+        st.warning("Pick at least two papers or type a request.")
+    elif picked and len(picked) < 2:
+        st.warning("Pick at least two papers to compare.")
+    else:
+        with guard("Comparing"), st.spinner("Reading the abstracts and filling the matrix…"):
+            st.session_state["comparison"] = api.compare(
+                request.strip(), config, paper_ids=picked or None, aspects=aspects or None
+            )
+if st.session_state.get("comparison") is not None:
+    with guard("Showing the comparison"):
+        show(st.session_state["comparison"])
+    with guard("Preparing the downloads"):
+        downloads(st.session_state["comparison"])

@@ -1,0 +1,91 @@
+"""Review: a topic in, an outline, cited sections, references and a coverage report out."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from rag import api
+from rag.export import write_review
+from rag.review import Coverage, ReviewDraft
+from ui.common import guard, md_escape, prose, settings
+
+
+def coverage(report: Coverage) -> None:
+    """Which relevant papers the draft cites, and why it left the others out."""
+    st.markdown(
+        f"**Coverage** — {len(report.cited)} of {len(report.relevant)} relevant papers cited "
+        f"({report.indexed} in the library), {len(report.left_out)} left out"
+    )
+    if report.left_out:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {"Paper": i.title, "Why left out": i.reason or "", "Detail": i.detail, "Relevance": i.score}
+                    for i in report.left_out
+                ]
+            ),
+            hide_index=True,
+            key="review_left_out",
+            column_config={"Relevance": st.column_config.NumberColumn(format="%.2f")},
+        )
+
+
+def show(draft: ReviewDraft) -> None:
+    st.header(md_escape(draft.title), anchor=False)
+    for warning in draft.warnings:
+        st.warning(md_escape(warning), icon=":material/warning:")
+    outline, body = st.columns([1, 3], gap="large")
+    with outline, st.container(border=True):
+        st.markdown("**Outline**")
+        headings = draft.outline or [s.heading for s in draft.sections]
+        st.markdown("\n".join(f"{n}. {md_escape(h)}" for n, h in enumerate(headings, 1)))
+        with guard("Preparing the downloads"):
+            downloads(draft)
+    with body:
+        for section in draft.sections:
+            st.subheader(md_escape(section.heading), anchor=False)
+            st.markdown(prose(section.text))
+        st.subheader("References", anchor=False)
+        st.markdown("\n\n".join(f"{md_escape(f'[{r.n}]')} {md_escape(r.title)}" for r in draft.references))
+        with st.container(border=True):
+            coverage(draft.coverage)
+
+
+def downloads(draft: ReviewDraft) -> None:
+    st.download_button(
+        "Markdown",
+        write_review(draft, "md", None),
+        file_name="review.md",
+        mime="text/markdown",
+        icon=":material/download:",
+        key="review_download_md",
+    )
+    st.download_button(
+        "BibTeX",
+        write_review(draft, "bib", None),
+        file_name="review.bib",
+        mime="application/x-bibtex",
+        icon=":material/download:",
+        key="review_download_bib",
+    )
+
+
+config = settings()
+st.title("Draft a literature review", anchor=False)
+st.caption(
+    "Give a topic: the draft groups the relevant papers into sections, cites every claim, "
+    "and reports which papers it used and which it left out."
+)
+with st.form("review_form"):
+    topic = st.text_input("Topic", key="review_topic", placeholder="e.g. memory-efficient training of LLMs")
+    submitted = st.form_submit_button("Draft the review", type="primary", icon=":material/edit_note:", key="review_run")
+if submitted:
+    if not topic.strip():
+        st.warning("Type a topic first.")
+    else:
+        with guard("Drafting the review"), st.spinner("Gathering papers and writing the sections…"):
+            st.session_state["review"] = api.review(topic.strip(), config)
+if st.session_state.get("review") is not None:
+    with guard("Showing the review"):
+        show(st.session_state["review"])
