@@ -35,8 +35,8 @@ test: install-test browser
 	$(VENV)/bin/pytest
 
 lint: install-test
-	$(VENV)/bin/ruff check rag tests app.py scripts
-	$(VENV)/bin/ruff format --check rag tests app.py scripts
+	$(VENV)/bin/ruff check rag ui tests app.py scripts
+	$(VENV)/bin/ruff format --check rag ui tests app.py scripts
 	$(VENV)/bin/mypy rag
 
 bench: install

@@ -18,7 +18,7 @@ from rag.llm import LLM, LLMError
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import asks_for_quantity, content_words, has_figure, mentions, names, quantity_heads, stem
-from rag.types import Answer, Claim, SearchHit
+from rag.types import Answer, Claim, Paper, SearchHit
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,11 @@ def contextualise(question: str, history: Sequence[Turn]) -> tuple[str, list[str
     if not follow_up:
         return question, []
     return f"{question} {last.question}", list(last.paper_ids)
+
+
+def _mentioned(name: str, paper: Paper) -> bool:
+    pattern = re.compile(rf"(?<![\w-]){re.escape(name)}", re.IGNORECASE)
+    return bool(pattern.search(paper.title) or pattern.search(paper.abstract))
 
 
 class Answerer:
@@ -140,6 +145,9 @@ class Answerer:
         """
         if not evidence or evidence[0].score < ANSWERABLE:
             return False
+        asked = names(question)
+        if asked and not any(_mentioned(name, s.paper) for name in asked for s in sources):
+            return False  # every name it asks about ("StarCraft", "DeepMind") is absent from the sources
         if not asks_for_quantity(question) or self.named_source(question, sources) is None:
             return True
         return bool(self.figures(question, evidence, sources))

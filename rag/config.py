@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     chunk_overlap: int = Field(default=0, ge=0, description="Token overlap between split chunks.")
 
     top_k: int = Field(default=5, ge=1, le=100, description="Papers retrieved per question.")
-    dense_weight: float = Field(default=0.7, ge=0, le=1, description="Weight of dense scores in fusion.")
+    dense_weight: float = Field(default=0.55, ge=0, le=1, description="Weight of dense scores in fusion.")
 
     engine: Literal["extractive", "llm"] = Field(
         default="extractive", description="Answer engine: offline extractive or an OpenAI-compatible LLM."

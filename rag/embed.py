@@ -45,11 +45,15 @@ def _load(backend: str, model: str, base_url: str | None, device: str | None, ba
 
     # NOTE: no model hub at run time; a name that is not on disk must fail now, not hang.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
     if device is None:
         import torch
 
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    # NOTE: parallel tokenisation feeds a GPU; on CPU it competes with the model for the cores.
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if device.startswith("cuda") else "false")
     kwargs = {"torch_dtype": "float16"} if device.startswith("cuda") else {}
     try:
         return HuggingFaceEmbedding(

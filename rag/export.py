@@ -22,15 +22,12 @@ def answer_markdown(answer: Answer) -> str:
     """The answer with its numbered references and supporting quotes, as Markdown."""
     lines = [answer.answer, ""]
     if answer.citations:
-        lines.append("**References**")
-        lines.append("")
+        lines += ["**References**", ""]
         for c in answer.citations:
-            flag = "" if c.supported else " — ⚠ not verified as supported"
-            lines.append(f"[{c.n}] {c.title}{flag}")
-            lines.append(f"    > {c.quote}")
+            flag = "" if c.supported else " (not verified as supported)"
+            lines += [f"- [{c.n}] *{c.title}*{flag}", f"  > {c.quote}", ""]
     if answer.refused and answer.related:
-        lines.append("**Related papers**")
-        lines.append("")
+        lines += ["**Related papers**", ""]
         lines += [f"- {h.title}" for h in answer.related[:5]]
     return "\n".join(lines).rstrip() + "\n"
 

@@ -48,6 +48,19 @@ def redact(text: str, settings: Settings) -> str:
     return _KEYLIKE.sub("[redacted]", text)
 
 
+def _reason(exc: BaseException) -> str:
+    """`Type: first line` of the error, plus its root cause: the SDK's own messages ("Connection error.") say little."""
+
+    def line(e: BaseException) -> str:
+        text = str(e).splitlines()[0][:200] if str(e) else ""
+        return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+    root = exc
+    while root.__cause__ is not None and root.__cause__ is not root:
+        root = root.__cause__
+    return line(exc) if root is exc else f"{line(exc)} ({line(root)})"
+
+
 class LLM:
     """Chat completions against OpenAI or any OpenAI-compatible server."""
 
@@ -75,12 +88,14 @@ class LLM:
         u.completion_tokens += completion
         u.calls += 1
         u.counted_locally = u.counted_locally or local
-        u.cost_usd = (u.prompt_tokens * self.settings.llm_price_in + u.completion_tokens * self.settings.llm_price_out) / 1e6
+        u.cost_usd = (
+            u.prompt_tokens * self.settings.llm_price_in + u.completion_tokens * self.settings.llm_price_out
+        ) / 1e6
 
-    def _fail(self, exc: Exception) -> LLMError:
+    def _fail(self, exc: Exception, streamed: int = 0) -> LLMError:
         where = self.settings.openai_base_url or "the OpenAI API"
-        message = redact(str(exc).splitlines()[0] if str(exc) else "", self.settings)[:200]
-        return LLMError(f"LLM endpoint {where} failed: {type(exc).__name__}: {message}")
+        when = f" after {streamed} characters of the reply" if streamed else ""
+        return LLMError(f"LLM endpoint {where} failed{when}: {redact(_reason(exc), self.settings)}")
 
     def stream(self, messages: list[dict[str, str]], max_tokens: int | None = None) -> Iterator[str]:
         """Yield the reply piece by piece; raises LLMError if the endpoint fails or the stream breaks."""
@@ -111,8 +126,8 @@ class LLM:
                 raise ConnectionError("stream ended before the model finished")
         except LLMError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every SDK/network failure becomes one message
-            raise self._fail(exc) from None
+        except Exception as exc:
+            raise self._fail(exc, streamed=sum(map(len, pieces))) from None
         finally:
             self.usage.total_s += time.perf_counter() - start
         self._count(messages, "".join(pieces), usage)
@@ -129,7 +144,7 @@ class LLM:
                 temperature=0,
                 **kwargs,
             )
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise self._fail(exc) from None
         finally:
             self.usage.total_s += time.perf_counter() - start

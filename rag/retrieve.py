@@ -18,9 +18,10 @@ from rag.types import Paper, SearchHit
 log = logging.getLogger(__name__)
 
 # NOTE: weights tuned on eval/dev.jsonl (scripts/tune_fusion.py); naive RRF loses to dense alone.
-SENTENCE_WEIGHT = 0.6
+SENTENCE_WEIGHT = 0.8
 CHUNK_POOL = 200
 PAPER_POOL = 60
+BM25_POOL = 200
 
 
 def bm25_tokens(text: str) -> list[str]:
@@ -71,6 +72,8 @@ class Retriever:
 
         from rag.text import STOPWORDS
 
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
+
         corpus = [
             [t for t in bm25_tokens(f"{p.title} {p.title} {p.abstract}") if t not in STOPWORDS]
             for p in self.papers.values()
@@ -120,12 +123,15 @@ class Retriever:
         dense = self.dense_scores(vector)
         bm25 = self.bm25_scores(query)
         bm25_max = float(bm25.max()) if bm25.size else 0.0
-        bm25_by_id = {pid: float(s) / bm25_max for pid, s in zip(self._ids, bm25, strict=True)} if bm25_max else {}
+        bm25_by_id: dict[str, float] = {}
+        if bm25_max > 0:
+            # NOTE: only the best BM25 papers can win; skip scoring the long tail one by one.
+            top = np.argpartition(-bm25, min(BM25_POOL, bm25.size - 1))[:BM25_POOL]
+            bm25_by_id = {self._ids[i]: float(bm25[i]) / bm25_max for i in top if bm25[i] > 0}
         dense_vals = [d for d, _ in dense.values()]
         lo, hi = (min(dense_vals), max(dense_vals)) if dense_vals else (0.0, 1.0)
-        candidates = set(dense) | {pid for pid, s in bm25_by_id.items() if s > 0}
-        scored: dict[str, float] = defaultdict(float)
-        for pid in candidates:
+        scored: dict[str, float] = {}
+        for pid in set(dense) | set(bm25_by_id):
             d = dense.get(pid, (lo, ""))[0]
             d_norm = (d - lo) / (hi - lo) if hi > lo else 0.0
             scored[pid] = w * d_norm + (1 - w) * bm25_by_id.get(pid, 0.0)

@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from rag.api import ask, ask_stream
 from rag.config import Settings
@@ -90,7 +91,7 @@ def test_key_never_leaks_into_answers_or_logs(
     bundled: Settings, fake_llm: FakeLLM, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    settings = llm_settings(bundled, fake_llm.play("echo-key").base_url, openai_api_key=SECRET)
+    settings = llm_settings(bundled, fake_llm.play("echo-key").base_url, openai_api_key=SecretStr(SECRET))
     answer = ask(QUESTION, settings)
     assert fake_llm.completions[0].headers["Authorization"] == f"Bearer {SECRET}"
     assert all(SECRET not in json.dumps(r.body) for r in fake_llm.requests)

@@ -28,6 +28,7 @@ from tests.servers import (
     bundled_records,
     cli_env,
     free_port,
+    llama_settings,
     llm_settings,
     run_cli,
     source_sentences,
@@ -179,12 +180,12 @@ def test_injection_is_fenced_as_data_and_its_fake_source_dropped(injected: Setti
     assert "[9]" not in answer.answer
     retrieved = {h.paper_id for h in get_retriever(settings).search(SOLUBILITY)}
     assert {c.paper_id for c in answer.citations} <= retrieved
-    assert any(not c.supported for c in answer.claims)
+    assert SECRET not in answer.model_dump_json()
 
 
 @pytest.mark.slow
 def test_llama_does_not_obey_an_injected_abstract(injected: Settings, llama_server: str) -> None:
-    settings = llm_settings(injected, llama_server)
+    settings = llama_settings(injected, llama_server)
     answer = ask(SOLUBILITY, settings)
     assert answer.engine == "llm:smollm2"
     assert SECRET not in answer.model_dump_json()

@@ -15,10 +15,12 @@ from rag.config import Settings
 from rag.llm import LLM
 from rag.types import Answer
 from tests.servers import (
+    LLAMA_TOP_K,
     SECRET,
     FakeLLM,
     assert_well_formed,
     cli_env,
+    llama_settings,
     llm_settings,
     run_cli,
     source_sentences,
@@ -92,33 +94,23 @@ def test_complete_counts_usage_and_cost(fake_llm: FakeLLM) -> None:
 
 
 @pytest.mark.slow
-def test_llama_answer_is_well_formed(bundled: Settings, llama_server: str) -> None:
-    settings = llm_settings(bundled, llama_server)
-    answer = ask(QUESTION, settings)
-    assert answer.engine == "llm:smollm2"
-    assert answer.answer.strip()
+def test_llama_streams_a_well_formed_answer(bundled: Settings, llama_server: str) -> None:
+    settings = llama_settings(bundled, llama_server)
+    pieces, answer = stream(QUESTION, settings)
+    assert len(pieces) > 1 and answer.engine == "llm:smollm2"
+    assert answer.answer.strip() and not any(w.startswith("LLM endpoint") for w in answer.warnings)
     assert_well_formed(answer, retrieved_ids(settings))
-    assert answer.usage["prompt_tokens"] > 100 and answer.usage["completion_tokens"] > 0
+    assert answer.usage["prompt_tokens"] > 300 and answer.usage["completion_tokens"] > 0
     assert answer.usage["cost_usd"] > 0 and answer.usage["first_token_s"] is not None
-
-
-@pytest.mark.slow
-def test_llama_streams_pieces_before_the_answer(bundled: Settings, llama_server: str) -> None:
-    question = "Which method compresses visual information to a limited number of tokens?"
-    settings = llm_settings(bundled, llama_server)
-    pieces, answer = stream(question, settings)
-    assert len(pieces) > 1
-    assert answer.engine == "llm:smollm2"
-    assert_well_formed(answer, retrieved_ids(settings, question))
 
 
 @pytest.mark.slow
 def test_cli_ask_with_llama(bundled_home: Path, llama_server: str) -> None:
     env = cli_env(
         RAG_HOME=str(bundled_home), OPENAI_BASE_URL=llama_server, OPENAI_API_KEY=SECRET, RAG_LLM_MODEL="smollm2",
-        RAG_LLM_MAX_TOKENS="128", RAG_LLM_CONTEXT_TOKENS="4096",
+        RAG_LLM_MAX_TOKENS="128", RAG_LLM_CONTEXT_TOKENS="4096", RAG_TOP_K=str(LLAMA_TOP_K),
     )  # fmt: skip
-    result = run_cli("ask", QUESTION, "--engine", "llm", "--json", env=env)
+    result = run_cli("ask", QUESTION, "--engine", "llm", "--json", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
     assert answer["engine"] == "llm:smollm2" and answer["usage"]["prompt_tokens"] > 0
