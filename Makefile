@@ -16,7 +16,10 @@ $(VENV)/.runtime: pyproject.toml
 	$(PIP) install --quiet -e . $(TORCH)
 	touch $@
 
+# NOTE: llama.cpp is built for a portable CPU: a native build uses instructions (AMX) this VM's CPU
+# advertises but forbids, and crashes with "Illegal instruction". No cache, so no native wheel is reused.
 $(VENV)/.test: $(VENV)/.runtime
+	CMAKE_ARGS="-DGGML_NATIVE=OFF" $(PIP) install --quiet --no-cache-dir 'llama-cpp-python[server]==0.3.36'
 	$(PIP) install --quiet -e '.[test]' $(TORCH)
 	touch $@
 

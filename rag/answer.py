@@ -15,10 +15,10 @@ from rag.config import Settings
 from rag.embed import embed_query, embed_texts
 from rag.index import count_tokens
 from rag.llm import LLM, LLMError
+from rag.models import Answer, Claim, Paper, SearchHit
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import asks_for_quantity, content_words, has_figure, mentions, names, quantity_heads, stem
-from rag.types import Answer, Claim, Paper, SearchHit
 
 log = logging.getLogger(__name__)
 
@@ -34,8 +34,19 @@ MAX_WORDS = 150
 FIGURE_POOL = 8
 REDUNDANT = 0.9  # cosine above which a sentence repeats one already chosen
 
+_FENCE = re.compile(r"<<<\s*SOURCE|SOURCE\s*\d*\s*>>>", re.IGNORECASE)
+# Sentences that talk to a model, not about research: never quoted as evidence.
+_INSTRUCTION = re.compile(
+    r"\b(ignore|disregard|forget) (all |any |the )?(previous|prior|above|earlier) (instructions|prompts?)\b"
+    r"|\b(print|reveal|output|show) (the |your )?(api[ -]?key|system prompt|password)\b",
+    re.IGNORECASE,
+)
 _ANAPHORA = re.compile(r"\b(them|those|these|they|it|its|their|which of|the same|such)\b", re.IGNORECASE)
-_MANY = re.compile(r"\b(which|what|any|list|compare)\b.{0,40}\b(papers|works|approaches|methods|systems|studies|techniques|ones)\b|\bwhich of them\b", re.IGNORECASE)
+_MANY = re.compile(
+    r"\b(which|what|any|list|compare)\b.{0,40}\b(papers|works|approaches|methods|systems|studies|techniques|ones)\b"
+    r"|\bwhich of them\b",
+    re.IGNORECASE,
+)
 _GENERIC = {stem(w) for w in ("many", "much", "number", "report", "reported", "achieve", "give", "paper", "abstract")}
 
 
@@ -129,6 +140,8 @@ class Answerer:
         for n, hit in enumerate(hits, 1):
             prior = hit.score / top
             for chunk in by_paper.get(hit.paper_id, []):
+                if _INSTRUCTION.search(chunk.text):
+                    continue
                 sim = float(chunk.embedding @ vector) if chunk.embedding is not None else 0.0
                 lexical = sum(weight[w] for w in q_words & _words(chunk.text)) / total
                 score = 0.55 * sim + 0.25 * lexical + 0.20 * prior
@@ -236,9 +249,17 @@ class Answerer:
             if e.source != last:
                 paragraphs.append([])
                 last = e.source
-            paragraphs[-1].append(f"{e.chunk.text.rstrip()} [{e.source}]")
+            # NOTE: a "[2]" inside a quoted abstract is escaped so it is never read as a citation.
+            quoted = re.sub(r"\[(\d+)\]", r"\\[\1\\]", e.chunk.text.rstrip())
+            paragraphs[-1].append(f"{quoted} [{e.source}]")
         text = "\n\n".join(" ".join(p) for p in paragraphs)
         answer = self.finish(question, text, sources, hits, engine="extractive")
+        # NOTE: a source quoted twice is cited by the sentence that answers best, not the first one.
+        best = {}
+        for e in sorted(chosen, key=lambda e: e.score):
+            best[sources[e.source - 1].paper.paper_id] = e.chunk.text
+        for citation in answer.citations:
+            citation.quote = best.get(citation.paper_id, citation.quote)
         answer.unanswered = self.unanswered_parts(question, evidence)
         if answer.unanswered:
             answer.answer += "\n\n" + " ".join(f"The abstracts do not answer: {part}" for part in answer.unanswered)
@@ -246,7 +267,13 @@ class Answerer:
 
     def unanswered_parts(self, question: str, evidence: Sequence[Evidence]) -> list[str]:
         """The parts of a multi-part question no retrieved sentence speaks to."""
-        parts = [p.strip(" ,;?") for p in re.split(r"\?\s+|;\s+|,?\s+and (?=(?:how|what|which|why|when|where|who|does|do|is|are|can)\b)", question) if p.strip(" ,;?")]
+        parts = [
+            p.strip(" ,;?")
+            for p in re.split(
+                r"\?\s+|;\s+|,?\s+and (?=(?:how|what|which|why|when|where|who|does|do|is|are|can)\b)", question
+            )
+            if p.strip(" ,;?")
+        ]
         if len(parts) < 2:
             return []
         missing = []
@@ -267,7 +294,8 @@ class Answerer:
         used = count_tokens(question) + count_tokens(history)
         kept = 0
         for source in sources:
-            body = " ".join(source.sentences)
+            # NOTE: an abstract must not be able to close its own fence and speak as the user.
+            body = _FENCE.sub("", " ".join(source.sentences))
             block = f"[{source.n}] {source.paper.title}\n<<<SOURCE {source.n}\n{body}\nSOURCE {source.n}>>>"
             cost = count_tokens(block)
             if used + cost > budget:
@@ -292,7 +320,10 @@ class Answerer:
         sources = sources[:kept]
         messages = [
             {"role": "system", "content": system.render()},
-            {"role": "user", "content": user.render(history=past + ("\n" if past else ""), sources=packed, question=question)},
+            {
+                "role": "user",
+                "content": user.render(history=past + ("\n" if past else ""), sources=packed, question=question),
+            },
         ]
         llm = LLM(self.settings)
         pieces: list[str] = []
@@ -336,7 +367,9 @@ class Answerer:
         if attribute:
             text, added = self._attribute(text, sources)
             if added:
-                warnings.append(f"{added} sentence(s) had no valid citation; the verifier attached the supporting source")
+                warnings.append(
+                    f"{added} sentence(s) had no valid citation; the verifier attached the supporting source"
+                )
         clean, claims, citations = verify(text, sources, similarity)  # type: ignore[arg-type]
         flagged = [c for c in claims if not c.supported]
         if flagged:

@@ -13,11 +13,11 @@ from rag.compare import Comparer, Comparison
 from rag.config import BUNDLED_CORPUS, Settings, get_settings
 from rag.corpus import ReadResult, read_file
 from rag.index import IngestReport, Progress, ingest
+from rag.models import Answer, Paper
 from rag.retrieve import Retriever
 from rag.review import ReviewDraft, Reviewer
 from rag.store import Store
 from rag.themes import cluster, distinctive_terms, heading, project
-from rag.types import Answer, Paper
 
 _retrievers: dict[tuple[str, str], Retriever] = {}
 _retrievers_lock = threading.Lock()

@@ -9,8 +9,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from rag.models import Citation, Claim, Paper
 from rag.text import content_words, numbers
-from rag.types import Citation, Claim, Paper
 
 # A claim is supported when enough of its content words are in one sentence of the cited abstract
 # (or the abstract as a whole), every number it states is in that abstract, and, with an embedder,
@@ -64,7 +64,7 @@ def parse_markers(text: str) -> list[int]:
 
 
 def renumber(text: str, valid: set[int]) -> tuple[str, dict[int, int]]:
-    """Drop markers that point to no source and number the rest 1.. in order of first appearance.
+    """Drop markers that point to no source and number the rest from 1 in order of first appearance.
 
     Returns the new text and the mapping old number → new number.
     """
@@ -102,7 +102,7 @@ def strip_markers(text: str) -> str:
 
 
 def support(claim: str, source: Source, similarity: Similarity | None = None) -> tuple[float, str]:
-    """How well one source supports a claim (0–1), and its best supporting sentence."""
+    """How well one source supports a claim (0 to 1), and its best supporting sentence."""
     plain = strip_markers(claim)
     words = content_words(plain)
     if not words or not source.sentences:

@@ -60,7 +60,7 @@ def _settings(args: argparse.Namespace) -> Any:
         overrides["engine"] = args.engine
     try:
         return get_settings(**overrides)
-    except Exception as exc:  # noqa: BLE001 - pydantic's ValidationError, made one line
+    except Exception as exc:
         errors = getattr(exc, "errors", lambda: [])()
         if errors:
             first = errors[0]
@@ -83,7 +83,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         console=_stderr_console(), transient=True, disable=args.json or not sys.stderr.isatty(),
     ) as bar:  # fmt: skip
         task = bar.add_task("embedding papers", total=None)
-        report = ingest_paths(args.paths, settings, progress=lambda done, total: bar.update(task, completed=done, total=total))
+        report = ingest_paths(
+            args.paths, settings, progress=lambda done, total: bar.update(task, completed=done, total=total)
+        )
     if args.json:
         _emit(report.__dict__)
         return 0
@@ -121,9 +123,9 @@ def cmd_search(args: argparse.Namespace) -> int:
         if args.json:
             _emit({"query": query, "results": [h.model_dump(mode="json") for h in hits]})
             continue
-        table = _table("#", "score", "paper_id", "title", title=query)
+        table = _table("#", "score", "title", title=query)
         for i, hit in enumerate(hits, 1):
-            table.add_row(str(i), f"{hit.score:.3f}", hit.paper_id, hit.title)
+            table.add_row(str(i), f"{hit.score:.3f}", hit.title)
         _stdout_console().print(table)
     return 0
 
@@ -223,7 +225,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log what happens to stderr")
     sub = parser.add_subparsers(dest="command", required=True)
 
-    def add(name: str, func: Callable[[argparse.Namespace], int], help_: str, text: bool = True) -> argparse.ArgumentParser:
+    def add(
+        name: str, func: Callable[[argparse.Namespace], int], help_: str, text: bool = True
+    ) -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=help_, description=help_)
         p.set_defaults(func=func)
         p.add_argument("--json", action="store_true", help="print JSON (JSON Lines with --batch)")

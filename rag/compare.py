@@ -19,11 +19,11 @@ from rag.citations import SUPPORT_OVERLAP, Source, support, verify
 from rag.config import Settings
 from rag.embed import embed_texts
 from rag.llm import LLM, LLMError
+from rag.models import Citation, Paper
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import STOPWORDS, content_words, has_figure
 from rag.themes import distinctive_terms
-from rag.types import Citation, Paper
 
 log = logging.getLogger(__name__)
 

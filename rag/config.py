@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from functools import cached_property
 from pathlib import Path
 from typing import Literal
 
@@ -94,15 +93,20 @@ class Settings(BaseSettings):
         """Whether an LLM endpoint is usable: a key, or a local server that needs none."""
         return self.openai_api_key is not None or self.openai_base_url is not None
 
-    @cached_property
+    @property
     def index_name(self) -> str:
         """Chroma collection name derived from everything that changes the embeddings.
 
         A changed model or chunking setting gives another name, so a stale index is never read.
         """
         fingerprint = "|".join(
-            [self.embed_backend, self.embed_model, self.embed_base_url or "", str(self.chunk_tokens),
-             str(self.chunk_overlap)]
+            [
+                self.embed_backend,
+                self.embed_model,
+                self.embed_base_url or "",
+                str(self.chunk_tokens),
+                str(self.chunk_overlap),
+            ]
         )
         digest = hashlib.sha256(fingerprint.encode()).hexdigest()[:10]
         model = re.sub(r"[^a-zA-Z0-9]+", "-", Path(self.embed_model).name).strip("-").lower()[:40]

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from rag.errors import RagError
-from rag.types import Paper
+from rag.models import Paper
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_ABSTRACT_CHARS = 20_000

@@ -38,9 +38,7 @@ def _load(backend: str, model: str, base_url: str | None, device: str | None, ba
     if backend == "openai":
         from llama_index.embeddings.openai_like import OpenAILikeEmbedding
 
-        return OpenAILikeEmbedding(
-            model_name=model, api_base=base_url, api_key=key or "unused", embed_batch_size=batch
-        )
+        return OpenAILikeEmbedding(model_name=model, api_base=base_url, api_key=key or "unused", embed_batch_size=batch)
     from llama_index.embeddings.huggingface import HuggingFaceEmbedding
 
     # NOTE: no model hub at run time; a name that is not on disk must fail now, not hang.
@@ -72,7 +70,9 @@ def _load(backend: str, model: str, base_url: str | None, device: str | None, ba
 
 def get_embedder(settings: Settings) -> BaseEmbedding:
     """The embedding model the settings name, loaded once per process."""
-    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+    remote = settings.embed_backend == "openai"
+    # NOTE: only an endpoint needs the key; keeping it out of the cache key keeps it out of memory dumps.
+    key = settings.openai_api_key.get_secret_value() if remote and settings.openai_api_key else ""
     return _load(
         settings.embed_backend,
         settings.embed_model,

@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from rag.errors import RagError
+from rag.models import Answer, Paper
 from rag.text import STOPWORDS
-from rag.types import Answer, Paper
 
 if TYPE_CHECKING:
     from rag.compare import Comparison

@@ -14,8 +14,8 @@ from llama_index.core.schema import MetadataMode, TextNode
 from rag.config import Settings
 from rag.corpus import ReadResult
 from rag.embed import embed_texts, get_embedder
+from rag.models import Paper
 from rag.store import Store
-from rag.types import Paper
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +118,7 @@ def plan(store: Store, results: Sequence[ReadResult]) -> tuple[list[Paper], list
     return todo, stale, unchanged
 
 
-def ingest(
-    results: Sequence[ReadResult], settings: Settings, progress: Progress | None = None
-) -> IngestReport:
+def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress | None = None) -> IngestReport:
     """Bring the index in line with the given files: embed new or changed papers, drop removed ones."""
     store = Store(settings)
     todo, stale, unchanged = plan(store, results)
@@ -149,7 +147,9 @@ def ingest(
     return report
 
 
-def _embed_batch(batch: Sequence[Paper], settings: Settings, store: Store, vector_store: object, embedder: object) -> int:
+def _embed_batch(
+    batch: Sequence[Paper], settings: Settings, store: Store, vector_store: object, embedder: object
+) -> int:
     nodes_per_paper = [chunk_paper(p, settings) for p in batch]
     nodes = [n for ns in nodes_per_paper for n in ns]
     texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]

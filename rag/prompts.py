@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import string
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from rag.errors import RagError
@@ -60,7 +60,7 @@ class Prompt:
         return {"name": self.name, "sha": self.sha}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load(name: str, directory: Path = PROMPT_DIR) -> Prompt:
     """Load `prompts/<name>.txt`."""
     path = directory / f"{name}.txt"

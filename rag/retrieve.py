@@ -12,14 +12,14 @@ import numpy as np
 
 from rag.config import Settings
 from rag.embed import embed_query, get_embedder
+from rag.models import Paper, SearchHit
 from rag.store import Store
-from rag.types import Paper, SearchHit
 
 log = logging.getLogger(__name__)
 
 # NOTE: weights tuned on eval/dev.jsonl (scripts/tune_fusion.py); naive RRF loses to dense alone.
 SENTENCE_WEIGHT = 0.8
-CHUNK_POOL = 200
+CHUNK_POOL = 120
 PAPER_POOL = 60
 BM25_POOL = 200
 

@@ -17,10 +17,10 @@ from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, system_name
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
 from rag.llm import LLM, LLMError
+from rag.models import Paper
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.themes import cluster, distinctive_terms, heading
-from rag.types import Paper
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ log = logging.getLogger(__name__)
 SEARCH_POOL = 100
 FEEDBACK_PAPERS = 5
 WEIGHTS = (2.0, 0.5, 0.5)  # search score, topic cosine, feedback cosine
-CITE_CUTOFF = 0.475
+CITE_CUTOFF = 0.45
 RELEVANT_CUTOFF = 0.35
 MAX_CITED = 30
 DUPLICATE_SIMILARITY = 0.97

@@ -14,7 +14,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.types import Paper
+from rag.models import Paper
 
 log = logging.getLogger(__name__)
 
@@ -63,7 +63,7 @@ def _client(settings: Settings) -> Any:
                     settings=_chroma_settings(),
                 )
                 client.heartbeat()
-            except Exception as exc:  # noqa: BLE001 - any failure here means "cannot reach"
+            except Exception as exc:
                 raise StoreError(
                     f"Chroma server at {settings.chroma_url} is unreachable ({type(exc).__name__}); "
                     "start it with `chroma run` or unset RAG_CHROMA_URL"
@@ -78,7 +78,7 @@ def _client(settings: Settings) -> Any:
                 raise StoreError(f"index folder {path} is read-only; set RAG_HOME to a writable folder")
             try:
                 client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
-            except Exception as exc:  # noqa: BLE001 - chromadb raises many types for a bad folder
+            except Exception as exc:
                 raise StoreError(f"cannot open the index at {path} ({exc}); set RAG_HOME") from None
         _clients[key] = client
         return client
@@ -99,7 +99,7 @@ class Store:
         try:
             self.chunks = client.get_or_create_collection(settings.index_name, metadata=meta)
             self.papers = client.get_or_create_collection(f"{settings.index_name}_papers", metadata=meta)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise StoreError(f"cannot open index {settings.index_name} at {self.where} ({exc})") from None
 
     def vector_store(self) -> Any:
@@ -189,7 +189,7 @@ class Store:
     def _write(self, method: Any, **kwargs: Any) -> None:
         try:
             method(**kwargs)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             text = str(exc).lower()
             if "readonly" in text or "read-only" in text or "permission" in text:
                 raise StoreError(f"index at {self.where} is read-only; set RAG_HOME to a writable folder") from None

@@ -111,7 +111,9 @@ def mentions(sentence: str, head: list[str]) -> bool:
     def found(head_word: str) -> bool:
         if any(w.startswith(head_word[:5]) if len(head_word) >= 5 else w == head_word for w in words):
             return True
-        return any(syn in lowered for key, syns in _SYNONYMS.items() if head_word.startswith(stem(key)[:5]) for syn in syns)
+        return any(
+            syn in lowered for key, syns in _SYNONYMS.items() if head_word.startswith(stem(key)[:5]) for syn in syns
+        )
 
     # NOTE: in "training cost" the quantity is the cost; "training" alone would match any sentence.
     return found(head[-1]) or (len(head) >= 3 and sum(map(found, head)) >= 2 * len(head) / 3)

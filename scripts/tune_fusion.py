@@ -12,7 +12,6 @@ from rag.api import get_retriever
 from rag.config import get_settings
 from rag.corpus import normalise_title
 
-
 DENSE = [0.5, 0.55, 0.6]
 SENTENCE = [0.7, 0.8, 0.9, 1.0]
 

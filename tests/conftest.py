@@ -11,6 +11,8 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
 
+pytest_plugins = ["tests.servers"]
+
 ROOT = Path(__file__).resolve().parent.parent
 BUNDLED = ROOT / "data" / "trending-papers.txt"
 
@@ -21,7 +23,7 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     home = tmp_path / "home"
     monkeypatch.setenv("RAG_HOME", str(home))
     for name in list(os.environ):
-        if name.startswith("RAG_") and name != "RAG_HOME" or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        if (name.startswith("RAG_") and name != "RAG_HOME") or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env from the repo
     return home
@@ -39,7 +41,7 @@ def bundled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture()
-def bundled(bundled_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator["object"]:
+def bundled(bundled_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """Settings pointing at the shared bundled index."""
     from rag.config import Settings
 

@@ -136,7 +136,7 @@ class Recorded:
     """One request the fake endpoint received."""
 
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
     body: dict[str, Any]
 
     @property
@@ -182,13 +182,13 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             pass
 
         def do_GET(self) -> None:
-            fake.requests.append(Recorded(self.path, dict(self.headers), {}))
+            fake.requests.append(Recorded(self.path, _lower(self.headers), {}))
             self._json(200, {"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "tests"}]})
 
         def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("content-length", 0)))
             body = json.loads(raw or b"{}")
-            fake.requests.append(Recorded(self.path, dict(self.headers), body))
+            fake.requests.append(Recorded(self.path, _lower(self.headers), body))
             behaviour = fake.next(body)
             if behaviour in ("429", "500"):
                 status = int(str(behaviour))
@@ -255,6 +255,10 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             self.wfile.write(data)
 
     return Handler
+
+
+def _lower(headers: Any) -> dict[str, str]:
+    return {str(k).lower(): str(v) for k, v in headers.items()}
 
 
 def _chunk_event(delta: dict[str, Any], finish: str | None) -> dict[str, Any]:

@@ -13,7 +13,6 @@ from streamlit.testing.v1 import AppTest
 from tests.servers import SECRET, FakeLLM, source_sentences
 
 # NOTE: the fake LLM endpoint fixture lives in tests/servers.py; this makes pytest see it here.
-pytest_plugins = ["tests.servers"]
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "app.py")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from rag.citations import Source, normalise_markers, parse_markers, renumber, split_claims, support, verify
-from rag.types import Paper
+from rag.models import Paper
 
 
 def _source(n: int, title: str, *sentences: str) -> Source:
@@ -14,7 +14,9 @@ def _source(n: int, title: str, *sentences: str) -> Source:
 
 
 SOURCES = [
-    _source(1, "Zero Bubble Pipeline Parallelism", "Zero Bubble removes pipeline bubbles.", "It improves throughput by 23%."),
+    _source(
+        1, "Zero Bubble Pipeline Parallelism", "Zero Bubble removes pipeline bubbles.", "It improves throughput by 23%."
+    ),
     _source(2, "GPipe", "GPipe partitions a model across accelerators.", "It scales to 557 million parameters."),
     _source(3, "LookupViT", "LookupViT compresses visual tokens to a fixed number.", "It halves FLOPs."),
 ]
@@ -81,7 +83,10 @@ def test_support_checks_words_and_numbers(claim: str, n: int, supported: bool) -
 
 
 def test_verify_removes_dangling_markers_and_flags_unsupported_claims() -> None:
-    raw = "GPipe scales to 557 million parameters [2]. It halves FLOPs [7]. Zero Bubble needs 40 GPUs [1]. Zero Bubble removes pipeline bubbles [1]."
+    raw = (
+        "GPipe scales to 557 million parameters [2]. It halves FLOPs [7]. "
+        "Zero Bubble needs 40 GPUs [1]. Zero Bubble removes pipeline bubbles [1]."
+    )
     text, claims, citations = verify(raw, SOURCES)
     assert "[7]" not in text and text.startswith("GPipe scales to 557 million parameters [1].")
     assert [c.supported for c in claims] == [True, False, False, True]
@@ -92,7 +97,7 @@ def test_verify_removes_dangling_markers_and_flags_unsupported_claims() -> None:
 
 def test_verify_of_repeated_text_keeps_markers_consistent() -> None:
     raw = "Zero Bubble removes pipeline bubbles [1]. " * 3
-    text, claims, citations = verify(raw, SOURCES)
+    _, claims, citations = verify(raw, SOURCES)
     assert len(citations) == 1 and all(c.citations == [1] for c in claims)
 
 

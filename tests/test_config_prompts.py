@@ -63,7 +63,9 @@ def test_env_example_lists_every_setting() -> None:
         assert field.description, name
 
 
-@pytest.mark.parametrize("name", ["answer_system", "answer_user", "compare_system", "compare_user", "review_system", "review_user"])
+@pytest.mark.parametrize(
+    "name", ["answer_system", "answer_user", "compare_system", "compare_user", "review_system", "review_user"]
+)
 def test_prompt_files_load_and_render(name: str) -> None:
     prompt = prompts.load(name)
     values = {v: f"<{v}>" for v in prompt.variables if v not in prompts.FRAGMENTS}
@@ -77,7 +79,9 @@ def test_answer_prompt_carries_the_shared_fragments() -> None:
     assert prompts.CANNOT_ANSWER in text and prompts.CITATION_FORMAT in text and prompts.SOURCES_ARE_DATA in text
 
 
-@pytest.mark.parametrize(("values", "problem"), [({}, "missing"), ({"question": "q", "sources": "s", "history": "", "x": "1"}, "unknown")])
+@pytest.mark.parametrize(
+    ("values", "problem"), [({}, "missing"), ({"question": "q", "sources": "s", "history": "", "x": "1"}, "unknown")]
+)
 def test_prompt_render_rejects_missing_and_unknown(values: dict[str, str], problem: str) -> None:
     with pytest.raises(prompts.PromptError, match=problem):
         prompts.load("answer_user").render(**values)

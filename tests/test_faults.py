@@ -12,7 +12,7 @@ from pydantic import SecretStr
 from rag.api import ask, ask_stream
 from rag.config import Settings
 from rag.llm import LLM, LLMError
-from rag.types import Answer
+from rag.models import Answer
 from tests.servers import (
     SECRET,
     FakeLLM,
@@ -23,7 +23,6 @@ from tests.servers import (
 )
 
 # NOTE: the server fixtures live in tests/servers.py; this makes pytest see them here.
-pytest_plugins = ["tests.servers"]
 
 QUESTION = "How does LookupViT reduce the inference cost of vision transformers?"
 REPLY = "LookupViT compresses information from higher resolution tokens to a fixed number of tokens [1]."
@@ -93,7 +92,7 @@ def test_key_never_leaks_into_answers_or_logs(
     caplog.set_level(logging.DEBUG)
     settings = llm_settings(bundled, fake_llm.play("echo-key").base_url, openai_api_key=SecretStr(SECRET))
     answer = ask(QUESTION, settings)
-    assert fake_llm.completions[0].headers["Authorization"] == f"Bearer {SECRET}"
+    assert fake_llm.completions[0].headers["authorization"] == f"Bearer {SECRET}"
     assert all(SECRET not in json.dumps(r.body) for r in fake_llm.requests)
     assert_fallback(answer, "AuthenticationError", "[redacted]")
     assert SECRET not in answer.model_dump_json()

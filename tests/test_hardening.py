@@ -36,7 +36,6 @@ from tests.servers import (
 )
 
 # NOTE: the server fixtures live in tests/servers.py; this makes pytest see them here.
-pytest_plugins = ["tests.servers"]
 
 DEV = [json.loads(line) for line in (Path(__file__).parent.parent / "eval" / "dev.jsonl").read_text().splitlines()]
 

@@ -13,7 +13,7 @@ from rag.api import ask, ask_stream, get_retriever
 from rag.citations import parse_markers
 from rag.config import Settings
 from rag.llm import LLM
-from rag.types import Answer
+from rag.models import Answer
 from tests.servers import (
     LLAMA_TOP_K,
     SECRET,
@@ -27,7 +27,6 @@ from tests.servers import (
 )
 
 # NOTE: the server fixtures live in tests/servers.py; this makes pytest see them here.
-pytest_plugins = ["tests.servers"]
 
 
 QUESTION = "How does LookupViT reduce the inference cost of vision transformers?"

@@ -9,12 +9,11 @@ import pytest
 from rag.api import get_retriever, ingest_paths, list_papers
 from rag.config import Settings, get_settings
 from rag.index import chunk_paper
+from rag.models import Paper
 from rag.store import Store
-from rag.types import Paper
 from tests.servers import bundled_records, write_jsonl
 
 # NOTE: the server fixtures live in tests/servers.py; this makes pytest see them here.
-pytest_plugins = ["tests.servers"]
 
 
 def chunk_ids(store: Store) -> list[str]:
@@ -85,12 +84,7 @@ def test_other_file_keeps_its_papers(corpus: tuple[Path, list[dict[str, str]]], 
     assert (report.added, report.removed, report.total_papers) == (2, 0, 7)
 
 
-STALE_NAME = pytest.mark.xfail(
-    strict=True, reason="rag/config.py: Settings.index_name is a cached_property, so model_copy(update=...) keeps it"
-)
-
-
-@pytest.mark.parametrize("how", ["fresh", pytest.param("model_copy", marks=STALE_NAME)])
+@pytest.mark.parametrize("how", ["fresh", "model_copy"])
 def test_changed_chunking_reads_no_stale_index(corpus: tuple[Path, list[dict[str, str]]], how: str) -> None:
     path, records = corpus
     settings = Settings()

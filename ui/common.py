@@ -16,8 +16,8 @@ from rag.config import Settings, get_settings
 from rag.errors import RagError
 
 if TYPE_CHECKING:
+    from rag.models import Paper
     from rag.retrieve import Retriever
-    from rag.types import Paper
 
 log = logging.getLogger(__name__)
 

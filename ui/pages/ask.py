@@ -11,9 +11,9 @@ from rag import api
 from rag.answer import Turn
 from rag.config import Settings
 from rag.export import answer_markdown
+from rag.models import Answer
 from rag.prompts import CANNOT_ANSWER
 from rag.retrieve import Retriever
-from rag.types import Answer
 from ui.common import guard, highlight, markers, md_escape, retriever, settings, show_paper
 
 EXAMPLES = (

@@ -12,8 +12,8 @@ import streamlit as st
 from rag import api
 from rag.config import Settings
 from rag.errors import RagError
+from rag.models import Paper
 from rag.retrieve import Retriever
-from rag.types import Paper
 from ui.common import forget_index, guard, md_escape, retriever, settings, show_paper
 
 FORMATS = ["txt", "jsonl", "json", "csv", "bib"]
