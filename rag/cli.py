@@ -61,7 +61,7 @@ def _settings(args: argparse.Namespace) -> Any:
     try:
         return get_settings(**overrides)
     except Exception as exc:
-        errors = getattr(exc, "errors", lambda: [])()
+        errors: list[Any] = getattr(exc, "errors", lambda: [])()
         if errors:
             first = errors[0]
             where = ".".join(str(p) for p in first.get("loc", ()))

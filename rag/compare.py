@@ -7,8 +7,9 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -496,7 +497,8 @@ class CellFiller:
             return {a.name: Cell(text=NOT_STATED) for a in aspects}
         total = max(len(chunks) - 1, 1)
         sentences = [_Sentence(c, i / total) for i, c in enumerate(chunks)]
-        vectors = np.stack([c.embedding for c in chunks]) if all(c.embedding is not None for c in chunks) else None
+        stored = [c.embedding for c in chunks if c.embedding is not None]
+        vectors = np.stack(stored) if len(stored) == len(chunks) else None
         if vectors is None:
             vectors = self.embed([c.text for c in chunks])
         descriptions = self.describe(aspects)
@@ -528,7 +530,7 @@ class CellFiller:
             whole = sum(len(sentences[i].chunk.text.split()) for i in chosen)
             budget = MAX_CELL_WORDS if whole <= MAX_CELL_WORDS else MAX_CELL_WORDS // len(chosen)
             text = " ".join(
-                shorten(sentences[i].chunk.text, lambda t, a=aspect: self._focus(a, t), budget) for i in sorted(chosen)
+                shorten(sentences[i].chunk.text, partial(self._focus, aspect), budget) for i in sorted(chosen)
             )
             cells[aspect.name] = Cell(text=text, citations=[n], quote=quote)
         return {a.name: cells[a.name] for a in aspects}
@@ -760,7 +762,7 @@ class Comparer:
             try:
                 return _RowOut.model_validate_json(_json_object(reply)), ""
             except ValidationError as exc:
-                first = exc.errors()[0] if exc.errors() else {}
+                first: Mapping[str, object] = exc.errors()[0] if exc.errors() else {}
                 error = f"{first.get('type', 'invalid')}: {first.get('msg', str(exc))}"[:200]
                 log.info("invalid structured output: %s", error)
             messages = [

@@ -208,10 +208,10 @@ def _read_csv(text: str, result: ReadResult) -> None:
 
 
 def _read_bibtex(text: str, result: ReadResult) -> None:
-    import bibtexparser
+    from bibtexparser.entrypoint import parse_string
     from bibtexparser.middlewares import LatexDecodingMiddleware
 
-    library = bibtexparser.parse_string(text, append_middleware=[LatexDecodingMiddleware()])
+    library = parse_string(text, append_middleware=[LatexDecodingMiddleware()])
     if library.failed_blocks:
         block = library.failed_blocks[0]
         line = (block.start_line or 0) + 1
@@ -225,7 +225,7 @@ def _read_bibtex(text: str, result: ReadResult) -> None:
             record["id"] = entry.key
         elif record.get("eprint") and not record.get("url"):
             record["url"] = f"https://arxiv.org/abs/{record['eprint']}"
-        _record_to_paper(record, result.source, f"entry {entry.key} (line {entry.start_line + 1})", result)
+        _record_to_paper(record, result.source, f"entry {entry.key} (line {(entry.start_line or 0) + 1})", result)
 
 
 READERS: dict[str, Callable[[str, ReadResult], None]] = {

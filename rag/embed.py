@@ -45,7 +45,7 @@ def _load(backend: str, model: str, base_url: str | None, device: str | None, ba
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
     if device is None:
         import torch
 
@@ -89,7 +89,8 @@ def embed_texts(embedder: BaseEmbedding, texts: list[str]) -> np.ndarray:
         return np.zeros((0, 0), dtype=np.float32)
     vectors = np.asarray(embedder.get_text_embedding_batch(texts), dtype=np.float32)
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    return vectors / np.maximum(norms, 1e-12)
+    unit: np.ndarray = vectors / np.maximum(norms, 1e-12)
+    return unit
 
 
 def embed_query(embedder: BaseEmbedding, text: str) -> np.ndarray:

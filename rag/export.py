@@ -125,10 +125,11 @@ def bibtex_key(paper: Paper | Reference) -> str:
 
 def review_bibtex(draft: ReviewDraft) -> str:
     """The reference list as BibTeX, written with bibtexparser."""
-    import bibtexparser
+    from bibtexparser.entrypoint import write_string
+    from bibtexparser.library import Library
     from bibtexparser.model import Entry, Field
 
-    library = bibtexparser.Library()
+    library = Library()
     for ref in draft.references:
         fields = [Field("title", "{" + ref.title + "}")]
         if ref.authors:
@@ -139,7 +140,7 @@ def review_bibtex(draft: ReviewDraft) -> str:
             fields.append(Field("url", ref.url))
         fields.append(Field("note", f"paper id {ref.paper_id}; cited as [{ref.n}]"))
         library.add(Entry("misc", bibtex_key(ref), fields))
-    return str(bibtexparser.write_string(library))
+    return str(write_string(library))
 
 
 def write_review(draft: ReviewDraft, fmt: str, output: str | Path | None) -> str:

@@ -15,7 +15,7 @@ from rag.config import Settings
 from rag.corpus import ReadResult
 from rag.embed import embed_texts, get_embedder
 from rag.models import Paper
-from rag.store import Store
+from rag.store import Store, chunk_id
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ def chunk_paper(paper: Paper, settings: Settings) -> list[TextNode]:
             pieces.append(sentence)
     return [
         TextNode(
-            id_=f"{paper.paper_id}#{paper.content_hash}#{i}",
+            id_=chunk_id(paper, i),
             text=piece,
             metadata={"title": paper.title, "paper_id": paper.paper_id, "position": i},
             excluded_embed_metadata_keys=["paper_id", "position"],

@@ -7,11 +7,14 @@ import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 from rag.config import Settings
 from rag.errors import RagError
 from rag.index import count_tokens
+
+if TYPE_CHECKING:
+    from openai.types.chat import ChatCompletionMessageParam
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,8 @@ class LLM:
         try:
             stream = self.client.chat.completions.create(
                 model=self.model,
-                messages=messages,  # type: ignore[arg-type]
+                # NOTE: the role/content dicts are the SDK's message TypedDicts; the cast only tells mypy so.
+                messages=cast("list[ChatCompletionMessageParam]", messages),
                 max_tokens=max_tokens or self.settings.llm_max_tokens,
                 temperature=0,
                 stream=True,

@@ -98,11 +98,11 @@ class Retriever:
             return np.asarray(model.get_scores(tokens), dtype=np.float32)
 
     def dense_scores(self, vector: np.ndarray) -> dict[str, tuple[float, str]]:
-        """Per paper: blend of best sentence and whole-paper cosine, and the best sentence."""
+        """Per paper: blend of best sentence and whole-paper cosine, and the best sentence's chunk id."""
         best: dict[str, tuple[float, str]] = {}
-        for pid, text, sim in self.store.query_chunks(vector, CHUNK_POOL):
+        for pid, cid, sim in self.store.query_chunks(vector, CHUNK_POOL):
             if pid not in best or sim > best[pid][0]:
-                best[pid] = (sim, text)
+                best[pid] = (sim, cid)
         paper_sim = dict(self.store.query_papers(vector, PAPER_POOL))
         floor_sent = min((s for s, _ in best.values()), default=0.0)
         floor_paper = min(paper_sim.values(), default=0.0)
@@ -136,6 +136,7 @@ class Retriever:
             d_norm = (d - lo) / (hi - lo) if hi > lo else 0.0
             scored[pid] = w * d_norm + (1 - w) * bm25_by_id.get(pid, 0.0)
         ranked = sorted(scored.items(), key=lambda kv: kv[1], reverse=True)[:k]
+        texts = self.store.chunk_texts([dense[pid][1] for pid, _ in ranked if dense.get(pid, (0, ""))[1]])
         return [
             SearchHit(
                 paper_id=pid,
@@ -143,7 +144,7 @@ class Retriever:
                 score=round(score, 4),
                 dense=round(dense.get(pid, (0.0, ""))[0], 4),
                 bm25=round(bm25_by_id.get(pid, 0.0), 4),
-                best_sentence=dense.get(pid, (0.0, ""))[1],
+                best_sentence=texts.get(dense.get(pid, (0.0, ""))[1], ""),
             )
             for pid, score in ranked
             if pid in self.papers

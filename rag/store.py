@@ -159,17 +159,22 @@ class Store:
     # --- chunks ---------------------------------------------------------------------------
 
     def query_chunks(self, vector: np.ndarray, k: int) -> list[tuple[str, str, float]]:
-        """(paper_id, chunk text, cosine similarity) of the k nearest chunks."""
+        """(paper_id, chunk id, cosine similarity) of the k nearest chunks."""
         total = self.chunks.count()
         if total == 0:
             return []
-        res = self.chunks.query(
-            query_embeddings=[vector.tolist()], n_results=min(k, total), include=["metadatas", "documents", "distances"]
-        )
+        # NOTE: ids carry the paper id; fetching llama-index's metadata would cost ten times the search.
+        res = self.chunks.query(query_embeddings=[vector.tolist()], n_results=min(k, total), include=["distances"])
         return [
-            (str(m["paper_id"]), str(doc), 1.0 - float(d))
-            for m, doc, d in zip(res["metadatas"][0], res["documents"][0], res["distances"][0], strict=True)
+            (chunk_paper_id(cid), cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)
         ]
+
+    def chunk_texts(self, chunk_ids: Sequence[str]) -> dict[str, str]:
+        """The text of the given chunks."""
+        if not chunk_ids:
+            return {}
+        res = self.chunks.get(ids=list(chunk_ids), include=["documents"])
+        return {cid: str(doc) for cid, doc in zip(res["ids"], res["documents"] or [], strict=True)}
 
     def chunks_of(self, paper_ids: Sequence[str]) -> list[Chunk]:
         """All chunks of the given papers with embeddings, in abstract order."""
@@ -208,6 +213,15 @@ class Store:
             embs = res.get("embeddings")
             yield ids, metas, docs, embs
             offset += len(ids)
+
+
+def chunk_id(paper: Paper, position: int) -> str:
+    """A chunk's id: paper id, content hash, position. Deterministic, so re-adding never duplicates."""
+    return f"{paper.paper_id}#{paper.content_hash}#{position}"
+
+
+def chunk_paper_id(chunk_id: str) -> str:
+    return chunk_id.rsplit("#", 2)[0]
 
 
 def _paper_meta(paper: Paper) -> dict[str, Any]:

@@ -123,10 +123,12 @@ def project(vectors: np.ndarray) -> np.ndarray:
     if n < 10:
         from sklearn.decomposition import PCA
 
-        return PCA(n_components=2, random_state=0).fit_transform(vectors)
+        coords: np.ndarray = PCA(n_components=2, random_state=0).fit_transform(vectors)  # sklearn is untyped
+        return coords
     from sklearn.manifold import TSNE
 
     perplexity = float(min(30.0, (n - 1) / 3))
-    return TSNE(
+    tsne: np.ndarray = TSNE(
         n_components=2, init="pca", random_state=0, perplexity=perplexity, metric="cosine", max_iter=500
     ).fit_transform(vectors)
+    return tsne

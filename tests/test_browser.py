@@ -126,10 +126,14 @@ def test_ask_in_browser_shows_cited_answer_and_sources(server: tuple[str, float]
     page.goto(url)
     chat = page.get_by_placeholder("Ask about the papers…")
     chat.wait_for(timeout=90_000)
+    page_load = time.monotonic() - started
     page.get_by_text("indexed abstracts").wait_for(timeout=90_000)
-    first_load = time.monotonic() - started
+    ready = time.monotonic() - started
     (ARTIFACTS / "first-load.txt").parent.mkdir(exist_ok=True)
-    (ARTIFACTS / "first-load.txt").write_text(f"{first_load:.1f} s from `streamlit run` to the ready Ask page\n")
+    (ARTIFACTS / "first-load.txt").write_text(
+        f"{page_load:.1f} s from `streamlit run` to the Ask page with its chat box; "
+        f"{ready:.1f} s until the model and index are loaded\n"
+    )
 
     chat.fill("What does WebLLM use for GPU acceleration in the browser?")
     chat.press("Enter")
