@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
+from collections import OrderedDict
 from functools import lru_cache
 from pathlib import Path
 
@@ -93,7 +95,28 @@ def embed_texts(embedder: BaseEmbedding, texts: list[str]) -> np.ndarray:
     return unit
 
 
+_query_cache: OrderedDict[tuple[int, str], np.ndarray] = OrderedDict()
+_query_lock = threading.Lock()
+QUERY_CACHE_SIZE = 512
+
+
 def embed_query(embedder: BaseEmbedding, text: str) -> np.ndarray:
-    """Unit-length embedding of one query."""
+    """Unit-length embedding of one query; recent queries are remembered (answering embeds each twice)."""
+    key = (id(embedder), text)
+    with _query_lock:
+        if key in _query_cache:
+            _query_cache.move_to_end(key)
+            return _query_cache[key]
     vector = np.asarray(embedder.get_query_embedding(text), dtype=np.float32)
-    return vector / max(float(np.linalg.norm(vector)), 1e-12)
+    vector = vector / max(float(np.linalg.norm(vector)), 1e-12)
+    with _query_lock:
+        _query_cache[key] = vector
+        while len(_query_cache) > QUERY_CACHE_SIZE:
+            _query_cache.popitem(last=False)
+    return vector
+
+
+def clear_query_cache() -> None:
+    """Forget remembered query embeddings (benchmarks measure cold queries)."""
+    with _query_lock:
+        _query_cache.clear()

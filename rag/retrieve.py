@@ -45,6 +45,8 @@ class Retriever:
         papers, _ = self.store.all_papers()
         self.papers: dict[str, Paper] = {p.paper_id: p for p in papers}
         self._ids = list(self.papers)
+        # NOTE: counted once; asking Chroma for counts on every query costs a round trip each.
+        self._n_chunks = self.store.count_chunks()
 
     @cached_property
     def embedder(self):  # type: ignore[no-untyped-def]
@@ -100,10 +102,10 @@ class Retriever:
     def dense_scores(self, vector: np.ndarray) -> dict[str, tuple[float, str]]:
         """Per paper: blend of best sentence and whole-paper cosine, and the best sentence's chunk id."""
         best: dict[str, tuple[float, str]] = {}
-        for pid, cid, sim in self.store.query_chunks(vector, CHUNK_POOL):
+        for pid, cid, sim in self.store.query_chunks(vector, min(CHUNK_POOL, self._n_chunks)):
             if pid not in best or sim > best[pid][0]:
                 best[pid] = (sim, cid)
-        paper_sim = dict(self.store.query_papers(vector, PAPER_POOL))
+        paper_sim = dict(self.store.query_papers(vector, min(PAPER_POOL, len(self._ids))))
         floor_sent = min((s for s, _ in best.values()), default=0.0)
         floor_paper = min(paper_sim.values(), default=0.0)
         out: dict[str, tuple[float, str]] = {}

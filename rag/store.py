@@ -149,8 +149,11 @@ class Store:
     def count_papers(self) -> int:
         return int(self.papers.count())
 
+    def count_chunks(self) -> int:
+        return int(self.chunks.count())
+
     def query_papers(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
-        k = min(k, self.count_papers())
+        """(paper_id, cosine similarity) of the k nearest papers; k must not exceed the paper count."""
         if k <= 0:
             return []
         res = self.papers.query(query_embeddings=[vector.tolist()], n_results=k, include=["distances"])
@@ -159,14 +162,14 @@ class Store:
     # --- chunks ---------------------------------------------------------------------------
 
     def query_chunks(self, vector: np.ndarray, k: int) -> list[tuple[str, str, float]]:
-        """(paper_id, chunk id, cosine similarity) of the k nearest chunks."""
-        total = self.chunks.count()
-        if total == 0:
+        """(paper_id, chunk id, cosine similarity) of the k nearest chunks; k must not exceed the chunk count."""
+        if k <= 0:
             return []
         # NOTE: ids carry the paper id; fetching llama-index's metadata would cost ten times the search.
-        res = self.chunks.query(query_embeddings=[vector.tolist()], n_results=min(k, total), include=["distances"])
+        res = self.chunks.query(query_embeddings=[vector.tolist()], n_results=k, include=["distances"])
         return [
-            (chunk_paper_id(cid), cid, 1.0 - float(d)) for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)
+            (chunk_paper_id(cid), cid, 1.0 - float(d))
+            for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)
         ]
 
     def chunk_texts(self, chunk_ids: Sequence[str]) -> dict[str, str]:
