@@ -139,8 +139,9 @@ def test_ask_in_browser_shows_cited_answer_and_sources(server: tuple[str, float]
     chat.press("Enter")
     sources = page.get_by_text("Sources", exact=True)
     sources.wait_for(timeout=60_000)
-    answer = page.locator("[data-testid='stChatMessage']").last
-    assert "WebGPU" in answer.inner_text()
+    # NOTE: Streamlit may redraw the message after "Sources" shows; wait for the answer text itself.
+    answer = page.locator("[data-testid='stChatMessage']").filter(has_text="WebGPU").last
+    answer.wait_for(timeout=60_000)
     assert "[1]" in answer.inner_text()
     expander = page.locator("[data-testid='stExpander']").first
     assert "WebLLM" in expander.inner_text()

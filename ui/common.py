@@ -150,3 +150,10 @@ def show_paper(paper: Paper, quotes: Sequence[str] = ()) -> None:
     if meta:
         st.caption(meta)
     st.markdown(highlight(paper.abstract, quotes))
+
+
+def download_row(files: Sequence[tuple[str, str, str, str, str]]) -> None:
+    """Download buttons side by side, each given as (label, data, file name, MIME type, widget key)."""
+    row = st.container(horizontal=True)
+    for label, data, name, mime, key in files:
+        row.download_button(label, data, file_name=name, mime=mime, icon=":material/download:", key=key)

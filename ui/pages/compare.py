@@ -8,7 +8,7 @@ import streamlit as st
 from rag import api
 from rag.compare import DEFAULT_ASPECTS, Cell, Comparison
 from rag.export import write_comparison
-from ui.common import guard, md_escape, prose, retriever, settings
+from ui.common import download_row, guard, md_escape, prose, retriever, settings
 
 EXTRA_ASPECTS = ("datasets", "model size", "hardware", "open source")
 
@@ -58,22 +58,11 @@ def show(table: Comparison) -> None:
 
 
 def downloads(table: Comparison) -> None:
-    row = st.container(horizontal=True)
-    row.download_button(
-        "Markdown",
-        write_comparison(table, "md", None),
-        file_name="comparison.md",
-        mime="text/markdown",
-        icon=":material/download:",
-        key="compare_download_md",
-    )
-    row.download_button(
-        "CSV",
-        write_comparison(table, "csv", None),
-        file_name="comparison.csv",
-        mime="text/csv",
-        icon=":material/download:",
-        key="compare_download_csv",
+    download_row(
+        [
+            ("Markdown", write_comparison(table, "md", None), "comparison.md", "text/markdown", "compare_download_md"),
+            ("CSV", write_comparison(table, "csv", None), "comparison.csv", "text/csv", "compare_download_csv"),
+        ]
     )
 
 

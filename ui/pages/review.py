@@ -8,7 +8,7 @@ import streamlit as st
 from rag import api
 from rag.export import write_review
 from rag.review import Coverage, ReviewDraft
-from ui.common import guard, md_escape, prose, settings
+from ui.common import download_row, guard, md_escape, prose, settings
 
 
 def coverage(report: Coverage) -> None:
@@ -53,21 +53,11 @@ def show(draft: ReviewDraft) -> None:
 
 
 def downloads(draft: ReviewDraft) -> None:
-    st.download_button(
-        "Markdown",
-        write_review(draft, "md", None),
-        file_name="review.md",
-        mime="text/markdown",
-        icon=":material/download:",
-        key="review_download_md",
-    )
-    st.download_button(
-        "BibTeX",
-        write_review(draft, "bib", None),
-        file_name="review.bib",
-        mime="application/x-bibtex",
-        icon=":material/download:",
-        key="review_download_bib",
+    download_row(
+        [
+            ("Markdown", write_review(draft, "md", None), "review.md", "text/markdown", "review_download_md"),
+            ("BibTeX", write_review(draft, "bib", None), "review.bib", "application/x-bibtex", "review_download_bib"),
+        ]
     )
 
 
