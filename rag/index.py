@@ -100,9 +100,8 @@ def chunk_paper(paper: Paper, settings: Settings) -> list[TextNode]:
     ]
 
 
-def plan(store: Store, results: Sequence[ReadResult]) -> tuple[list[Paper], list[str], int]:
-    """Which papers to (re-)embed, which ids to drop, and how many are already current."""
-    existing = store.paper_hashes()
+def plan(existing: dict[str, tuple[str, str]], results: Sequence[ReadResult]) -> tuple[list[Paper], list[str], int]:
+    """Given the indexed papers (id → hash, source): which to (re-)embed, which to drop, how many are current."""
     wanted: dict[str, Paper] = {}
     for result in results:
         for paper in result.papers:
@@ -121,8 +120,8 @@ def plan(store: Store, results: Sequence[ReadResult]) -> tuple[list[Paper], list
 def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress | None = None) -> IngestReport:
     """Bring the index in line with the given files: embed new or changed papers, drop removed ones."""
     store = Store(settings)
-    todo, stale, unchanged = plan(store, results)
     existing = store.paper_hashes()
+    todo, stale, unchanged = plan(existing, results)
     report = IngestReport(index=settings.index_name, files=[r.source for r in results], unchanged=unchanged)
     for result in results:
         for why, n in result.skipped.items():
@@ -155,7 +154,6 @@ def _embed_batch(
     texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
     # NOTE: sorting by length keeps each encoder batch free of padding.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    vectors = np.empty((len(texts), 0), dtype=np.float32)
     sorted_vectors = embed_texts(embedder, [texts[i] for i in order])  # type: ignore[arg-type]
     vectors = np.empty_like(sorted_vectors)
     vectors[order] = sorted_vectors
