@@ -13,12 +13,20 @@ from rag import prompts
 from rag.citations import SUPPORT_OVERLAP, Source, support, verify
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
-from rag.index import count_tokens
 from rag.llm import LLM, LLMError
 from rag.models import Answer, Claim, Paper, SearchHit
 from rag.retrieve import Retriever
 from rag.store import Chunk
-from rag.text import asks_for_quantity, content_words, has_figure, mentions, names, quantity_heads, stem
+from rag.text import (
+    asks_for_quantity,
+    content_words,
+    count_tokens,
+    has_figure,
+    mentions,
+    names,
+    quantity_heads,
+    stem,
+)
 
 log = logging.getLogger(__name__)
 

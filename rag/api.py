@@ -5,19 +5,21 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rag.answer import Turn
 from rag.answer import ask_stream as answer_stream
 from rag.compare import Comparer, Comparison
 from rag.config import BUNDLED_CORPUS, Settings, get_settings
 from rag.corpus import ReadResult, read_file
-from rag.index import IngestReport, Progress, ingest
 from rag.models import Answer, Paper
 from rag.retrieve import Retriever
 from rag.review import ReviewDraft, Reviewer
 from rag.store import Store
 from rag.themes import cluster, distinctive_terms, heading, project
+
+if TYPE_CHECKING:
+    from rag.index import IngestReport, Progress
 
 _retrievers: dict[tuple[str, str], Retriever] = {}
 _retrievers_lock = threading.Lock()
@@ -36,6 +38,8 @@ def ingest_paths(
     paths: Sequence[str | Path], settings: Settings | None = None, progress: Progress | None = None
 ) -> IngestReport:
     """Index corpus files (the bundled corpus when none are given)."""
+    from rag.index import ingest  # llama-index's node machinery is needed only here
+
     settings = settings or get_settings()
     report = ingest(read_paths(paths), settings, progress=progress)
     forget_retriever(settings)
@@ -47,8 +51,7 @@ def ensure_index(settings: Settings | None = None) -> Store:
     settings = settings or get_settings()
     store = Store(settings)
     if store.count_papers() == 0:
-        ingest(read_paths([]), settings)
-        forget_retriever(settings)
+        ingest_paths([], settings)
     return store
 
 

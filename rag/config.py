@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from platformdirs import user_data_dir
+from platformdirs import user_cache_dir, user_data_dir
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -48,7 +48,15 @@ class Settings(BaseSettings):
     )
     embed_batch_size: int = Field(default=64, ge=1, description="Texts per embedding batch.")
     embed_device: str | None = Field(
-        default=None, description="Torch device for local embeddings (cpu, cuda); unset picks one."
+        default=None, description="Device for local embeddings (cpu, cuda); unset picks cuda when available."
+    )
+    embed_runtime: Literal["auto", "onnx", "torch"] = Field(
+        default="auto",
+        description="Runs a local model on CPU in ONNX Runtime (auto: when the model allows) or in torch.",
+    )
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(user_cache_dir("paper-rag", appauthor=False)),
+        description="Where derived artefacts live (the ONNX export of the embedding model).",
     )
     chunk_tokens: int = Field(
         default=96, ge=16, le=2048, description="Largest chunk, in tiktoken tokens (cl100k_base)."

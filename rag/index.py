@@ -13,9 +13,10 @@ from llama_index.core.schema import MetadataMode, TextNode
 
 from rag.config import Settings
 from rag.corpus import ReadResult
-from rag.embed import embed_texts, get_embedder
+from rag.embed import Embedder, embed_texts, get_embedder
 from rag.models import Paper
 from rag.store import Store, chunk_id
+from rag.text import count_tokens, token_counter
 
 log = logging.getLogger(__name__)
 
@@ -44,18 +45,6 @@ def _sentence_splitter() -> Callable[[str], list[str]]:
     from llama_index.core.node_parser.text.utils import split_by_sentence_tokenizer
 
     return split_by_sentence_tokenizer()
-
-
-@lru_cache(maxsize=1)
-def token_counter() -> Callable[[str], list[int]]:
-    """tiktoken's cl100k_base encoder, from llama-index's bundled cache (works offline)."""
-    from llama_index.core.utils import get_tokenizer
-
-    return get_tokenizer()
-
-
-def count_tokens(text: str) -> int:
-    return len(token_counter()(text))
 
 
 def split_sentences(text: str) -> list[str]:
@@ -147,14 +136,14 @@ def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress
 
 
 def _embed_batch(
-    batch: Sequence[Paper], settings: Settings, store: Store, vector_store: object, embedder: object
+    batch: Sequence[Paper], settings: Settings, store: Store, vector_store: object, embedder: Embedder
 ) -> int:
     nodes_per_paper = [chunk_paper(p, settings) for p in batch]
     nodes = [n for ns in nodes_per_paper for n in ns]
     texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
     # NOTE: sorting by length keeps each encoder batch free of padding.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    sorted_vectors = embed_texts(embedder, [texts[i] for i in order])  # type: ignore[arg-type]
+    sorted_vectors = embed_texts(embedder, [texts[i] for i in order])
     vectors = np.empty_like(sorted_vectors)
     vectors[order] = sorted_vectors
     for node, vector in zip(nodes, vectors, strict=True):

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from rag.config import Settings
 from rag.errors import RagError
-from rag.index import count_tokens
+from rag.text import count_tokens
 
 if TYPE_CHECKING:
     from openai.types.chat import ChatCompletionMessageParam

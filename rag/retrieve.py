@@ -11,7 +11,7 @@ from functools import cached_property
 import numpy as np
 
 from rag.config import Settings
-from rag.embed import embed_query, get_embedder
+from rag.embed import Embedder, embed_query, get_embedder
 from rag.models import Paper, SearchHit
 from rag.store import Store
 
@@ -49,7 +49,7 @@ class Retriever:
         self._n_chunks = self.store.count_chunks()
 
     @cached_property
-    def embedder(self):  # type: ignore[no-untyped-def]
+    def embedder(self) -> Embedder:
         return get_embedder(self.settings)
 
     @cached_property

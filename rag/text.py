@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from functools import lru_cache
 
 from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
 
@@ -133,3 +135,15 @@ def has_figure(text: str) -> bool:
         if unit or "." in value or (value.isdigit() and not (1900 <= int(value) <= 2100) and int(value) > 1):
             return True
     return False
+
+
+@lru_cache(maxsize=1)
+def token_counter() -> Callable[[str], list[int]]:
+    """tiktoken's cl100k_base encoder, from llama-index's bundled cache (works offline)."""
+    from llama_index.core.utils import get_tokenizer
+
+    return get_tokenizer()
+
+
+def count_tokens(text: str) -> int:
+    return len(token_counter()(text))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TOKENIZERS_PARALLELISM"] = "false"
+# NOTE: one ONNX export of the embedding model per session, shared by every test and subprocess.
+os.environ["RAG_CACHE_DIR"] = tempfile.mkdtemp(prefix="rag-test-cache-")
 
 pytest_plugins = ["tests.servers"]
 
@@ -22,8 +25,9 @@ def isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """Point RAG_HOME at a temp dir, drop keys and endpoints so a stray live call fails fast."""
     home = tmp_path / "home"
     monkeypatch.setenv("RAG_HOME", str(home))
+    kept = ("RAG_HOME", "RAG_CACHE_DIR")
     for name in list(os.environ):
-        if (name.startswith("RAG_") and name != "RAG_HOME") or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        if (name.startswith("RAG_") and name not in kept) or name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env from the repo
     return home

@@ -76,6 +76,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, bundled_home: Path) -> Iter
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
     env |= {"RAG_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env["RAG_CACHE_DIR"] = os.environ["RAG_CACHE_DIR"]  # the model's ONNX export, made once per session
     command = [
         sys.executable,
         "-m",

@@ -1,0 +1,57 @@
+"""The embedding model: on CPU it runs in ONNX Runtime, exported once, and agrees with sentence-transformers."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag.config import Settings
+from rag.embed import EmbeddingError, OnnxEmbedding, embed_query, embed_texts, get_embedder
+from tests.servers import bundled_records
+
+LONG = " ".join(r["abstract"] for r in bundled_records(0, 3))  # far past the model's 256 word pieces
+
+
+def test_onnx_runtime_agrees_with_sentence_transformers(tmp_path: Path) -> None:
+    onnx = get_embedder(Settings(home=tmp_path))
+    torch = get_embedder(Settings(home=tmp_path, embed_runtime="torch"))
+    assert isinstance(onnx, OnnxEmbedding)
+    assert not isinstance(torch, OnnxEmbedding)
+    texts = ["GPipe", bundled_records(5, 6)[0]["title"], bundled_records(7, 8)[0]["abstract"], LONG]
+    agreement = (embed_texts(onnx, texts) * embed_texts(torch, texts)).sum(axis=1)
+    assert agreement.min() > 0.9999
+    question = "Which systems split LLM inference into prefill and decode phases?"
+    assert float(embed_query(onnx, question) @ embed_query(torch, question)) > 0.9999
+    assert np.allclose(np.linalg.norm(embed_texts(onnx, texts), axis=1), 1.0, atol=1e-5)
+
+
+def test_the_export_is_made_once_per_model(tmp_path: Path) -> None:
+    cache = tmp_path / "cache"
+    first = get_embedder(Settings(home=tmp_path, cache_dir=cache))
+    [export] = (cache / "onnx").iterdir()
+    stamp = export.stat().st_mtime_ns
+    # Another process (another batch size: another cache entry here) reuses the file instead of exporting again.
+    second = get_embedder(Settings(home=tmp_path, cache_dir=cache, embed_batch_size=8))
+    assert second is not first and isinstance(second, OnnxEmbedding)
+    assert [p.name for p in (cache / "onnx").iterdir()] == [export.name]
+    assert export.stat().st_mtime_ns == stamp
+
+
+def test_unwritable_cache_falls_back_to_torch_or_says_where(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the cache should be")
+    with caplog.at_level(logging.WARNING, logger="rag.embed"):
+        embedder = get_embedder(Settings(home=tmp_path, cache_dir=blocker / "cache"))
+    assert not isinstance(embedder, OnnxEmbedding)
+    assert "running it in torch" in caplog.text
+    assert embed_query(embedder, "pipeline parallelism").shape == (384,)
+    with pytest.raises(EmbeddingError, match="not-a-dir"):
+        get_embedder(Settings(home=tmp_path, cache_dir=blocker / "cache", embed_runtime="onnx"))
+
+
+def test_models_outside_the_export_run_in_torch_or_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(EmbeddingError, match="not one"):
+        get_embedder(Settings(home=tmp_path, embed_model=str(tmp_path), embed_runtime="onnx"))
