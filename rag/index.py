@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
+from llama_index.core.node_parser import TokenTextSplitter
 from llama_index.core.schema import MetadataMode, TextNode
 
 from rag.config import Settings
@@ -63,13 +64,14 @@ def split_sentences(text: str) -> list[str]:
     return sentences
 
 
+@lru_cache(maxsize=4)
+def _token_splitter(chunk_tokens: int, chunk_overlap: int) -> TokenTextSplitter:
+    return TokenTextSplitter(chunk_size=chunk_tokens, chunk_overlap=chunk_overlap, tokenizer=token_counter())
+
+
 def chunk_paper(paper: Paper, settings: Settings) -> list[TextNode]:
     """One node per sentence; a sentence over `chunk_tokens` is split by tokens. Title on every node."""
-    from llama_index.core.node_parser import TokenTextSplitter
-
-    splitter = TokenTextSplitter(
-        chunk_size=settings.chunk_tokens, chunk_overlap=settings.chunk_overlap, tokenizer=token_counter()
-    )
+    splitter = _token_splitter(settings.chunk_tokens, settings.chunk_overlap)
     pieces: list[str] = []
     for sentence in split_sentences(paper.abstract):
         if count_tokens(sentence) > settings.chunk_tokens:
