@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
 
@@ -126,28 +127,58 @@ def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress
         vector_store = store.vector_store()
         # Debris of an interrupted ingest: chunks without a paper record.
         store.delete_papers(p.paper_id for p in todo if p.paper_id not in existing)
+        # NOTE: a batch is written in the background while the next one is encoded. Writes stay in order and
+        # a paper's record still follows its chunks, so an interrupted ingest stays resumable.
         done = 0
-        for start in range(0, len(todo), PAPER_BATCH):
-            batch = todo[start : start + PAPER_BATCH]
-            report.chunks_embedded += _embed_batch(batch, settings, store, vector_store, embedder)
-            done += len(batch)
-            if progress:
-                progress(done, len(todo))
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-write") as writer:
+            previous: tuple[int, Future[int]] | None = None
+            for start in range(0, len(todo), PAPER_BATCH):
+                batch = todo[start : start + PAPER_BATCH]
+                nodes, vectors = _embed_batch(batch, settings, embedder)
+                if previous:
+                    done = _finish(previous, done, len(todo), report, progress)
+                previous = (len(batch), writer.submit(_write_batch, batch, nodes, vectors, store, vector_store))
+            if previous:
+                _finish(previous, done, len(todo), report, progress)
     report.total_papers = store.count_papers()
     return report
 
 
-def _embed_batch(
-    batch: Sequence[Paper], settings: Settings, store: Store, vector_store: object, embedder: Embedder
+def _finish(
+    written: tuple[int, Future[int]], done: int, total: int, report: IngestReport, progress: Progress | None
 ) -> int:
+    """Wait for a batch's write (re-raising its error), count it, report progress; return papers done."""
+    papers, future = written
+    report.chunks_embedded += future.result()
+    done += papers
+    if progress:
+        progress(done, total)
+    return done
+
+
+def _embed_batch(
+    batch: Sequence[Paper], settings: Settings, embedder: Embedder
+) -> tuple[list[list[TextNode]], np.ndarray]:
+    """The papers' chunk nodes, and their unit vectors in the same order."""
     nodes_per_paper = [chunk_paper(p, settings) for p in batch]
-    nodes = [n for ns in nodes_per_paper for n in ns]
-    texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for n in nodes]
+    texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for ns in nodes_per_paper for n in ns]
     # NOTE: sorting by length keeps each encoder batch free of padding.
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
     sorted_vectors = embed_texts(embedder, [texts[i] for i in order])
     vectors = np.empty_like(sorted_vectors)
     vectors[order] = sorted_vectors
+    return nodes_per_paper, vectors
+
+
+def _write_batch(
+    batch: Sequence[Paper],
+    nodes_per_paper: list[list[TextNode]],
+    vectors: np.ndarray,
+    store: Store,
+    vector_store: object,
+) -> int:
+    """Write the chunks, then the paper records (mean chunk vector each); return the number of chunks."""
+    nodes = [n for ns in nodes_per_paper for n in ns]
     for node, vector in zip(nodes, vectors, strict=True):
         node.embedding = vector.tolist()
     vector_store.add(nodes)  # type: ignore[attr-defined]
