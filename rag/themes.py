@@ -5,11 +5,12 @@ from __future__ import annotations
 import logging
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
+from typing import Any
 
 import numpy as np
 
-from rag.text import STOPWORDS
+from rag.text import STOPWORDS, stem
 
 log = logging.getLogger(__name__)
 
@@ -42,33 +43,49 @@ def cluster(vectors: np.ndarray, max_k: int = 6) -> np.ndarray:
     return np.asarray([remap[label] for label in best[1]], dtype=int)
 
 
-def distinctive_terms(groups: Sequence[Sequence[str]], background: Sequence[str] = (), top: int = 3) -> list[list[str]]:
-    """Per group of documents, its most distinctive terms by class-based TF-IDF (c-TF-IDF).
-
-    Each group is one class; `background` (the rest of the corpus) is one more class, so terms common
-    everywhere score low. Terms are unigrams and bigrams, shown in their most frequent spelling.
-    SEE: https://maartengr.github.io/BERTopic/getting_started/ctfidf/ctfidf.html
-    """
+def _term_counter() -> Any:
+    """Counts unigrams and bigrams of TERM_PATTERN, stop words left out."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    classes = [" ".join(g) for g in groups] + ([" ".join(background)] if background else [])
-    if not any(c.strip() for c in classes):
+    # NOTE: only stop words the pattern can produce ('e.g' cannot), or sklearn warns of an inconsistency.
+    stop_words = sorted(w for w in STOPWORDS if re.fullmatch(TERM_PATTERN, w))
+    return CountVectorizer(ngram_range=(1, 2), stop_words=stop_words, token_pattern=TERM_PATTERN, lowercase=True)
+
+
+def distinctive_terms(
+    groups: Sequence[Sequence[str]],
+    background: Sequence[str] = (),
+    top: int = 3,
+    exclude: Collection[str] = (),
+    vocabulary: Collection[str] | None = None,
+) -> list[list[str]]:
+    """Per group of documents, its most distinctive terms: TF-IDF of the group's text, with document
+    frequencies over the groups' documents and `background` (the rest of the corpus), so words most
+    documents use score low.
+
+    Terms are unigrams and bigrams, shown in their most frequent spelling. A term whose every word stems
+    into `exclude` (say, the words of a review's topic) is skipped; terms that share a stem ('LLM', 'LLMs',
+    'LLM inference') count once; with `vocabulary`, a term must be in it (say, the terms of paper titles,
+    which read like headings, unlike 'achieve zero' or 'values').
+    """
+    documents = [d for g in groups for d in g] + list(background)
+    if not any(d.strip() for d in documents):
         return [[] for _ in groups]
-    vectorizer = CountVectorizer(
-        ngram_range=(1, 2), stop_words=sorted(STOPWORDS), token_pattern=TERM_PATTERN, lowercase=True
-    )
+    vectorizer = _term_counter()
     try:
-        counts = vectorizer.fit_transform(classes).toarray().astype(float)
-    except ValueError:  # NOTE: only stop words in every class
+        present = vectorizer.fit_transform(documents).toarray() > 0
+    except ValueError:  # NOTE: only stop words in every document
         return [[] for _ in groups]
     vocab = vectorizer.get_feature_names_out()
+    counts = vectorizer.transform([" ".join(g) for g in groups]).toarray().astype(float)
     doc_counts = [
         vectorizer.transform(list(g)).toarray() > 0 if g else np.zeros((0, len(vocab)), dtype=bool) for g in groups
     ]
     tf = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
-    avg_words = counts.sum() / len(classes)
-    idf = np.log(1.0 + avg_words / np.maximum(counts.sum(axis=0), 1.0))
+    # NOTE: document frequency over every paper, so words most abstracts use ('performance') weigh little.
+    idf = np.log(len(documents) / np.maximum(present.sum(axis=0), 1))
     scores = tf * idf
+    excluded = set(exclude)
     out = []
     for i, group in enumerate(groups):
         # NOTE: a theme's name should hold for several of its papers, not one paper's jargon.
@@ -79,7 +96,9 @@ def distinctive_terms(groups: Sequence[Sequence[str]], background: Sequence[str]
         best: dict[str, float] = {}
         for j in ranked:
             term = str(vocab[j])
-            clash = next((c for c in chosen if term in c or c in term), None)
+            if term_stems(term) <= excluded or (vocabulary is not None and term not in vocabulary):
+                continue
+            clash = next((c for c in chosen if term_stems(term) & term_stems(c)), None)
             if clash is None:
                 if len(chosen) < top:
                     chosen.append(term)
@@ -90,6 +109,22 @@ def distinctive_terms(groups: Sequence[Sequence[str]], background: Sequence[str]
                 best[term] = scores[i, j]
         out.append([surface_form(t, group) for t in chosen])
     return out
+
+
+def vocabulary_of(texts: Sequence[str]) -> set[str]:
+    """The lower-cased unigrams and bigrams of the texts, as distinctive_terms counts them."""
+    vectorizer = _term_counter()
+    try:
+        vectorizer.fit(texts)
+    except ValueError:  # NOTE: only stop words
+        return set()
+    return {str(t) for t in vectorizer.get_feature_names_out()}
+
+
+def term_stems(term: str) -> set[str]:
+    """The stems of a term's words and of the parts of hyphenated ones ('On-device LLM' → {'device', 'llm'})."""
+    words = re.findall(TERM_PATTERN, term.lower())
+    return {stem(part) for word in words for part in word.split("-") if part not in STOPWORDS}
 
 
 def surface_form(term: str, docs: Sequence[str]) -> str:

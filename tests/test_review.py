@@ -1,4 +1,4 @@
-"""Review drafts: coverage consistency, citations, exports, themes and the topic map."""
+"""Review drafts: coverage consistency, citations, exports, themes, the topic map and the LLM engine."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from rag.config import Settings
 from rag.review import ReviewDraft
 from rag.themes import cluster, distinctive_terms, heading
+from tests.servers import FakeLLM, llm_settings, source_sentences
 
 TOPIC = "Pipeline parallelism and scheduling for distributed training of large models"
 
@@ -101,3 +102,70 @@ def test_topic_map(bundled: Settings) -> None:
     assert set(points[0]) == {"paper_id", "title", "x", "y", "theme"}
     assert 2 <= len({p["theme"] for p in points}) <= 12
     assert all(np.isfinite([p["x"], p["y"]]).all() for p in points)
+
+
+# --- the LLM engine -----------------------------------------------------------------------------
+
+
+def assert_citations_point_to_references(draft: ReviewDraft, settings: Settings) -> None:
+    """Every marker is a reference, every reference an indexed paper, and every model-written section cites
+    only its own theme's papers; a section that fell back to offline text says so in a warning."""
+    from rag import api
+
+    indexed = {p.paper_id: p.title for p in api.list_papers(settings)}
+    number_of = {r.paper_id: r.n for r in draft.references}
+    assert [r.n for r in draft.references] == list(range(1, len(draft.references) + 1))
+    assert all(indexed.get(r.paper_id) == r.title for r in draft.references)
+    for section in draft.sections[1:]:
+        markers = {int(n) for n in re.findall(r"\[(\d+)\]", section.text)}
+        assert markers and markers <= {number_of[p] for p in section.paper_ids}, (section.heading, section.text)
+        if section.origin == "extractive":
+            assert any(f"“{section.heading}”" in w for w in draft.warnings), (section.heading, draft.warnings)
+
+
+def fake_model(body: dict[str, object]) -> str:
+    """Names each theme; writes each section from source 1's first sentence, one invention and a dangling [99]."""
+    prompt = str(body["messages"][-1]["content"])  # type: ignore[index]
+    if prompt.startswith("Give a short heading"):
+        return f"Theme on {prompt.splitlines()[1][2:30]}"
+    first = source_sentences(prompt, 1).split(". ")[0].rstrip(".")
+    return f"{first} [1]. Quantum bananas cure insomnia in 97% of cats [2]. This is confirmed by [99]."
+
+
+def test_llm_sections_are_verified_and_renumbered(bundled: Settings, fake_llm: FakeLLM) -> None:
+    from rag import api
+
+    settings = llm_settings(bundled, fake_llm.play(fake_model).base_url)
+    draft = api.review(TOPIC, settings)
+    assert draft.engine == "llm:smollm2" and draft.prompt["name"] == "review"
+    themes = draft.sections[1:]
+    assert themes and all(s.origin == "llm" and s.heading.startswith("Theme on ") for s in themes)
+    assert all("[99]" not in s.text and "97%" in s.text for s in themes)
+    assert sum("not supported by their sources" in w for w in draft.warnings) == len(themes)
+    assert_citations_point_to_references(draft, settings)
+    assert draft.usage["prompt_tokens"] == 321 * len(fake_llm.completions)
+
+
+@pytest.mark.parametrize("fault", ["500", "Nothing to cite here."])
+def test_llm_failures_fall_back_per_section(bundled: Settings, fake_llm: FakeLLM, fault: str) -> None:
+    from rag import api
+
+    settings = llm_settings(bundled, fake_llm.play(fault).base_url, llm_max_retries=0)
+    draft = api.review(TOPIC, settings)
+    assert draft.engine == "llm:smollm2" and draft.references
+    assert all(s.origin == "extractive" for s in draft.sections)
+    assert_citations_point_to_references(draft, settings)
+
+
+@pytest.mark.slow
+def test_llm_review_with_llama(bundled: Settings, llama_server: str) -> None:
+    from rag import api
+
+    # NOTE: a small context budget keeps each section's prompt to an abstract or two on 2 shared cores.
+    settings = llm_settings(bundled, llama_server, llm_context_tokens=1024)
+    draft = api.review(TOPIC, settings)
+    assert draft.engine == "llm:smollm2" and draft.usage["prompt_tokens"] > 0
+    assert len(draft.sections) >= 2 and all(s.heading.strip() for s in draft.sections)
+    assert len({s.heading for s in draft.sections}) == len(draft.sections)
+    assert_citations_point_to_references(draft, settings)
+    assert draft.markdown.startswith(f"# {draft.title}")
