@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from platformdirs import user_cache_dir, user_data_dir
+from platformdirs import user_data_dir
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -54,9 +54,9 @@ class Settings(BaseSettings):
         default="auto",
         description="Runs a local model on CPU in ONNX Runtime (auto: when the model allows) or in torch.",
     )
-    cache_dir: Path = Field(
-        default_factory=lambda: Path(user_cache_dir("paper-rag", appauthor=False)),
-        description="Where derived artefacts live (the ONNX export of the embedding model).",
+    cache_dir: Path | None = Field(
+        default=None,
+        description="Where derived artefacts live (the ONNX export of the embedding model); unset: home/cache.",
     )
     chunk_tokens: int = Field(
         default=96, ge=16, le=2048, description="Largest chunk, in tiktoken tokens (cl100k_base)."
@@ -95,6 +95,11 @@ class Settings(BaseSettings):
         if not re.match(r"^https?://[^\s/]+", value):
             raise ValueError(f"expected an http(s)://host:port URL, got {value!r}")
         return value.rstrip("/")
+
+    @property
+    def cache_root(self) -> Path:
+        """Where derived artefacts live: RAG_CACHE_DIR, else the cache folder under home."""
+        return self.cache_dir or self.home / "cache"
 
     @property
     def llm_configured(self) -> bool:

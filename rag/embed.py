@@ -280,7 +280,7 @@ def get_embedder(settings: Settings) -> Embedder:
             settings.embed_base_url or settings.openai_base_url,
             settings.embed_device,
             settings.embed_runtime,
-            settings.cache_dir,
+            settings.cache_root,
             settings.embed_batch_size,
             key,
         )
@@ -315,6 +315,13 @@ def embed_query(embedder: Embedder, text: str) -> np.ndarray:
         while len(_query_cache) > QUERY_CACHE_SIZE:
             _query_cache.popitem(last=False)
     return vector
+
+
+def unload() -> None:
+    """Forget loaded models and remembered queries (benchmarks time a fresh load)."""
+    with _load_lock:
+        _load.cache_clear()
+    clear_query_cache()
 
 
 def clear_query_cache() -> None:

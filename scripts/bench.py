@@ -87,6 +87,7 @@ def clean_env(home: Path) -> dict[str, str]:
     """The environment for a child: no RAG_/OPENAI_ settings of the caller, RAG_HOME set."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
     env["RAG_HOME"] = str(home)
+    env["RAG_CACHE_DIR"] = os.environ["RAG_CACHE_DIR"]  # the model's one ONNX export, shared by every run
     return env
 
 
@@ -134,11 +135,13 @@ def bench_corpus(base: Path, n_queries: int, n_asks: int) -> dict[str, Any]:
 
     from rag.api import ask, get_retriever, ingest_paths, read_paths
     from rag.config import BUNDLED_CORPUS, Settings
-    from rag.embed import clear_query_cache, embed_texts, get_embedder
+    from rag.embed import clear_query_cache, embed_texts, get_embedder, unload
     from rag.index import chunk_paper
 
     r: dict[str, Any] = {}
     settings = Settings(home=base / "warmup")
+    r["first_load_s"] = timed(lambda: get_embedder(settings))  # the cache is empty: this exports to ONNX
+    unload()
     r["model_load_s"] = timed(lambda: get_embedder(settings))
     embedder = get_embedder(settings)
     r["runtime"] = type(embedder).__name__
@@ -388,6 +391,7 @@ def report(cmd: str, m: dict[str, str], c: dict[str, Any] | None, cli: dict[str,
             "",
             "| measure | figure | target |",
             "| --- | --- | --- |",
+            f"| first use of the model: ONNX export into an empty cache, then load (once per machine) | {c['first_load_s']:.2f} s | |",  # noqa: E501 - one Markdown row
             f"| model load (once per process) | {c['model_load_s']:.2f} s | |",
             f"| chunking, first call (loads the sentence splitter and tiktoken) / warm | {c['chunk_cold_s']:.2f} s / {c['chunk_warm_s']:.2f} s | |",  # noqa: E501 - one Markdown row
             f"| raw encode of the {c['chunks']} chunk texts ingest embeds (the same embedder, best of 2) | {c['raw_chunks_s']:.2f} s | |",  # noqa: E501 - one Markdown row
@@ -509,6 +513,7 @@ def main() -> int:
     m = machine()
     with tempfile.TemporaryDirectory(prefix="rag-bench-") as tmp:
         base = Path(tmp)
+        os.environ["RAG_CACHE_DIR"] = str(base / "cache")
         c = cli = llm = None
         if not args.only_scale:
             c = bench_corpus(base, args.queries, args.asks)

@@ -52,6 +52,13 @@ def test_unwritable_cache_falls_back_to_torch_or_says_where(tmp_path: Path, capl
         get_embedder(Settings(home=tmp_path, cache_dir=blocker / "cache", embed_runtime="onnx"))
 
 
+def test_the_cache_lives_under_home_unless_set(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("RAG_CACHE_DIR")
+    assert Settings(home=tmp_path).cache_root == tmp_path / "cache"
+    monkeypatch.setenv("RAG_CACHE_DIR", str(tmp_path / "elsewhere"))
+    assert Settings(home=tmp_path).cache_root == tmp_path / "elsewhere"
+
+
 def test_models_outside_the_export_run_in_torch_or_are_refused(tmp_path: Path) -> None:
     with pytest.raises(EmbeddingError, match="not one"):
         get_embedder(Settings(home=tmp_path, embed_model=str(tmp_path), embed_runtime="onnx"))
