@@ -52,7 +52,8 @@ class Settings(BaseSettings):
     )
     embed_runtime: Literal["auto", "onnx", "torch"] = Field(
         default="auto",
-        description="Runs a local model on CPU in ONNX Runtime (auto: when the model allows) or in torch.",
+        description="auto: queries in ONNX Runtime on CPU (when the model allows), corpus encoding in torch; "
+        "or onnx / torch for both.",
     )
     cache_dir: Path | None = Field(
         default=None,

@@ -1,9 +1,10 @@
 """Embedding models: the bundled offline MiniLM, any sentence-transformers model, or an endpoint.
 
-On CPU a local sentence-transformers model runs in ONNX Runtime: its weights are exported to ONNX once
-(with torch) into the cache, and from then on it loads without torch, so a cold `rag ask` does not pay for
-importing torch and transformers. On a GPU, for models whose pipeline the export does not cover, or with
-RAG_EMBED_RUNTIME=torch, it runs in sentence-transformers through llama-index's HuggingFaceEmbedding.
+A local sentence-transformers model embeds queries on CPU in ONNX Runtime: its weights are exported to ONNX
+once (with torch) into the cache, and from then on it loads without torch, so a cold `rag ask` does not pay
+for importing torch and transformers. Bulk encoding (ingest) runs in sentence-transformers through
+llama-index's HuggingFaceEmbedding, which encodes faster on the CPUs measured (BENCHMARKS.md); so does
+everything on a GPU, for models whose pipeline the export does not cover, or with RAG_EMBED_RUNTIME=torch.
 """
 
 from __future__ import annotations
@@ -268,9 +269,10 @@ def _load(
         ) from None
 
 
-def get_embedder(settings: Settings) -> Embedder:
-    """The embedding model the settings name, loaded once per process."""
+def get_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
+    """The embedding model the settings name, loaded once per process; `bulk` for encoding a corpus."""
     remote = settings.embed_backend == "openai"
+    runtime = "torch" if bulk and settings.embed_runtime == "auto" else settings.embed_runtime
     # NOTE: only an endpoint needs the key; keeping it out of the cache key keeps it out of memory dumps.
     key = settings.openai_api_key.get_secret_value() if remote and settings.openai_api_key else ""
     with _load_lock:  # concurrent first calls would load (or export) the model twice
@@ -279,7 +281,7 @@ def get_embedder(settings: Settings) -> Embedder:
             settings.embed_model,
             settings.embed_base_url or settings.openai_base_url,
             settings.embed_device,
-            settings.embed_runtime,
+            runtime,
             settings.cache_root,
             settings.embed_batch_size,
             key,

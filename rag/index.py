@@ -123,7 +123,7 @@ def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress
     report.added = len(todo) - report.updated
     store.delete_papers(stale)
     if todo:
-        embedder = get_embedder(settings)
+        embedder = get_embedder(settings, bulk=True)
         vector_store = store.vector_store()
         # Debris of an interrupted ingest: chunks without a paper record.
         store.delete_papers(p.paper_id for p in todo if p.paper_id not in existing)
@@ -140,6 +140,7 @@ def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress
                 previous = (len(batch), writer.submit(_write_batch, batch, nodes, vectors, store, vector_store))
             if previous:
                 _finish(previous, done, len(todo), report, progress)
+        get_embedder(settings)  # NOTE: readies the query runtime (its one-time ONNX export) for the next ask
     report.total_papers = store.count_papers()
     return report
 
