@@ -685,13 +685,9 @@ class Comparer:
         return " ".join(parts)
 
     def _shared_terms(self, docs: Sequence[str], top: int = 3) -> list[tuple[str, list[int]]]:
-        from sklearn.feature_extraction.text import CountVectorizer
+        from rag.themes import surface_form, term_counter
 
-        from rag.themes import TERM_PATTERN, surface_form
-
-        vectorizer = CountVectorizer(
-            ngram_range=(1, 2), stop_words=sorted(STOPWORDS), token_pattern=TERM_PATTERN, binary=True
-        )
+        vectorizer = term_counter()
         try:
             present = vectorizer.fit_transform(docs).toarray() > 0
         except ValueError:

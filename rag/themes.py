@@ -43,7 +43,7 @@ def cluster(vectors: np.ndarray, max_k: int = 6) -> np.ndarray:
     return np.asarray([remap[label] for label in best[1]], dtype=int)
 
 
-def _term_counter() -> Any:
+def term_counter() -> Any:
     """Counts unigrams and bigrams of TERM_PATTERN, stop words left out."""
     from sklearn.feature_extraction.text import CountVectorizer
 
@@ -71,7 +71,7 @@ def distinctive_terms(
     documents = [d for g in groups for d in g] + list(background)
     if not any(d.strip() for d in documents):
         return [[] for _ in groups]
-    vectorizer = _term_counter()
+    vectorizer = term_counter()
     try:
         present = vectorizer.fit_transform(documents).toarray() > 0
     except ValueError:  # NOTE: only stop words in every document
@@ -113,7 +113,7 @@ def distinctive_terms(
 
 def vocabulary_of(texts: Sequence[str]) -> set[str]:
     """The lower-cased unigrams and bigrams of the texts, as distinctive_terms counts them."""
-    vectorizer = _term_counter()
+    vectorizer = term_counter()
     try:
         vectorizer.fit(texts)
     except ValueError:  # NOTE: only stop words
