@@ -46,7 +46,9 @@ class Settings(BaseSettings):
     embed_base_url: str | None = Field(
         default=None, description="OpenAI-compatible embeddings endpoint (embed_backend=openai)."
     )
-    embed_batch_size: int = Field(default=64, ge=1, description="Texts per embedding batch.")
+    embed_batch_size: int | None = Field(
+        default=None, ge=1, description="Texts per embedding batch; unset: 512 on a GPU, else 64."
+    )
     embed_device: str | None = Field(
         default=None, description="Device for local embeddings (cpu, cuda); unset picks cuda when available."
     )

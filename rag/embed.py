@@ -2,9 +2,10 @@
 
 A local sentence-transformers model embeds queries on CPU in ONNX Runtime: its weights are exported to ONNX
 once (with torch) into the cache, and from then on it loads without torch, so a cold `rag ask` does not pay
-for importing torch and transformers. Bulk encoding (ingest) runs in sentence-transformers through
-llama-index's HuggingFaceEmbedding, which encodes faster on the CPUs measured (BENCHMARKS.md); so does
-everything on a GPU, for models whose pipeline the export does not cover, or with RAG_EMBED_RUNTIME=torch.
+for importing torch and transformers. Bulk encoding (ingest) runs in torch (`TorchEmbedding`), which
+encodes faster on the CPUs measured (BENCHMARKS.md); so does everything on a GPU, for models whose pipeline
+the export does not cover, or with RAG_EMBED_RUNTIME=torch. Both apply the model's own query and document
+prompts, so they give the same vectors.
 """
 
 from __future__ import annotations
@@ -16,8 +17,9 @@ import os
 import re
 import threading
 import warnings
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -60,6 +62,125 @@ def _resolve_local_model(name: str) -> str:
     return name
 
 
+def _prompts(prompts: dict[str, str]) -> tuple[str, str]:
+    """The query and document prompts of a sentence-transformers model's `prompts` (E5, BGE and kin have them)."""
+    return prompts.get("query", ""), prompts.get("document", prompts.get("passage", ""))
+
+
+def _batches_by_length(texts: Sequence[str], size: int) -> list[list[int]]:
+    """Indices of `texts` in batches of `size`, longest first: a batch of like lengths pads little."""
+    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    return [order[i : i + size] for i in range(0, len(order), size)]
+
+
+class WordPieces:
+    """A model's Rust tokenizer, truncating at the model's limit and padding each batch to its longest text.
+
+    Called straight, not through transformers: on a 16-core GPU host transformers' Python side of tokenising
+    (per-text dicts, then tensors) capped encoding near 2,300 abstracts a second (BENCHMARKS.md).
+    """
+
+    def __init__(self, tokenizer: Tokenizer, max_tokens: int, pad_token: str | None, lowercase: bool = False) -> None:
+        tokenizer.enable_truncation(max_length=max_tokens)
+        pad_token = pad_token or "[PAD]"
+        tokenizer.enable_padding(pad_id=tokenizer.token_to_id(pad_token) or 0, pad_token=pad_token)
+        self.lowercase = lowercase
+        # NOTE: encode_batch_fast skips character offsets, which embedding never reads.
+        self._encode = getattr(tokenizer, "encode_batch_fast", tokenizer.encode_batch)
+
+    def __call__(self, texts: Sequence[str]) -> dict[str, np.ndarray]:
+        encodings = self._encode([t.lower() for t in texts] if self.lowercase else list(texts))
+        return {
+            "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
+            "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
+            "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
+        }
+
+
+# --- torch ---------------------------------------------------------------------------------------------
+
+
+class TorchEmbedding:
+    """A sentence-transformers model in torch, float16 on a GPU.
+
+    Texts are encoded longest first, so each batch pads little, and a worker thread tokenises the next
+    batch while the model runs this one: sentence-transformers' `encode` does one after the other, and on a
+    GPU host tokenising long abstracts takes longer than MiniLM itself (BENCHMARKS.md).
+    """
+
+    def __init__(self, model: str, device: str, batch_size: int) -> None:
+        from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
+        try:
+            self.model = SentenceTransformer(model, device=device)
+        except (OSError, ValueError) as exc:
+            first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            raise EmbeddingError(
+                f"cannot load embedding model {model!r} offline ({first}); set RAG_EMBED_MODEL to a local path"
+            ) from None
+        if device.startswith("cuda"):
+            self.model.half()
+        self.batch_size = batch_size
+        self.query_prompt, self.document_prompt = _prompts(getattr(self.model, "prompts", None) or {})
+        self.inputs: list[str] = []
+        self.pieces = self._word_pieces()
+
+    def _word_pieces(self) -> WordPieces | None:
+        """The Rust tokenizer of a plain transformer model; None leaves tokenising to sentence-transformers."""
+        from tokenizers import Tokenizer
+
+        module, tokenizer = self.model[0], getattr(self.model, "tokenizer", None)
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        limit = self.model.max_seq_length
+        if type(module).__name__ != "Transformer" or not isinstance(backend, Tokenizer) or not limit:
+            return None
+        assert tokenizer is not None
+        self.inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+        lowercase = bool(getattr(module, "do_lower_case", False))
+        # NOTE: a copy: the truncation and padding set here must not change the tokenizer the model keeps.
+        return WordPieces(Tokenizer.from_str(backend.to_str()), limit, tokenizer.pad_token, lowercase)
+
+    def _features(self, texts: list[str]) -> dict[str, Any]:
+        if self.pieces is None:
+            model = self.model
+            return getattr(model, "preprocess", model.tokenize)(texts)  # NOTE: `tokenize` before v6
+        import torch
+
+        return {name: torch.from_numpy(ids) for name, ids in self.pieces(texts).items() if name in self.inputs}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-length embeddings, one row per text, in the order given."""
+        import torch
+        from sentence_transformers.util import batch_to_device
+
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        model, batches = self.model, _batches_by_length(texts, self.batch_size)
+        out: torch.Tensor | None = None
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-tokenize") as pool, torch.inference_mode():
+            ahead = deque(pool.submit(self._features, [texts[j] for j in b]) for b in batches[:2])
+            for n, batch in enumerate(batches):
+                features = ahead.popleft().result()
+                if n + 2 < len(batches):
+                    ahead.append(pool.submit(self._features, [texts[j] for j in batches[n + 2]]))
+                vectors = model(batch_to_device(features, model.device))["sentence_embedding"].float()
+                vectors = torch.nn.functional.normalize(vectors, dim=-1)
+                if out is None:
+                    out = torch.empty((len(texts), vectors.shape[1]), device=vectors.device)
+                out[torch.as_tensor(batch, device=vectors.device)] = vectors
+        assert out is not None
+        return out.cpu().numpy()
+
+    def get_query_embedding(self, query: str) -> Sequence[float]:
+        vector: Sequence[float] = self.encode([self.query_prompt + query])[0]
+        return vector
+
+    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> np.ndarray:
+        return self.encode([self.document_prompt + t for t in texts] if self.document_prompt else texts)
+
+
 # --- ONNX Runtime ----------------------------------------------------------------------------------
 
 
@@ -70,6 +191,10 @@ class OnnxSpec:
     model_dir: Path
     pooling: str  # "mean" or "cls"
     max_tokens: int
+    query_prompt: str = ""
+    document_prompt: str = ""
+    pad_token: str | None = None
+    lowercase: bool = False
 
     @staticmethod
     def of(model_dir: Path) -> OnnxSpec | None:
@@ -87,7 +212,17 @@ class OnnxSpec:
             return None
         modes = {k for k, v in pooling.items() if k.startswith("pooling_mode_") and v}
         mode = {"pooling_mode_mean_tokens": "mean", "pooling_mode_cls_token": "cls"}.get(" ".join(modes))
-        return OnnxSpec(model_dir, mode, int(config.get("max_seq_length", 512))) if mode else None
+        st_config = _read_json(model_dir / "config_sentence_transformers.json")
+        if not mode:
+            return None
+        return OnnxSpec(
+            model_dir,
+            mode,
+            int(config.get("max_seq_length", 512)),
+            *_prompts(st_config.get("prompts") or {}),
+            pad_token=_pad_token(model_dir),
+            lowercase=bool(config.get("do_lower_case")),
+        )
 
     def export_path(self, cache_dir: Path, label: str) -> Path:
         """Where the export of these exact weights lives: named by the weights' size and mtime."""
@@ -96,6 +231,24 @@ class OnnxSpec:
         )
         digest = hashlib.sha256(f"{self.model_dir.resolve()}|{stamp}".encode()).hexdigest()[:16]
         return cache_dir / "onnx" / f"{re.sub(r'[^A-Za-z0-9.-]+', '-', label)[-60:]}-{digest}.onnx"
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        found = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return found if isinstance(found, dict) else {}
+
+
+def _pad_token(model_dir: Path) -> str | None:
+    """The padding token a transformers tokenizer directory names, if any."""
+    for name in ("tokenizer_config.json", "special_tokens_map.json"):
+        token = _read_json(model_dir / name).get("pad_token")
+        token = token.get("content") if isinstance(token, dict) else token
+        if isinstance(token, str):
+            return token
+    return None
 
 
 def export_onnx(spec: OnnxSpec, dest: Path) -> None:
@@ -149,9 +302,8 @@ class OnnxEmbedding:
         from tokenizers import Tokenizer
 
         self.spec, self.batch_size = spec, batch_size
-        self.tokenizer: Tokenizer = Tokenizer.from_file(str(spec.model_dir / "tokenizer.json"))
-        self.tokenizer.enable_truncation(max_length=spec.max_tokens)
-        self.tokenizer.enable_padding()
+        tokenizer = Tokenizer.from_file(str(spec.model_dir / "tokenizer.json"))
+        self.tokenize = WordPieces(tokenizer, spec.max_tokens, spec.pad_token, spec.lowercase)
         options = onnxruntime.SessionOptions()
         options.log_severity_level = 3
         self.session: onnxruntime.InferenceSession = onnxruntime.InferenceSession(
@@ -160,30 +312,31 @@ class OnnxEmbedding:
         self.inputs = [i.name for i in self.session.get_inputs()]
 
     def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings, one row per text, in batches of `batch_size`."""
-        out = []
-        for start in range(0, len(texts), self.batch_size):
-            encodings = self.tokenizer.encode_batch(list(texts[start : start + self.batch_size]))
-            feeds = {
-                "input_ids": np.array([e.ids for e in encodings], dtype=np.int64),
-                "attention_mask": np.array([e.attention_mask for e in encodings], dtype=np.int64),
-                "token_type_ids": np.array([e.type_ids for e in encodings], dtype=np.int64),
-            }
+        """Unit-length embeddings, one row per text, in the order given."""
+        if not texts:
+            return np.zeros((0, 0), dtype=np.float32)
+        out: np.ndarray | None = None
+        for batch in _batches_by_length(texts, self.batch_size):
+            feeds = self.tokenize([texts[i] for i in batch])
             hidden = self.session.run(None, {name: feeds[name] for name in self.inputs})[0]
             if self.spec.pooling == "cls":
                 pooled = hidden[:, 0]
             else:
                 mask = feeds["attention_mask"][..., None].astype(np.float32)
                 pooled = (hidden * mask).sum(axis=1) / np.maximum(mask.sum(axis=1), 1e-9)
-            out.append(pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12))
-        return np.vstack(out).astype(np.float32) if out else np.zeros((0, 0), dtype=np.float32)
+            if out is None:
+                out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
+            out[batch] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+        assert out is not None
+        return out
 
     def get_query_embedding(self, query: str) -> Sequence[float]:
-        vector: Sequence[float] = self.encode([query])[0]
+        vector: Sequence[float] = self.encode([self.spec.query_prompt + query])[0]
         return vector
 
     def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> np.ndarray:
-        return self.encode(texts)
+        prompt = self.spec.document_prompt
+        return self.encode([prompt + t for t in texts] if prompt else texts)
 
 
 def _onnx_embedding(model: str, runtime: str, device: str | None, batch: int, cache_dir: Path) -> OnnxEmbedding | None:
@@ -222,6 +375,9 @@ def _gpu_present() -> bool:
 # --- loading -------------------------------------------------------------------------------------------
 
 _load_lock = threading.Lock()
+CPU_BATCH = 64
+# NOTE: a GPU needs large batches to be busy; 512 abstracts of 256 word pieces in float16 are ~100 MB.
+GPU_BATCH = 512
 
 
 @lru_cache(maxsize=4)
@@ -232,41 +388,26 @@ def _load(
     device: str | None,
     runtime: str,
     cache_dir: Path,
-    batch: int,
+    batch: int | None,
     key: str,
 ) -> Embedder:
     if backend == "openai":
         from llama_index.embeddings.openai_like import OpenAILikeEmbedding
 
-        return OpenAILikeEmbedding(model_name=model, api_base=base_url, api_key=key or "unused", embed_batch_size=batch)
-    onnx = _onnx_embedding(model, runtime, device, batch, cache_dir)
+        return OpenAILikeEmbedding(
+            model_name=model, api_base=base_url, api_key=key or "unused", embed_batch_size=batch or CPU_BATCH
+        )
+    onnx = _onnx_embedding(model, runtime, device, batch or CPU_BATCH, cache_dir)
     if onnx is not None:
         return onnx
-    from llama_index.embeddings.huggingface import HuggingFaceEmbedding
-
     # NOTE: no model hub at run time; a name that is not on disk must fail now, not hang.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]  # transformers leaves it unannotated
     if device is None:
         device = "cuda" if _gpu_present() else "cpu"
+    gpu = device.startswith("cuda")
     # NOTE: parallel tokenisation feeds a GPU; on CPU it competes with the model for the cores.
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if device.startswith("cuda") else "false")
-    kwargs = {"torch_dtype": "float16"} if device.startswith("cuda") else {}
-    try:
-        return HuggingFaceEmbedding(
-            model_name=_resolve_local_model(model),
-            device=device,
-            embed_batch_size=batch,
-            normalize=True,
-            model_kwargs=kwargs,
-        )
-    except (OSError, ValueError) as exc:
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EmbeddingError(
-            f"cannot load embedding model {model!r} offline ({first}); set RAG_EMBED_MODEL to a local path"
-        ) from None
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if gpu else "false")
+    return TorchEmbedding(_resolve_local_model(model), device, batch or (GPU_BATCH if gpu else CPU_BATCH))
 
 
 def get_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:

@@ -163,12 +163,7 @@ def _embed_batch(
     """The papers' chunk nodes, and their unit vectors in the same order."""
     nodes_per_paper = [chunk_paper(p, settings) for p in batch]
     texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for ns in nodes_per_paper for n in ns]
-    # NOTE: sorting by length keeps each encoder batch free of padding.
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    sorted_vectors = embed_texts(embedder, [texts[i] for i in order])
-    vectors = np.empty_like(sorted_vectors)
-    vectors[order] = sorted_vectors
-    return nodes_per_paper, vectors
+    return nodes_per_paper, embed_texts(embedder, texts)
 
 
 def _write_batch(

@@ -76,7 +76,7 @@ def main() -> int:
         "--model", default=None, help="sentence-transformers model folder (default: the bundled MiniLM)"
     )
     parser.add_argument("--device", default="cuda")
-    parser.add_argument("--batch-sizes", default="64,256,512", help="batch sizes to try on rag's path")
+    parser.add_argument("--batch-sizes", default="256,1024", help="batch sizes to try on rag's path beside its default")
     parser.add_argument("--json", type=Path, default=None, help="also write the figures here")
     args = parser.parse_args()
 
@@ -92,7 +92,6 @@ def main() -> int:
     sync = torch.cuda.synchronize if on_cuda else (lambda: None)
     card = torch.cuda.get_device_name(0) if on_cuda else platform.processor() or "cpu"
     texts, chunk_texts = synthetic(args.n)
-    by_length = sorted(texts, key=len)
     results: dict[str, object] = {
         "card": card,
         "torch": torch.__version__,
@@ -121,45 +120,58 @@ def main() -> int:
     defaults.encode(texts[:256])
     seconds = timed(lambda: defaults.encode(texts), sync)
     record("sentence-transformers defaults (fp32, batch 32)", seconds, len(texts), "abstracts", "float32")
+    reference = defaults.encode(texts[:2000], normalize_embeddings=True)
+    # 2. The same in float16 with large batches: what rag ran through llama-index's HuggingFaceEmbedding.
+    if on_cuda:  # float16 is a GPU format; on CPU it is slow
+        big = max(int(b) for b in args.batch_sizes.split(","))
+        defaults.half()
+        seconds = timed(lambda: defaults.encode(texts, batch_size=big), sync)
+        record(f"sentence-transformers encode, fp16, batch {big}", seconds, len(texts), "abstracts", "float16")
     defaults = None
     if on_cuda:
         torch.cuda.empty_cache()
 
-    # 2. rag's own path: rag.embed.get_embedder with embed_device=cuda (float16 there), then embed_texts.
-    try:
-        from rag.config import Settings
-        from rag.embed import embed_texts, get_embedder
-    except ImportError as exc:
-        results["rag_path_error"] = f"{type(exc).__name__}: {exc}"
-        print("rag path unavailable:", exc, flush=True)
-        return _finish(results, args.json)
-    home = tempfile.mkdtemp(prefix="gpu-encode-")
-    sizes = [int(b) for b in args.batch_sizes.split(",")]
-    for batch in sizes:
-        settings = Settings(home=Path(home), embed_model=model_path, embed_device=args.device, embed_batch_size=batch)
-        embedder = get_embedder(settings)
-        dtype = str(next(embedder._model.parameters()).dtype).removeprefix("torch.")  # type: ignore[attr-defined]
-        embed_texts(embedder, texts[:512])
-        if batch == 64:
-            seconds = timed(lambda e=embedder: embed_texts(e, texts), sync)
-            record(f"rag.embed, batch {batch}, corpus order", seconds, len(texts), "abstracts", dtype)
-        seconds = timed(lambda e=embedder: embed_texts(e, by_length), sync)
-        record(f"rag.embed, batch {batch}, length-sorted", seconds, len(texts), "abstracts", dtype)
-    ordered = sorted(chunk_texts, key=len)
-    seconds = timed(lambda: embed_texts(embedder, ordered), sync)
-    record(f"rag.embed, batch {sizes[-1]}, length-sorted sentence chunks", seconds, len(ordered), "chunks", dtype)
-    runs[-1]["papers_per_s"] = round((args.n // 5) / seconds)
-    # NOTE: rag.embed sets TOKENIZERS_PARALLELISM=false, which leaves tokenization on one core; the Rust
-    # tokenizer reads the variable at each call, so this shows what parallel tokenization gives.
-    os.environ["TOKENIZERS_PARALLELISM"] = "true"
-    seconds = timed(lambda: embed_texts(embedder, by_length), sync)
-    record(
-        f"rag.embed, batch {sizes[-1]}, length-sorted, TOKENIZERS_PARALLELISM=true",
-        seconds,
-        len(texts),
-        "abstracts",
-        dtype,
-    )
+    # 3. rag's own path: what ingest gets from rag.embed.get_embedder(bulk=True) on this device.
+    from rag.config import Settings
+    from rag.embed import embed_texts, get_embedder
+
+    home = Path(tempfile.mkdtemp(prefix="gpu-encode-"))
+    for batch in [None, *(int(b) for b in args.batch_sizes.split(","))]:
+        settings = Settings(home=home, embed_model=model_path, embed_device=args.device, embed_batch_size=batch)
+        embedder = get_embedder(settings, bulk=True)
+        dtype = str(next(embedder.model.parameters()).dtype).removeprefix("torch.")  # type: ignore[attr-defined]
+        embed_texts(embedder, texts[:1024])
+        seconds = timed(lambda e=embedder: embed_texts(e, texts), sync)
+        label = f"batch {embedder.batch_size}" + (" (its default here)" if batch is None else "")  # type: ignore[attr-defined]
+        record(f"rag.embed TorchEmbedding, {label}", seconds, len(texts), "abstracts", dtype)
+        if batch is None:
+            agreement = (embed_texts(embedder, texts[:2000]) * reference).sum(axis=1)
+            runs[-1]["min_cosine_vs_fp32_defaults"] = round(float(agreement.min()), 5)
+            seconds = timed(lambda e=embedder: embed_texts(e, chunk_texts), sync)
+            record(
+                "rag.embed TorchEmbedding, sentence chunks (what ingest embeds)",
+                seconds,
+                len(chunk_texts),
+                "chunks",
+                dtype,
+            )
+            runs[-1]["papers_per_s"] = round((args.n // 5) / seconds)
+            # What one worker thread can tokenise: the ceiling of this path when the GPU is not the limit.
+            parallel = os.environ.get("TOKENIZERS_PARALLELISM", "unset")
+            model, size = embedder.model, embedder.batch_size  # type: ignore[attr-defined]
+            tokenisers = {
+                "rag's worker (Rust tokenizer direct)": embedder._features,  # type: ignore[attr-defined]
+                "sentence-transformers' preprocess": getattr(model, "preprocess", model.tokenize),
+            }
+            for name, tokenise in tokenisers.items():
+                seconds = timed(lambda t=tokenise, b=size: [t(texts[i : i + b]) for i in range(0, len(texts), b)], sync)
+                record(
+                    f"tokenising alone: {name}, batch {size}, TOKENIZERS_PARALLELISM={parallel}",
+                    seconds,
+                    len(texts),
+                    "abstracts",
+                    "-",
+                )
     return _finish(results, args.json)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -10,7 +11,15 @@ import pytest
 
 from rag.api import ingest_paths
 from rag.config import Settings
-from rag.embed import EmbeddingError, OnnxEmbedding, embed_query, embed_texts, get_embedder
+from rag.embed import (
+    EmbeddingError,
+    OnnxEmbedding,
+    TorchEmbedding,
+    bundled_model_path,
+    embed_query,
+    embed_texts,
+    get_embedder,
+)
 from tests.servers import bundled_records, write_jsonl
 
 LONG = " ".join(r["abstract"] for r in bundled_records(0, 3))  # far past the model's 256 word pieces
@@ -65,3 +74,37 @@ def test_the_cache_lives_under_home_unless_set(tmp_path: Path, monkeypatch: pyte
 def test_models_outside_the_export_run_in_torch_or_are_refused(tmp_path: Path) -> None:
     with pytest.raises(EmbeddingError, match="not one"):
         get_embedder(Settings(home=tmp_path, embed_model=str(tmp_path), embed_runtime="onnx"))
+
+
+def test_torch_encoding_keeps_the_order_across_batches(tmp_path: Path) -> None:
+    from sentence_transformers import SentenceTransformer
+
+    # Lengths in no order, over several batches: the encoder sorts them and tokenises ahead, then puts them back.
+    texts = [r["abstract"][: 40 + 97 * i] for i, r in enumerate(bundled_records(0, 11))]
+    embedder = get_embedder(Settings(home=tmp_path, embed_runtime="torch", embed_batch_size=3))
+    assert isinstance(embedder, TorchEmbedding) and embedder.pieces is not None  # the Rust tokenizer, directly
+    reference = SentenceTransformer(str(bundled_model_path()), device="cpu").encode(texts, normalize_embeddings=True)
+    assert (embed_texts(embedder, texts) * reference).sum(axis=1).min() > 0.9999
+    # Models without a plain Rust tokenizer are tokenised by sentence-transformers; the result is the same.
+    fallback = TorchEmbedding(str(bundled_model_path()), "cpu", 4)
+    fallback.pieces = None
+    assert (embed_texts(fallback, texts) * reference).sum(axis=1).min() > 0.9999
+
+
+def test_both_runtimes_apply_the_models_own_prompts(tmp_path: Path) -> None:
+    model = tmp_path / "prompted"
+    model.mkdir()
+    for item in bundled_model_path().iterdir():
+        (model / item.name).symlink_to(item)
+    (model / "config_sentence_transformers.json").unlink()
+    (model / "config_sentence_transformers.json").write_text(
+        json.dumps({"prompts": {"query": "query: ", "document": "passage: "}}), encoding="utf-8"
+    )
+    plain = get_embedder(Settings(home=tmp_path))
+    question, passage = "how is prefill separated from decode?", bundled_records(3, 4)[0]["abstract"]
+    for runtime in ("onnx", "torch"):
+        prompted = get_embedder(Settings(home=tmp_path, embed_model=str(model), embed_runtime=runtime))
+        assert float(embed_query(prompted, question) @ embed_query(plain, "query: " + question)) > 0.9999
+        [[agreement]] = embed_texts(prompted, [passage]) @ embed_texts(plain, ["passage: " + passage]).T
+        assert agreement > 0.9999
+        assert float(embed_query(prompted, question) @ embed_query(plain, question)) < 0.999
