@@ -128,7 +128,8 @@ def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress
         # Debris of an interrupted ingest: chunks without a paper record.
         store.delete_papers(p.paper_id for p in todo if p.paper_id not in existing)
         # NOTE: a batch is written in the background while the next one is encoded. Writes stay in order and
-        # a paper's record still follows its chunks, so an interrupted ingest stays resumable.
+        # a paper's record still follows its chunks, so an interrupted ingest stays resumable. Chroma's `add`
+        # holds the GIL while it runs, so on CPU this hides only the Python side of a write (BENCHMARKS.md).
         done = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-write") as writer:
             previous: tuple[int, Future[int]] | None = None
