@@ -186,7 +186,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if args.json:
         _emit(report)
     else:
-        _stdout_console().print(render_report(report))
+        console = _stdout_console()
+        console.print(render_report(report, console.width))
     return 0
 
 

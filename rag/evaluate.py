@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import statistics
 import time
 from collections import defaultdict
@@ -57,6 +58,9 @@ def load_items(path: Path) -> list[EvalItem]:
     return items
 
 
+_MARKER = re.compile(r"\[(\d+)\]")
+
+
 def _resolver(papers: dict[str, Any]) -> dict[str, str]:
     index = {pid: pid for pid in papers}
     index.update({normalise_title(p.title): pid for pid, p in papers.items()})
@@ -65,6 +69,11 @@ def _resolver(papers: dict[str, Any]) -> dict[str, str]:
 
 def _mean(values: list[float]) -> float | None:
     return round(statistics.fmean(values), 3) if values else None
+
+
+def _median(values: list[int]) -> float | int:
+    middle = statistics.median(values or [0])
+    return int(middle) if float(middle).is_integer() else middle
 
 
 def _summarise(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
@@ -89,7 +98,7 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
         "answerable": len(answerable),
         "citation_validity": _mean([r["valid_citations"] for r in rows if r["citations"]]),
         "support_rate": round(sum(r["supported_claims"] for r in rows) / claims, 3) if claims else None,
-        "median_words": statistics.median([r["words"] for r in rows if not r["refused"]] or [0]),
+        "median_words": _median([r["words"] for r in rows if not r["refused"]]),
         "latency_p50_s": round(latencies[len(latencies) // 2], 3) if latencies else None,
         "latency_p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 3) if latencies else None,
     }
@@ -102,12 +111,15 @@ def evaluate(path: Path, settings: Settings, k: int | None = None) -> EvalReport
     items = load_items(path)
     retriever = get_retriever(settings)
     resolve = _resolver(retriever.papers)
+    golds: list[list[str]] = []
+    for n, item in enumerate(items, 1):  # NOTE: every line is checked before the first question runs
+        found = [resolve.get(g) or resolve.get(normalise_title(g)) for g in item.gold]
+        if None in found:
+            missing = item.gold[found.index(None)]
+            raise RagError(f"{path}: question {n}: gold paper {missing!r} is not in the index")
+        golds.append([g for g in found if g])
     rows: list[dict[str, Any]] = []
-    for item in items:
-        gold = [resolve.get(g) or resolve.get(normalise_title(g)) for g in item.gold]
-        if None in gold:
-            missing = item.gold[gold.index(None)]
-            raise RagError(f"{path}: gold paper {missing!r} is not in the index")
+    for item, gold in zip(items, golds, strict=True):
         history = []
         for earlier in item.history:
             prior = ask(earlier, settings, k=k)
@@ -118,7 +130,7 @@ def evaluate(path: Path, settings: Settings, k: int | None = None) -> EvalReport
         latency = time.perf_counter() - start
         cited = [c.paper_id for c in answer.citations]
         text = answer.answer.lower()
-        markers = {int(m) for m in __import__("re").findall(r"\[(\d+)\]", answer.answer)}
+        markers = {int(m) for m in _MARKER.findall(answer.answer)}
         rows.append(
             {
                 "question": item.question,
@@ -152,20 +164,36 @@ def evaluate(path: Path, settings: Settings, k: int | None = None) -> EvalReport
     )
 
 
-def render_report(report: EvalReport) -> Any:
-    """A readable table of the figures, overall and per kind."""
+def render_report(report: EvalReport, width: int = 80) -> Any:
+    """A readable table of the figures, overall and per kind; split in several when too wide for `width`."""
+    from rich.console import Group
     from rich.table import Table
 
     names = list(report.metrics)
-    table = Table(title=f"{report.file} — {report.questions} questions, engine {report.engine}", title_justify="left")
-    table.add_column("metric")
-    table.add_column("all", justify="right")
-    for kind in report.by_kind:
-        table.add_column(kind, justify="right")
-    for name in names:
-        cells = [report.metrics[name], *(report.by_kind[k][name] for k in report.by_kind)]
-        table.add_row(name, *("–" if v is None else str(v) for v in cells))
-    return table
+    columns = {"all": report.metrics, **report.by_kind}
+    cells = {kind: ["–" if values[n] is None else str(values[n]) for n in names] for kind, values in columns.items()}
+    # NOTE: a column takes its widest cell plus 3 for padding and border; the metric names never fold.
+    metric_width = max(map(len, ["metric", *names])) + 4
+    parts: list[list[str]] = [[]]
+    used = metric_width
+    for kind in columns:
+        need = max(map(len, [kind, *cells[kind]])) + 3
+        if parts[-1] and used + need > width:
+            parts.append([])
+            used = metric_width
+        parts[-1].append(kind)
+        used += need
+    tables = []
+    for n, kinds in enumerate(parts):
+        title = f"{report.file} — {report.questions} questions, engine {report.engine}" if n == 0 else None
+        table = Table(title=title, title_justify="left")
+        table.add_column("metric", no_wrap=True)
+        for kind in kinds:
+            table.add_column(kind, justify="right", no_wrap=True)
+        for i, name in enumerate(names):
+            table.add_row(name, *(cells[kind][i] for kind in kinds))
+        tables.append(table)
+    return Group(*tables)
 
 
 def dump(report: EvalReport) -> str:

@@ -1,0 +1,54 @@
+"""`rag eval`: users measure retrieval, refusals and citation quality on their own questions."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.servers import cli_env, run_cli, write_jsonl
+from tests.test_hardening import DEV, one_line_error
+
+EXACT = [item for item in DEV if item["kind"] == "exact"][:2]
+UNANSWERABLE = next(item for item in DEV if item["kind"] == "unanswerable")
+# A question whose "gold" is another question's paper: the figures must notice.
+WRONG = {**EXACT[0], "gold": EXACT[1]["gold"], "answer_contains": [], "kind": "wrong"}
+
+
+def test_eval_reports_retrieval_refusal_and_citation_figures(bundled_home: Path, tmp_path: Path) -> None:
+    questions = write_jsonl(tmp_path / "mine.jsonl", [*EXACT, UNANSWERABLE, WRONG])
+    result = run_cli("eval", str(questions), "--json", env=cli_env(RAG_HOME=str(bundled_home)))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["questions"] == 4 and report["engine"] == "extractive"
+    overall, by_kind = report["metrics"], report["by_kind"]
+    assert overall["hit@1"] == round(2 / 3, 3)  # the wrong gold is not ranked first
+    assert by_kind["exact"]["hit@1"] == 1.0 and by_kind["exact"]["answer_contains"] == 1.0
+    assert by_kind["wrong"]["first_citation_gold"] == 0.0
+    assert overall["unanswerable"] == 1 and overall["refused_unanswerable"] == 1
+    assert overall["false_refusals"] == 0 and overall["answerable"] == 3
+    assert overall["citation_validity"] == 1.0 and overall["support_rate"] == 1.0
+    assert [row["question"] for row in report["rows"]] == [q["question"] for q in [*EXACT, UNANSWERABLE, WRONG]]
+    assert all(row["latency_s"] > 0 for row in report["rows"])
+
+
+def test_eval_table_fits_the_terminal_with_whole_metric_names(bundled_home: Path, tmp_path: Path) -> None:
+    questions = write_jsonl(tmp_path / "mine.jsonl", [*EXACT, UNANSWERABLE, WRONG])
+    result = run_cli("eval", str(questions), env=cli_env(RAG_HOME=str(bundled_home)) | {"COLUMNS": "60"})
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert max(map(len, lines)) <= 60
+    for name in ("refused_unanswerable", "first_citation_gold", "citation_validity", "unanswerable", "wrong"):
+        assert name in result.stdout
+
+
+def test_eval_rejects_bad_files_in_one_line_before_asking_anything(bundled_home: Path, tmp_path: Path) -> None:
+    env = cli_env(RAG_HOME=str(bundled_home))
+    broken = tmp_path / "broken.jsonl"
+    broken.write_text(json.dumps(EXACT[0]) + "\n{not json\n", encoding="utf-8")
+    one_line_error(run_cli("eval", str(broken), env=env), "broken.jsonl:2")
+    unknown = write_jsonl(tmp_path / "unknown.jsonl", [EXACT[0], {"question": "q", "gold": ["No Such Paper"]}])
+    one_line_error(run_cli("eval", str(unknown), env=env), "question 2", "No Such Paper")
+    one_line_error(run_cli("eval", str(tmp_path / "missing.jsonl"), env=env), "missing.jsonl")
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("\n", encoding="utf-8")
+    one_line_error(run_cli("eval", str(empty), env=env), "no questions")
