@@ -124,23 +124,23 @@ class TorchEmbedding:
             self.model.half()
         self.batch_size = batch_size
         self.query_prompt, self.document_prompt = _prompts(getattr(self.model, "prompts", None) or {})
-        self.inputs: list[str] = []
-        self.pieces = self._word_pieces()
+        self.pieces, self.inputs = self._word_pieces()
 
-    def _word_pieces(self) -> WordPieces | None:
-        """The Rust tokenizer of a plain transformer model; None leaves tokenising to sentence-transformers."""
+    def _word_pieces(self) -> tuple[WordPieces | None, list[str]]:
+        """The Rust tokenizer of a plain transformer model and the inputs it takes; None leaves tokenising to
+        sentence-transformers."""
         from tokenizers import Tokenizer
 
         module, tokenizer = self.model[0], getattr(self.model, "tokenizer", None)
         backend = getattr(tokenizer, "backend_tokenizer", None)
         limit = self.model.max_seq_length
         if type(module).__name__ != "Transformer" or not isinstance(backend, Tokenizer) or not limit:
-            return None
+            return None, []
         assert tokenizer is not None
-        self.inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
+        inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in tokenizer.model_input_names]
         lowercase = bool(getattr(module, "do_lower_case", False))
         # NOTE: a copy: the truncation and padding set here must not change the tokenizer the model keeps.
-        return WordPieces(Tokenizer.from_str(backend.to_str()), limit, tokenizer.pad_token, lowercase)
+        return WordPieces(Tokenizer.from_str(backend.to_str()), limit, tokenizer.pad_token, lowercase), inputs
 
     def _features(self, texts: list[str]) -> dict[str, Any]:
         if self.pieces is None:
