@@ -17,7 +17,7 @@ from rag.config import Settings
 from rag.corpus import ReadResult
 from rag.embed import Embedder, embed_texts, get_embedder
 from rag.models import Paper
-from rag.store import Store, chunk_id
+from rag.store import Chunk, Store, chunk_id
 from rag.text import count_tokens, token_counter
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,6 @@ def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress
     store.delete_papers(stale)
     if todo:
         embedder = get_embedder(settings, bulk=True)
-        vector_store = store.vector_store()
         # Debris of an interrupted ingest: chunks without a paper record.
         store.delete_papers(p.paper_id for p in todo if p.paper_id not in existing)
         # NOTE: a batch is written in the background while the next one is encoded. Writes stay in order and
@@ -138,7 +137,7 @@ def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress
                 nodes, vectors = _embed_batch(batch, settings, embedder)
                 if previous:
                     done = _finish(previous, done, len(todo), report, progress)
-                previous = (len(batch), writer.submit(_write_batch, batch, nodes, vectors, store, vector_store))
+                previous = (len(batch), writer.submit(_write_batch, batch, nodes, vectors, store))
             if previous:
                 _finish(previous, done, len(todo), report, progress)
         get_embedder(settings)  # NOTE: readies the query runtime (its one-time ONNX export) for the next ask
@@ -172,13 +171,15 @@ def _write_batch(
     nodes_per_paper: list[list[TextNode]],
     vectors: np.ndarray,
     store: Store,
-    vector_store: object,
 ) -> int:
     """Write the chunks, then the paper records (mean chunk vector each); return the number of chunks."""
     nodes = [n for ns in nodes_per_paper for n in ns]
-    for node, vector in zip(nodes, vectors, strict=True):
-        node.embedding = vector.tolist()
-    vector_store.add(nodes)  # type: ignore[attr-defined]
+    store.put_chunks(
+        [
+            Chunk(node.id_, node.metadata["paper_id"], node.text, node.metadata["position"], vector)
+            for node, vector in zip(nodes, vectors, strict=True)
+        ]
+    )
     paper_vectors = []
     offset = 0
     for ns in nodes_per_paper:

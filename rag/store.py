@@ -103,7 +103,7 @@ class Store:
             raise StoreError(f"cannot open index {settings.index_name} at {self.where} ({exc})") from None
 
     def vector_store(self) -> Any:
-        """The llama-index view of the chunk collection."""
+        """The chunk collection as a llama-index `ChromaVectorStore`, for llama-index retrievers and query engines."""
         from llama_index.vector_stores.chroma import ChromaVectorStore
 
         return ChromaVectorStore(chroma_collection=self.chunks)
@@ -160,6 +160,20 @@ class Store:
         return [(pid, 1.0 - float(d)) for pid, d in zip(res["ids"][0], res["distances"][0], strict=True)]
 
     # --- chunks ---------------------------------------------------------------------------
+
+    def put_chunks(self, chunks: Sequence[Chunk]) -> None:
+        """Add chunks with their embeddings. Metadata is only what queries filter on.
+
+        NOTE: written straight to Chroma rather than through llama-index's `ChromaVectorStore.add`, whose node
+        JSON made the writes a third slower (BENCHMARKS.md); `ChromaVectorStore` still reads the collection.
+        """
+        self._write(
+            self.chunks.add,
+            ids=[c.chunk_id for c in chunks],
+            embeddings=np.stack([c.embedding for c in chunks if c.embedding is not None]),
+            documents=[c.text for c in chunks],
+            metadatas=[{"paper_id": c.paper_id, "position": c.position} for c in chunks],
+        )
 
     def query_chunks(self, vector: np.ndarray, k: int) -> list[tuple[str, str, float]]:
         """(paper_id, chunk id, cosine similarity) of the k nearest chunks; k must not exceed the chunk count."""

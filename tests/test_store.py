@@ -96,3 +96,20 @@ def test_changed_chunking_reads_no_stale_index(corpus: tuple[Path, list[dict[str
     assert (report.added, report.chunks_embedded) == (5, len(expected_chunk_ids(records, small)))
     assert set(chunk_ids(Store(small))) == expected_chunk_ids(records, small)
     assert set(chunk_ids(Store(settings))) == expected_chunk_ids(records, settings)
+
+
+def test_llama_index_reads_the_chunks(corpus: tuple[Path, list[dict[str, str]]]) -> None:
+    from llama_index.core.vector_stores import VectorStoreQuery
+
+    from rag.embed import embed_query, get_embedder
+
+    path, records = corpus
+    settings = Settings()
+    ingest_paths([path], settings)
+    question = records[1]["title"]
+    query = VectorStoreQuery(query_embedding=embed_query(get_embedder(settings), question).tolist(), similarity_top_k=3)
+    result = Store(settings).vector_store().query(query)
+    [top, *_] = result.nodes
+    assert top.metadata["paper_id"] == records[1]["id"]
+    assert top.get_content() in records[1]["abstract"]
+    assert {n.node_id for n in result.nodes} <= expected_chunk_ids(records, settings)
