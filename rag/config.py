@@ -13,6 +13,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "data" / "trending-papers.txt"
+# NOTE: part of every index name; raise it when what the index stores changes, so an old index is never read.
+# 2: a paper record's abstract moved from its Chroma document to its metadata.
+INDEX_FORMAT = 2
 
 
 class Settings(BaseSettings):
@@ -47,7 +50,7 @@ class Settings(BaseSettings):
         default=None, description="OpenAI-compatible embeddings endpoint (embed_backend=openai)."
     )
     embed_batch_size: int | None = Field(
-        default=None, ge=1, description="Texts per embedding batch; unset: 512 on a GPU, else 64."
+        default=None, ge=1, description="Texts per embedding batch; unset: 512 on a GPU, 16 on CPU, 64 per request to an endpoint."
     )
     embed_device: str | None = Field(
         default=None, description="Device for local embeddings (cpu, cuda); unset picks cuda when available."
@@ -111,12 +114,13 @@ class Settings(BaseSettings):
 
     @property
     def index_name(self) -> str:
-        """Chroma collection name derived from everything that changes the embeddings.
+        """Chroma collection name derived from everything that changes the embeddings, and the index format.
 
-        A changed model or chunking setting gives another name, so a stale index is never read.
+        A changed model, chunking setting or format gives another name, so a stale index is never read.
         """
         fingerprint = "|".join(
             [
+                str(INDEX_FORMAT),
                 self.embed_backend,
                 self.embed_model,
                 self.embed_base_url or "",

@@ -375,9 +375,11 @@ def _gpu_present() -> bool:
 # --- loading -------------------------------------------------------------------------------------------
 
 _load_lock = threading.Lock()
-CPU_BATCH = 64
+# NOTE: on CPU, small batches pad less: 1,414 sentence chunks took 13.5 s in batches of 16, 16.5 s in 64s.
+CPU_BATCH = 16
 # NOTE: a GPU needs large batches to be busy; 512 abstracts of 256 word pieces in float16 are ~100 MB.
 GPU_BATCH = 512
+REMOTE_BATCH = 64  # texts per request to an embeddings endpoint
 
 
 @lru_cache(maxsize=4)
@@ -395,7 +397,7 @@ def _load(
         from llama_index.embeddings.openai_like import OpenAILikeEmbedding
 
         return OpenAILikeEmbedding(
-            model_name=model, api_base=base_url, api_key=key or "unused", embed_batch_size=batch or CPU_BATCH
+            model_name=model, api_base=base_url, api_key=key or "unused", embed_batch_size=batch or REMOTE_BATCH
         )
     onnx = _onnx_embedding(model, runtime, device, batch or CPU_BATCH, cache_dir)
     if onnx is not None:

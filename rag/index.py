@@ -23,7 +23,7 @@ from rag.text import count_tokens, token_counter
 log = logging.getLogger(__name__)
 
 # NOTE: papers are written in batches so an interrupted ingest loses at most one batch of work.
-PAPER_BATCH = 32
+PAPER_BATCH = 64
 Progress = Callable[[int, int], None]
 
 

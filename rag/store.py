@@ -119,11 +119,12 @@ class Store:
         return out
 
     def put_papers(self, papers: Sequence[Paper], embeddings: np.ndarray) -> None:
+        """Write paper records. NOTE: the abstract is metadata, not a Chroma document: nothing searches the
+        records' text, and a document's full-text indexing tripled the cost of the write (BENCHMARKS.md)."""
         self._write(
             self.papers.upsert,
             ids=[p.paper_id for p in papers],
-            embeddings=embeddings.tolist(),
-            documents=[p.abstract for p in papers],
+            embeddings=embeddings,
             metadatas=[_paper_meta(p) for p in papers],
         )
 
@@ -136,11 +137,11 @@ class Store:
 
     def all_papers(self, with_embeddings: bool = False) -> tuple[list[Paper], np.ndarray | None]:
         """Every complete paper, and optionally its paper-level embedding."""
-        include = ["metadatas", "documents"] + (["embeddings"] if with_embeddings else [])
+        include = ["metadatas"] + (["embeddings"] if with_embeddings else [])
         papers: list[Paper] = []
         vectors: list[Any] = []
-        for ids, metas, docs, embs in self._scan(self.papers, include=include):
-            papers += [_paper_from(pid, m, d) for pid, m, d in zip(ids, metas, docs, strict=True)]
+        for ids, metas, _, embs in self._scan(self.papers, include=include):
+            papers += [_paper_from(pid, m) for pid, m in zip(ids, metas, strict=True)]
             if with_embeddings and embs is not None:
                 vectors.extend(embs)
         matrix = np.asarray(vectors, dtype=np.float32) if with_embeddings else None
@@ -244,6 +245,7 @@ def chunk_paper_id(chunk_id: str) -> str:
 def _paper_meta(paper: Paper) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "title": paper.title,
+        "abstract": paper.abstract,
         "hash": paper.content_hash,
         "source": paper.source,
         "locator": paper.locator,
@@ -256,12 +258,12 @@ def _paper_meta(paper: Paper) -> dict[str, Any]:
     return meta
 
 
-def _paper_from(paper_id: str, meta: dict[str, Any], abstract: str) -> Paper:
+def _paper_from(paper_id: str, meta: dict[str, Any]) -> Paper:
     authors = str(meta.get("authors") or "")
     return Paper(
         paper_id=paper_id,
         title=str(meta.get("title", "")),
-        abstract=abstract or "",
+        abstract=str(meta.get("abstract", "")),
         url=meta.get("url"),
         authors=[a for a in authors.split("; ") if a],
         year=meta.get("year"),
