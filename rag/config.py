@@ -50,7 +50,9 @@ class Settings(BaseSettings):
         default=None, description="OpenAI-compatible embeddings endpoint (embed_backend=openai)."
     )
     embed_batch_size: int | None = Field(
-        default=None, ge=1, description="Texts per embedding batch; unset: 512 on a GPU, 16 on CPU, 64 per request to an endpoint."
+        default=None,
+        ge=1,
+        description="Texts per embedding batch; unset: 512 on a GPU, 16 on CPU, 64 per request to an endpoint.",
     )
     embed_device: str | None = Field(
         default=None, description="Device for local embeddings (cpu, cuda); unset picks cuda when available."

@@ -261,7 +261,7 @@ class Reviewer:
 
     # --- gathering ------------------------------------------------------------------------------
 
-    def relevance(self, topic: str) -> tuple[list[_Scored], float, float]:
+    def relevance(self, topic: str, cite_fraction: float = CITE_FRACTION) -> tuple[list[_Scored], float, float]:
         """Every paper with its relevance z-score (best first), and the relevant and cite cut-offs."""
         if not self.papers:
             return [], 0.0, 0.0
@@ -275,7 +275,7 @@ class Reviewer:
         feedback = self.vectors @ (centroid / max(float(np.linalg.norm(centroid)), 1e-12))
         score = _z(total + FEEDBACK_WEIGHT * _z(feedback))
         best = float(score.max())
-        cite, relevant = CITE_FRACTION * best, RELEVANT_FRACTION * best
+        cite, relevant = cite_fraction * best, RELEVANT_FRACTION * best
         order = np.argsort(-score)
         scored = [_Scored(self.papers[i], round(float(score[i]), 3), self.vectors[i]) for i in order]
         return scored, relevant, cite
@@ -288,9 +288,11 @@ class Reviewer:
         floor = min(best.values(), default=0.0)
         return np.asarray([best.get(p.paper_id, floor) for p in self.papers], dtype=np.float64)
 
-    def select(self, topic: str) -> tuple[list[_Scored], list[CoverageItem], dict[str, float]]:
+    def select(
+        self, topic: str, cite_fraction: float = CITE_FRACTION
+    ) -> tuple[list[_Scored], list[CoverageItem], dict[str, float]]:
         """The papers to cite, the relevant ones left out (with reasons), and the thresholds."""
-        scored, relevant_cut, cite_cut = self.relevance(topic)
+        scored, relevant_cut, cite_cut = self.relevance(topic, cite_fraction)
         cited: list[_Scored] = []
         left: list[CoverageItem] = []
         seen_titles: dict[str, str] = {}
