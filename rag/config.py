@@ -70,6 +70,11 @@ class Settings(BaseSettings):
         default=96, ge=16, le=2048, description="Largest chunk, in tiktoken tokens (cl100k_base)."
     )
     chunk_overlap: int = Field(default=0, ge=0, description="Token overlap between split chunks.")
+    ingest_batch: int = Field(
+        default=4096,
+        ge=1,
+        description="Chunks ingest encodes and writes at a time; a killed ingest redoes at most this many.",
+    )
 
     top_k: int = Field(default=5, ge=1, le=100, description="Papers retrieved per question.")
     dense_weight: float = Field(default=0.55, ge=0, le=1, description="Weight of dense scores in fusion.")

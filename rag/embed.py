@@ -18,7 +18,7 @@ import re
 import threading
 import warnings
 from collections import OrderedDict, deque
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import lru_cache
@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from tokenizers import Tokenizer
 
 log = logging.getLogger(__name__)
+Done = Callable[[int], None]  # hears how many texts of a call are encoded so far
 
 
 class EmbeddingError(RagError):
@@ -150,8 +151,8 @@ class TorchEmbedding:
 
         return {name: torch.from_numpy(ids) for name, ids in self.pieces(texts).items() if name in self.inputs}
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings, one row per text, in the order given."""
+    def encode(self, texts: Sequence[str], progress: Done | None = None) -> np.ndarray:
+        """Unit-length embeddings, one row per text, in the order given; `progress` hears texts done."""
         import torch
         from sentence_transformers.util import batch_to_device
 
@@ -159,6 +160,7 @@ class TorchEmbedding:
             return np.zeros((0, 0), dtype=np.float32)
         model, batches = self.model, _batches_by_length(texts, self.batch_size)
         out: torch.Tensor | None = None
+        done = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-tokenize") as pool, torch.inference_mode():
             ahead = deque(pool.submit(self._features, [texts[j] for j in b]) for b in batches[:2])
             for n, batch in enumerate(batches):
@@ -170,6 +172,9 @@ class TorchEmbedding:
                 if out is None:
                     out = torch.empty((len(texts), vectors.shape[1]), device=vectors.device)
                 out[torch.as_tensor(batch, device=vectors.device)] = vectors
+                done += len(batch)
+                if progress:
+                    progress(done)
         assert out is not None
         return out.cpu().numpy()
 
@@ -177,8 +182,10 @@ class TorchEmbedding:
         vector: Sequence[float] = self.encode([self.query_prompt + query])[0]
         return vector
 
-    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> np.ndarray:
-        return self.encode([self.document_prompt + t for t in texts] if self.document_prompt else texts)
+    def get_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, progress: Done | None = None, **kwargs: Any
+    ) -> np.ndarray:
+        return self.encode([self.document_prompt + t for t in texts] if self.document_prompt else texts, progress)
 
 
 # --- ONNX Runtime ----------------------------------------------------------------------------------
@@ -311,11 +318,12 @@ class OnnxEmbedding:
         )
         self.inputs = [i.name for i in self.session.get_inputs()]
 
-    def encode(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings, one row per text, in the order given."""
+    def encode(self, texts: Sequence[str], progress: Done | None = None) -> np.ndarray:
+        """Unit-length embeddings, one row per text, in the order given; `progress` hears texts done."""
         if not texts:
             return np.zeros((0, 0), dtype=np.float32)
         out: np.ndarray | None = None
+        done = 0
         for batch in _batches_by_length(texts, self.batch_size):
             feeds = self.tokenize([texts[i] for i in batch])
             hidden = self.session.run(None, {name: feeds[name] for name in self.inputs})[0]
@@ -327,6 +335,9 @@ class OnnxEmbedding:
             if out is None:
                 out = np.empty((len(texts), pooled.shape[1]), dtype=np.float32)
             out[batch] = pooled / np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
+            done += len(batch)
+            if progress:
+                progress(done)
         assert out is not None
         return out
 
@@ -334,9 +345,11 @@ class OnnxEmbedding:
         vector: Sequence[float] = self.encode([self.spec.query_prompt + query])[0]
         return vector
 
-    def get_text_embedding_batch(self, texts: list[str], show_progress: bool = False, **kwargs: Any) -> np.ndarray:
+    def get_text_embedding_batch(
+        self, texts: list[str], show_progress: bool = False, progress: Done | None = None, **kwargs: Any
+    ) -> np.ndarray:
         prompt = self.spec.document_prompt
-        return self.encode([prompt + t for t in texts] if prompt else texts)
+        return self.encode([prompt + t for t in texts] if prompt else texts, progress)
 
 
 def _onnx_embedding(model: str, runtime: str, device: str | None, batch: int, cache_dir: Path) -> OnnxEmbedding | None:
@@ -431,11 +444,16 @@ def get_embedder(settings: Settings, *, bulk: bool = False) -> Embedder:
         )
 
 
-def embed_texts(embedder: Embedder, texts: list[str]) -> np.ndarray:
-    """Unit-length embeddings of `texts` as a float32 matrix (one row per text)."""
+def embed_texts(embedder: Embedder, texts: list[str], progress: Done | None = None) -> np.ndarray:
+    """Unit-length embeddings of `texts` as a float32 matrix (one row per text); `progress` hears texts done."""
     if not texts:
         return np.zeros((0, 0), dtype=np.float32)
-    vectors = np.asarray(embedder.get_text_embedding_batch(texts), dtype=np.float32)
+    if isinstance(embedder, (TorchEmbedding, OnnxEmbedding)):
+        vectors = np.asarray(embedder.get_text_embedding_batch(texts, progress=progress), dtype=np.float32)
+    else:  # NOTE: an endpoint's client batches on its own and reports nothing until it is done
+        vectors = np.asarray(embedder.get_text_embedding_batch(texts), dtype=np.float32)
+        if progress:
+            progress(len(texts))
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     unit: np.ndarray = vectors / np.maximum(norms, 1e-12)
     return unit

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -15,16 +15,14 @@ from llama_index.core.schema import MetadataMode, TextNode
 
 from rag.config import Settings
 from rag.corpus import ReadResult
-from rag.embed import Embedder, embed_texts, get_embedder
+from rag.embed import Done, embed_texts, get_embedder
 from rag.models import Paper
 from rag.store import Chunk, Store, chunk_id
 from rag.text import count_tokens, token_counter
 
 log = logging.getLogger(__name__)
 
-# NOTE: papers are written in batches so an interrupted ingest loses at most one batch of work.
-PAPER_BATCH = 64
-Progress = Callable[[int, int], None]
+Progress = Callable[[int, int], None]  # hears papers done and papers to do
 
 
 @dataclass
@@ -127,43 +125,50 @@ def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress
         # Debris of an interrupted ingest: chunks without a paper record.
         store.delete_papers(p.paper_id for p in todo if p.paper_id not in existing)
         # NOTE: a batch is written in the background while the next one is encoded. Writes stay in order and
-        # a paper's record still follows its chunks, so an interrupted ingest stays resumable. Chroma's `add`
-        # holds the GIL while it runs, so on CPU this hides only the Python side of a write (BENCHMARKS.md).
+        # a paper's record still follows its chunks, so an interrupted ingest stays resumable. Batches are
+        # large (RAG_INGEST_BATCH chunks): one encoder call over many texts pads less, and on CPU anything run
+        # beside the encoder slows it by more than its own cost (BENCHMARKS.md).
         done = 0
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-write") as writer:
-            previous: tuple[int, Future[int]] | None = None
-            for start in range(0, len(todo), PAPER_BATCH):
-                batch = todo[start : start + PAPER_BATCH]
-                nodes, vectors = _embed_batch(batch, settings, embedder)
+            previous: Future[int] | None = None
+            for batch, nodes in _batches(todo, settings):
+                texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for ns in nodes for n in ns]
+                encoded = _within(progress, done, len(batch), len(texts), len(todo))
+                vectors = embed_texts(embedder, texts, encoded)
                 if previous:
-                    done = _finish(previous, done, len(todo), report, progress)
-                previous = (len(batch), writer.submit(_write_batch, batch, nodes, vectors, store))
+                    report.chunks_embedded += previous.result()
+                previous = writer.submit(_write_batch, batch, nodes, vectors, store)
+                done += len(batch)
             if previous:
-                _finish(previous, done, len(todo), report, progress)
+                report.chunks_embedded += previous.result()
+        if progress:
+            progress(len(todo), len(todo))
         get_embedder(settings)  # NOTE: readies the query runtime (its one-time ONNX export) for the next ask
     report.total_papers = store.count_papers()
     return report
 
 
-def _finish(
-    written: tuple[int, Future[int]], done: int, total: int, report: IngestReport, progress: Progress | None
-) -> int:
-    """Wait for a batch's write (re-raising its error), count it, report progress; return papers done."""
-    papers, future = written
-    report.chunks_embedded += future.result()
-    done += papers
-    if progress:
-        progress(done, total)
-    return done
+def _batches(papers: Sequence[Paper], settings: Settings) -> Iterator[tuple[list[Paper], list[list[TextNode]]]]:
+    """The papers in runs of about `settings.ingest_batch` chunks, each paper with its chunk nodes."""
+    batch: list[Paper] = []
+    nodes: list[list[TextNode]] = []
+    size = 0
+    for paper in papers:
+        batch.append(paper)
+        nodes.append(chunk_paper(paper, settings))
+        size += len(nodes[-1])
+        if size >= settings.ingest_batch:
+            yield batch, nodes
+            batch, nodes, size = [], [], 0
+    if batch:
+        yield batch, nodes
 
 
-def _embed_batch(
-    batch: Sequence[Paper], settings: Settings, embedder: Embedder
-) -> tuple[list[list[TextNode]], np.ndarray]:
-    """The papers' chunk nodes, and their unit vectors in the same order."""
-    nodes_per_paper = [chunk_paper(p, settings) for p in batch]
-    texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for ns in nodes_per_paper for n in ns]
-    return nodes_per_paper, embed_texts(embedder, texts)
+def _within(progress: Progress | None, done: int, papers: int, texts: int, total: int) -> Done | None:
+    """Progress in papers while a batch of `papers` papers (`texts` chunks) is encoded."""
+    if progress is None:
+        return None
+    return lambda encoded: progress(done + papers * encoded // max(texts, 1), total)
 
 
 def _write_batch(

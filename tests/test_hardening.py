@@ -71,7 +71,9 @@ def papers_written(home: Path) -> int:
 def test_kill_9_during_ingest_then_reingest_gives_exactly_the_corpus(tmp_path: Path) -> None:
     home = tmp_path / "killed"
     env = cli_env(RAG_HOME=str(home))
-    proc = subprocess.Popen([str(VENV_BIN / "rag"), "ingest"], env=env, stderr=subprocess.PIPE)
+    # NOTE: the whole corpus is one ingest batch by default; smaller ones land papers before the kill.
+    killed = {**env, "RAG_INGEST_BATCH": "200"}
+    proc = subprocess.Popen([str(VENV_BIN / "rag"), "ingest"], env=killed, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while papers_written(home) == 0 and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)

@@ -113,3 +113,18 @@ def test_llama_index_reads_the_chunks(corpus: tuple[Path, list[dict[str, str]]])
     assert top.metadata["paper_id"] == records[1]["id"]
     assert top.get_content() in records[1]["abstract"]
     assert {n.node_id for n in result.nodes} <= expected_chunk_ids(records, settings)
+
+
+@pytest.mark.parametrize("batch", [4096, 12])
+def test_progress_counts_up_to_every_paper_and_batches_change_nothing(
+    corpus: tuple[Path, list[dict[str, str]]], batch: int
+) -> None:
+    path, records = corpus
+    settings = Settings(ingest_batch=batch)
+    heard: list[tuple[int, int]] = []
+    report = ingest_paths([path], settings, progress=lambda done, total: heard.append((done, total)))
+    assert heard[-1] == (5, 5) and {total for _, total in heard} == {5}
+    assert [done for done, _ in heard] == sorted(done for done, _ in heard)
+    assert any(0 < done < 5 for done, _ in heard), heard  # it moves while the encoder runs, not only at the end
+    assert report.chunks_embedded == len(expected_chunk_ids(records, settings))
+    assert set(chunk_ids(Store(settings))) == expected_chunk_ids(records, settings)
