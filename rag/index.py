@@ -129,14 +129,20 @@ def ingest(results: Sequence[ReadResult], settings: Settings, progress: Progress
         # large (RAG_INGEST_BATCH chunks): one encoder call over many texts pads less, and on CPU anything run
         # beside the encoder slows it by more than its own cost (BENCHMARKS.md).
         done = 0
+        batches = _batches(todo, settings)
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="rag-write") as writer:
             previous: Future[int] | None = None
-            for batch, nodes in _batches(todo, settings):
+            current = next(batches, None)
+            while current:
+                batch, nodes = current
                 texts = [n.get_content(metadata_mode=MetadataMode.EMBED) for ns in nodes for n in ns]
                 encoded = _within(progress, done, len(batch), len(texts), len(todo))
                 vectors = embed_texts(embedder, texts, encoded)
                 if previous:
                     report.chunks_embedded += previous.result()
+                # NOTE: the next batch is chunked while no write runs. nltk's sentence splitter times its regular
+                # expressions by the wall clock (5 s), and a long `add` holding the GIL tripped it at 10,000 papers.
+                current = next(batches, None)
                 previous = writer.submit(_write_batch, batch, nodes, vectors, store)
                 done += len(batch)
             if previous:

@@ -19,6 +19,7 @@ from rag.models import Paper
 log = logging.getLogger(__name__)
 
 _PAGE = 2000
+_WRITE_PAGE = 1024
 
 
 class StoreError(RagError):
@@ -168,13 +169,16 @@ class Store:
         NOTE: written straight to Chroma rather than through llama-index's `ChromaVectorStore.add`, whose node
         JSON made the writes a third slower (BENCHMARKS.md); `ChromaVectorStore` still reads the collection.
         """
-        self._write(
-            self.chunks.add,
-            ids=[c.chunk_id for c in chunks],
-            embeddings=np.stack([c.embedding for c in chunks if c.embedding is not None]),
-            documents=[c.text for c in chunks],
-            metadatas=[{"paper_id": c.paper_id, "position": c.position} for c in chunks],
-        )
+        # NOTE: in pages: Chroma's `add` holds the GIL while it runs, and other threads (a UI) must not stall long.
+        for start in range(0, len(chunks), _WRITE_PAGE):
+            page = chunks[start : start + _WRITE_PAGE]
+            self._write(
+                self.chunks.add,
+                ids=[c.chunk_id for c in page],
+                embeddings=np.stack([c.embedding for c in page if c.embedding is not None]),
+                documents=[c.text for c in page],
+                metadatas=[{"paper_id": c.paper_id, "position": c.position} for c in page],
+            )
 
     def query_chunks(self, vector: np.ndarray, k: int) -> list[tuple[str, str, float]]:
         """(paper_id, chunk id, cosine similarity) of the k nearest chunks; k must not exceed the chunk count."""
