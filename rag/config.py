@@ -77,7 +77,7 @@ class Settings(BaseSettings):
     )
 
     top_k: int = Field(default=5, ge=1, le=100, description="Papers retrieved per question.")
-    dense_weight: float = Field(default=0.55, ge=0, le=1, description="Weight of dense scores in fusion.")
+    dense_weight: float = Field(default=0.45, ge=0, le=1, description="Weight of dense scores in fusion.")
 
     engine: Literal["extractive", "llm"] = Field(
         default="extractive", description="Answer engine: offline extractive or an OpenAI-compatible LLM."

@@ -1,9 +1,8 @@
-"""Hybrid retrieval: BM25 over papers plus dense sentence and paper similarity, weighted and fused."""
+"""Hybrid retrieval: BM25 over papers (rag.lexical) plus dense sentence and paper similarity, weighted and fused."""
 
 from __future__ import annotations
 
 import logging
-import re
 import threading
 from collections import defaultdict
 from functools import cached_property
@@ -12,27 +11,18 @@ import numpy as np
 
 from rag.config import Settings
 from rag.embed import Embedder, embed_query, get_embedder
+from rag.lexical import LexicalIndex, lexical_index
 from rag.models import Paper, SearchHit
 from rag.store import Store
 
 log = logging.getLogger(__name__)
 
-# NOTE: weights tuned on eval/dev.jsonl (scripts/tune_fusion.py); naive RRF loses to dense alone.
+# NOTE: weights and pools tuned on eval/dev.jsonl and eval/dev_topics.jsonl (scripts/tune_fusion.py); naive RRF
+# loses to dense alone, and smaller pools give a paper outside them the floor score, so topics lose papers.
 SENTENCE_WEIGHT = 0.8
-CHUNK_POOL = 120
-PAPER_POOL = 60
+CHUNK_POOL = 300
+PAPER_POOL = 200
 BM25_POOL = 200
-
-
-def bm25_tokens(text: str) -> list[str]:
-    """Lower-cased word and number tokens, hyphenated words also split into their parts."""
-    words = re.findall(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", text.lower())
-    out: list[str] = []
-    for word in words:
-        out.append(word)
-        if "-" in word:
-            out += word.split("-")
-    return out
 
 
 class Retriever:
@@ -69,35 +59,14 @@ class Retriever:
         return self.idf.get(word, float(np.log(len(self.papers) + 2)))
 
     @cached_property
-    def _bm25(self):  # type: ignore[no-untyped-def]
-        import bm25s
-
-        from rag.text import STOPWORDS
-
-        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
-
-        corpus = [
-            [t for t in bm25_tokens(f"{p.title} {p.title} {p.abstract}") if t not in STOPWORDS]
-            for p in self.papers.values()
-        ]
-        model = bm25s.BM25()
-        vocab: dict[str, int] = {}
-        ids = [[vocab.setdefault(t, len(vocab)) for t in doc] for doc in corpus]
-        model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=vocab), show_progress=False)
-        return model, vocab
+    def lexical(self) -> LexicalIndex:
+        return lexical_index(list(self.papers.values()))
 
     def bm25_scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in self._ids order) for the query."""
-        from rag.text import STOPWORDS
-
         if not self._ids:
             return np.zeros(0)
-        model, vocab = self._bm25
-        tokens = [t for t in bm25_tokens(query) if t in vocab and t not in STOPWORDS]
-        if not tokens:
-            return np.zeros(len(self._ids))
-        with self._lock:
-            return np.asarray(model.get_scores(tokens), dtype=np.float32)
+        return self.lexical.scores(query)
 
     def dense_scores(self, vector: np.ndarray) -> dict[str, tuple[float, str]]:
         """Per paper: blend of best sentence and whole-paper cosine, and the best sentence's chunk id."""
@@ -118,9 +87,35 @@ class Retriever:
     def search(self, query: str, k: int | None = None, dense_weight: float | None = None) -> list[SearchHit]:
         """The k best papers for the query, fused from dense and BM25 scores."""
         k = k or self.settings.top_k
-        w = self.settings.dense_weight if dense_weight is None else dense_weight
         if not self._ids or not query.strip():
             return []
+        scored, dense, bm25_by_id = self._fuse(query, dense_weight)
+        ranked = sorted(scored.items(), key=lambda kv: kv[1], reverse=True)[:k]
+        texts = self.store.chunk_texts([dense[pid][1] for pid, _ in ranked if dense.get(pid, (0, ""))[1]])
+        return [
+            SearchHit(
+                paper_id=pid,
+                title=self.papers[pid].title,
+                score=round(score, 4),
+                dense=round(dense.get(pid, (0.0, ""))[0], 4),
+                bm25=round(bm25_by_id.get(pid, 0.0), 4),
+                best_sentence=texts.get(dense.get(pid, (0.0, ""))[1], ""),
+            )
+            for pid, score in ranked
+            if pid in self.papers
+        ]
+
+    def fused_scores(self, query: str, dense_weight: float | None = None) -> dict[str, float]:
+        """The fused score of every candidate paper; papers in neither the dense nor the BM25 pool are absent."""
+        if not self._ids or not query.strip():
+            return {}
+        return self._fuse(query, dense_weight)[0]
+
+    def _fuse(
+        self, query: str, dense_weight: float | None
+    ) -> tuple[dict[str, float], dict[str, tuple[float, str]], dict[str, float]]:
+        """Fused scores, with the dense (score, best chunk) and normalised BM25 scores they came from."""
+        w = self.settings.dense_weight if dense_weight is None else dense_weight
         vector = embed_query(self.embedder, query)
         dense = self.dense_scores(vector)
         bm25 = self.bm25_scores(query)
@@ -137,17 +132,4 @@ class Retriever:
             d = dense.get(pid, (lo, ""))[0]
             d_norm = (d - lo) / (hi - lo) if hi > lo else 0.0
             scored[pid] = w * d_norm + (1 - w) * bm25_by_id.get(pid, 0.0)
-        ranked = sorted(scored.items(), key=lambda kv: kv[1], reverse=True)[:k]
-        texts = self.store.chunk_texts([dense[pid][1] for pid, _ in ranked if dense.get(pid, (0, ""))[1]])
-        return [
-            SearchHit(
-                paper_id=pid,
-                title=self.papers[pid].title,
-                score=round(score, 4),
-                dense=round(dense.get(pid, (0.0, ""))[0], 4),
-                bm25=round(bm25_by_id.get(pid, 0.0), 4),
-                best_sentence=texts.get(dense.get(pid, (0.0, ""))[1], ""),
-            )
-            for pid, score in ranked
-            if pid in self.papers
-        ]
+        return scored, dense, bm25_by_id

@@ -1,4 +1,7 @@
-"""Sweep the fusion weights on eval/dev.jsonl and print retrieval figures for each setting."""
+"""Sweep the fusion weights on the dev question files and print retrieval figures for each setting.
+
+Default files: eval/dev.jsonl and eval/dev_topics.jsonl. Never tune on eval/search_heldout.jsonl.
+"""
 
 from __future__ import annotations
 
@@ -12,14 +15,15 @@ from rag.api import get_retriever
 from rag.config import get_settings
 from rag.corpus import normalise_title
 
-DENSE = [0.5, 0.55, 0.6]
+DENSE = [0.4, 0.45, 0.5, 0.55]
 SENTENCE = [0.7, 0.8, 0.9, 1.0]
 
 
-def main(path: str = "eval/dev.jsonl") -> None:
+def main(*paths: str) -> None:
     retriever = get_retriever(get_settings())
     by_title = {normalise_title(p.title): pid for pid, p in retriever.papers.items()}
-    items = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
+    files = paths or ("eval/dev.jsonl", "eval/dev_topics.jsonl")
+    items = [json.loads(line) for path in files for line in Path(path).read_text().splitlines() if line.strip()]
     items = [i for i in items if i["gold"] and not i.get("history")]
     for dense_w, sent_w in itertools.product(DENSE, SENTENCE):
         retrieve.SENTENCE_WEIGHT = sent_w

@@ -1,0 +1,135 @@
+"""Lexical matching: stemmed terms with acronyms folded, and the BM25 index over paper titles and abstracts."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+import threading
+from collections import Counter
+from collections.abc import Iterable, Sequence
+
+import numpy as np
+
+from rag.models import Paper
+from rag.text import STOPWORDS, stem
+
+# NOTE: tuned with the fusion weights on eval/dev.jsonl and eval/dev_topics.jsonl (scripts/tune_fusion.py);
+# bm25s's default of 1.5 found fewer of a topic's papers.
+BM25_K1 = 1.2
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """Lower-cased word and number tokens, hyphenated words also split into their parts."""
+    words = re.findall(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", text.lower())
+    out: list[str] = []
+    for word in words:
+        out.append(word)
+        if "-" in word:
+            out += word.split("-")
+    return out
+
+
+def terms(text: str) -> list[str]:
+    """Stemmed content words in order; a hyphenated word gives itself and its parts.
+
+    'resource-constrained edge devices' gives ['resour-constr', 'resour', 'constr', 'edge', 'devic'].
+    """
+    return [
+        "-".join(stem(part) for part in word.split("-"))
+        for word in bm25_tokens(text)
+        if word not in STOPWORDS and len(word) > 1
+    ]
+
+
+_DEFINITION = re.compile(r"((?:[A-Za-z][\w-]*[\s-]+){1,8})\(\s*([A-Za-z][A-Za-z0-9]*)\s*\)")
+
+
+def mine_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Acronyms the texts define ('Multimodal Large Language Models (MLLMs)'), each with its long form in terms.
+
+    A definition counts when the acronym's capitals are the initials of the words before it; an acronym
+    defined differently in different texts keeps its most frequent long form.
+    """
+    seen: dict[str, Counter[tuple[str, ...]]] = {}
+    for text in texts:
+        for match in _DEFINITION.finditer(text):
+            acronym = match.group(2)
+            initials = [c.lower() for c in acronym if c.isupper() or c.isdigit()]
+            if sum(c.isupper() for c in acronym) < 2:
+                continue
+            words = [w for w in re.split(r"[\s-]+", match.group(1)) if w]
+            content = [w for w in words if w[0].isupper() or w.lower() not in STOPWORDS]
+            long_form = next(
+                (ws[-len(initials):] for ws in (content, words)
+                 if len(ws) >= len(initials) and [w[0].lower() for w in ws[-len(initials):]] == initials),
+                None,
+            )  # fmt: skip
+            spelled = tuple(terms(" ".join(long_form))) if long_form else ()
+            key = stem(acronym.lower())
+            # NOTE: a one-term long form ('out-of-distribution' → 'distri') would swallow an ordinary word.
+            if len(spelled) >= 2 and key not in STOPWORDS:
+                seen.setdefault(key, Counter())[spelled] += 1
+    return {key: forms.most_common(1)[0][0] for key, forms in seen.items()}
+
+
+def fold_acronyms(words: Sequence[str], acronyms: dict[str, tuple[str, ...]]) -> list[str]:
+    """Terms with every long form replaced by its acronym, after spelling acronyms out.
+
+    'multimodal LLMs', 'MLLMs' and 'multimodal large language models' all become ['mllm'].
+    """
+    spelled = [w for word in words for w in acronyms.get(word, (word,))]
+    by_first: dict[str, list[tuple[tuple[str, ...], str]]] = {}
+    for acronym, form in sorted(acronyms.items(), key=lambda kv: -len(kv[1])):
+        by_first.setdefault(form[0], []).append((form, acronym))
+    out: list[str] = []
+    i = 0
+    while i < len(spelled):
+        match = next((m for m in by_first.get(spelled[i], []) if tuple(spelled[i : i + len(m[0])]) == m[0]), None)
+        out.append(match[1] if match else spelled[i])
+        i += len(match[0]) if match else 1
+    return out
+
+
+class LexicalIndex:
+    """BM25 (bm25s) over title and abstract, on stemmed terms with acronyms folded into one form."""
+
+    def __init__(self, papers: Sequence[Paper]) -> None:
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
+
+        self.acronyms = mine_acronyms(f"{p.title}. {p.abstract}" for p in papers)
+        corpus = [self.tokens(f"{p.title}. {p.title}. {p.abstract}") for p in papers]
+        self.vocab: dict[str, int] = {}
+        ids = [[self.vocab.setdefault(t, len(self.vocab)) for t in doc] for doc in corpus]
+        self.model = bm25s.BM25(k1=BM25_K1)
+        self.model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=self.vocab), show_progress=False)
+        self.size = len(papers)
+        self._lock = threading.Lock()
+
+    def tokens(self, text: str) -> list[str]:
+        """The text's terms as the index holds them."""
+        return fold_acronyms(terms(text), self.acronyms)
+
+    def scores(self, query: str) -> np.ndarray:
+        """BM25 score of every paper, in the order the index was built from."""
+        words = [t for t in self.tokens(query) if t in self.vocab]
+        if not words or not self.size:
+            return np.zeros(self.size)
+        with self._lock:  # NOTE: bm25s keeps per-query buffers; the UI may review from several threads
+            return np.asarray(self.model.get_scores(words), dtype=np.float64)
+
+
+_lexical_cache: dict[str, LexicalIndex] = {}
+_lexical_lock = threading.Lock()
+
+
+def lexical_index(papers: Sequence[Paper]) -> LexicalIndex:
+    """The lexical index of these papers, built once per distinct set of papers in the process."""
+    key = hashlib.sha1("\n".join(f"{p.paper_id}:{p.content_hash}" for p in papers).encode()).hexdigest()
+    with _lexical_lock:
+        if key not in _lexical_cache:
+            _lexical_cache.clear()  # NOTE: one index at a time; a re-ingest makes the old one stale
+            _lexical_cache[key] = LexicalIndex(papers)
+        return _lexical_cache[key]

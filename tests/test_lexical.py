@@ -1,0 +1,70 @@
+"""Lexical matching: a researcher's wording finds a paper whatever the word forms and acronyms."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from rag.lexical import LexicalIndex, fold_acronyms, mine_acronyms, terms
+from rag.models import Paper
+
+PAPERS = [
+    Paper(
+        paper_id="bench",
+        title="A benchmark suite for measuring energy",
+        abstract="We benchmark the energy consumption of inference servers and publish the measurements.",
+    ),
+    Paper(
+        paper_id="mllm",
+        title="Fewer visual tokens",
+        abstract="Multimodal Large Language Models (MLLMs) spend most of their compute on visual tokens; "
+        "we prune them.",
+    ),
+    Paper(
+        paper_id="other",
+        title="Pipeline schedules",
+        abstract="A pipeline-parallel schedule that removes bubbles when training Large Language Models (LLMs).",
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ("benchmarks", "benchmarking"),
+        ("measuring energy", "measurements of energy"),
+        ("pruning", "prunes"),
+    ],
+)
+def test_terms_give_inflections_one_form(a: str, b: str) -> None:
+    assert terms(a) == terms(b)
+
+
+def test_terms_keep_a_hyphenated_word_and_its_parts() -> None:
+    assert terms("pipeline-parallel training") == ["pipeli-parall", "pipeli", "parall", "train"]
+
+
+def test_acronym_and_long_forms_fold_into_one_term() -> None:
+    acronyms = mine_acronyms(f"{p.title}. {p.abstract}" for p in PAPERS)
+    forms = ["MLLMs", "multimodal LLMs", "multimodal large language models"]
+    folded = {tuple(fold_acronyms(terms(form), acronyms)) for form in forms}
+    assert len(folded) == 1
+
+
+@pytest.mark.parametrize(
+    ("query", "best"),
+    [
+        ("papers that benchmarked energy use", "bench"),
+        ("token pruning in multimodal LLMs", "mllm"),
+        ("pipeline parallelism", "other"),
+    ],
+)
+def test_bm25_finds_the_paper_in_the_researchers_wording(query: str, best: str) -> None:
+    index = LexicalIndex(PAPERS)
+    scores = index.scores(query)
+    assert PAPERS[int(np.argmax(scores))].paper_id == best
+    assert scores.max() > 0
+
+
+def test_bm25_scores_nothing_for_unknown_words() -> None:
+    assert not LexicalIndex(PAPERS).scores("quantum chromodynamics").any()
