@@ -42,7 +42,11 @@ def terms(text: str) -> list[str]:
     ]
 
 
-_DEFINITION = re.compile(r"((?:[A-Za-z][\w-]*[\s-]+){1,8})\(\s*([A-Za-z][A-Za-z0-9]*)\s*\)")
+_ACRONYM = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9]*)\s*\)")
+# NOTE: matched backwards from each "(ACRONYM)" within a bounded window; one pattern for both scanned every
+# position of every abstract and was most of the time it took to build the index.
+_LONG_FORM = re.compile(r"((?:[A-Za-z][\w-]*[\s-]+){1,8})$")
+_WINDOW = 300
 
 
 def mine_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
@@ -53,12 +57,15 @@ def mine_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
     """
     seen: dict[str, Counter[tuple[str, ...]]] = {}
     for text in texts:
-        for match in _DEFINITION.finditer(text):
-            acronym = match.group(2)
-            initials = [c.lower() for c in acronym if c.isupper() or c.isdigit()]
+        for match in _ACRONYM.finditer(text):
+            acronym = match.group(1)
             if sum(c.isupper() for c in acronym) < 2:
                 continue
-            words = [w for w in re.split(r"[\s-]+", match.group(1)) if w]
+            before = _LONG_FORM.search(text, max(0, match.start() - _WINDOW), match.start())
+            if not before:
+                continue
+            initials = [c.lower() for c in acronym if c.isupper() or c.isdigit()]
+            words = [w for w in re.split(r"[\s-]+", before.group(1)) if w]
             content = [w for w in words if w[0].isupper() or w.lower() not in STOPWORDS]
             long_form = next(
                 (ws[-len(initials):] for ws in (content, words)

@@ -20,6 +20,7 @@ _NUMBER = re.compile(
 _WORD = re.compile(r"[a-z][a-z0-9]*(?:-[a-z0-9]+)*|\d+(?:\.\d+)?")
 
 
+@lru_cache(maxsize=1 << 16)
 def stem(word: str) -> str:
     """Strip a suffix, then keep six letters: 'improve', 'improving' and 'improvement' all give 'improv'."""
     if any(ch.isdigit() for ch in word):
