@@ -8,6 +8,7 @@ import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -35,18 +36,34 @@ def terms(text: str) -> list[str]:
 
     'resource-constrained edge devices' gives ['resour-constr', 'resour', 'constr', 'edge', 'devic'].
     """
-    return [
-        "-".join(stem(part) for part in word.split("-"))
-        for word in bm25_tokens(text)
-        if word not in STOPWORDS and len(word) > 1
-    ]
+    return [_term(word) for word in bm25_tokens(text) if word not in STOPWORDS and len(word) > 1]
+
+
+@lru_cache(maxsize=1 << 17)
+def _term(word: str) -> str:
+    return "-".join(stem(part) for part in word.split("-"))
 
 
 _ACRONYM = re.compile(r"\(\s*([A-Za-z][A-Za-z0-9]*)\s*\)")
-# NOTE: matched backwards from each "(ACRONYM)" within a bounded window; one pattern for both scanned every
-# position of every abstract and was most of the time it took to build the index.
-_LONG_FORM = re.compile(r"((?:[A-Za-z][\w-]*[\s-]+){1,8})$")
-_WINDOW = 300
+_WORD = re.compile(r"[A-Za-z][\w-]*")
+_LONG_FORM_WORDS = 8
+_WINDOW = 300  # characters before "(" searched for them
+
+
+def _words_before(text: str, end: int) -> list[str]:
+    """The run of up to eight words that ends just before `end`, split at hyphens; [] when none does.
+
+    NOTE: read backwards from each "(ACRONYM)"; one regular expression for the words and the acronym together
+    tried every position of every abstract and was most of the time it took to build the index.
+    """
+    if end == 0 or not (text[end - 1].isspace() or text[end - 1] == "-"):
+        return []
+    run: list[str] = []
+    for piece in reversed(text[max(0, end - _WINDOW) : end].split()):
+        if len(run) == _LONG_FORM_WORDS or not _WORD.fullmatch(piece):
+            break
+        run.append(piece)
+    return [word for piece in reversed(run) for word in piece.split("-") if word]
 
 
 def mine_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
@@ -61,11 +78,10 @@ def mine_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
             acronym = match.group(1)
             if sum(c.isupper() for c in acronym) < 2:
                 continue
-            before = _LONG_FORM.search(text, max(0, match.start() - _WINDOW), match.start())
-            if not before:
+            words = _words_before(text, match.start())
+            if not words:
                 continue
             initials = [c.lower() for c in acronym if c.isupper() or c.isdigit()]
-            words = [w for w in re.split(r"[\s-]+", before.group(1)) if w]
             content = [w for w in words if w[0].isupper() or w.lower() not in STOPWORDS]
             long_form = next(
                 (ws[-len(initials):] for ws in (content, words)
@@ -80,21 +96,36 @@ def mine_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
     return {key: forms.most_common(1)[0][0] for key, forms in seen.items()}
 
 
-def fold_acronyms(words: Sequence[str], acronyms: dict[str, tuple[str, ...]]) -> list[str]:
+LongForms = dict[str, list[tuple[tuple[str, ...], str]]]  # first term → (long form, acronym), longest first
+
+
+def long_forms(acronyms: dict[str, tuple[str, ...]]) -> LongForms:
+    """The acronyms' long forms, looked up by their first term."""
+    by_first: LongForms = {}
+    for acronym, form in sorted(acronyms.items(), key=lambda kv: -len(kv[1])):
+        by_first.setdefault(form[0], []).append((form, acronym))
+    return by_first
+
+
+def fold_acronyms(
+    words: Sequence[str], acronyms: dict[str, tuple[str, ...]], by_first: LongForms | None = None
+) -> list[str]:
     """Terms with every long form replaced by its acronym, after spelling acronyms out.
 
     'multimodal LLMs', 'MLLMs' and 'multimodal large language models' all become ['mllm'].
     """
     spelled = [w for word in words for w in acronyms.get(word, (word,))]
-    by_first: dict[str, list[tuple[tuple[str, ...], str]]] = {}
-    for acronym, form in sorted(acronyms.items(), key=lambda kv: -len(kv[1])):
-        by_first.setdefault(form[0], []).append((form, acronym))
+    by_first = long_forms(acronyms) if by_first is None else by_first
     out: list[str] = []
     i = 0
     while i < len(spelled):
-        match = next((m for m in by_first.get(spelled[i], []) if tuple(spelled[i : i + len(m[0])]) == m[0]), None)
-        out.append(match[1] if match else spelled[i])
-        i += len(match[0]) if match else 1
+        size, word = 1, spelled[i]
+        for form, acronym in by_first.get(word, ()):
+            if tuple(spelled[i : i + len(form)]) == form:
+                size, word = len(form), acronym
+                break
+        out.append(word)
+        i += size
     return out
 
 
@@ -107,6 +138,7 @@ class LexicalIndex:
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 
         self.acronyms = mine_acronyms(f"{p.title}. {p.abstract}" for p in papers)
+        self._long_forms = long_forms(self.acronyms)
         corpus = [self.tokens(f"{p.title}. {p.title}. {p.abstract}") for p in papers]
         self.vocab: dict[str, int] = {}
         ids = [[self.vocab.setdefault(t, len(self.vocab)) for t in doc] for doc in corpus]
@@ -117,7 +149,7 @@ class LexicalIndex:
 
     def tokens(self, text: str) -> list[str]:
         """The text's terms as the index holds them."""
-        return fold_acronyms(terms(text), self.acronyms)
+        return fold_acronyms(terms(text), self.acronyms, self._long_forms)
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper, in the order the index was built from."""
