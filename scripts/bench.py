@@ -36,7 +36,7 @@ BENCHMARKS = ROOT / "BENCHMARKS.md"
 RAG_CLI = Path(sys.executable).parent / "rag"
 DEV_SET = ROOT / "eval" / "dev.jsonl"
 DIM = 384
-PAIRS = 5  # alternating raw encodes and ingests for the ratio
+PAIRS = 9  # alternating raw encodes and ingests for the ratio
 clock = time.perf_counter
 
 
