@@ -27,7 +27,7 @@ class Paper(BaseModel):
 
 
 class SearchHit(BaseModel):
-    """A paper found for a query, with its fused score and the best matching sentence."""
+    """A paper found for a query, with its relevance (0 to 1, from the reranker) and its best sentence."""
 
     paper_id: str
     title: str

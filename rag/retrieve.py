@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import threading
 from collections import defaultdict
+from dataclasses import dataclass
 from functools import cached_property
+from typing import NamedTuple
 
 import numpy as np
 
@@ -23,6 +25,12 @@ SENTENCE_WEIGHT = 0.8
 CHUNK_POOL = 300
 PAPER_POOL = 200
 BM25_POOL = 200
+# Second stage: the first stage's best RERANK_POOL papers are ranked again by a logistic blend of their
+# best-sentence, whole-paper and BM25 scores, each standardised over the pool. Fitted by scripts/fit_ranker.py on
+# the same dev files; it found more of a topic's papers than any fixed weighting of the first stage.
+RERANK_POOL = 40
+RERANK_WEIGHTS = (1.04, -0.23, 2.25)  # sentence, paper, BM25
+RERANK_BIAS = -3.26
 
 
 class Retriever:
@@ -68,8 +76,10 @@ class Retriever:
             return np.zeros(0)
         return self.lexical.scores(query)
 
-    def dense_scores(self, vector: np.ndarray) -> dict[str, tuple[float, str]]:
-        """Per paper: blend of best sentence and whole-paper cosine, and the best sentence's chunk id."""
+    def dense_scores(self, vector: np.ndarray) -> dict[str, Dense]:
+        """Per paper: cosine of its best sentence (and that sentence's chunk id) and of the whole paper.
+
+        Papers outside one of the two pools get that pool's lowest similarity."""
         best: dict[str, tuple[float, str]] = {}
         for pid, cid, sim in self.store.query_chunks(vector, min(CHUNK_POOL, self._n_chunks)):
             if pid not in best or sim > best[pid][0]:
@@ -77,44 +87,58 @@ class Retriever:
         paper_sim = dict(self.store.query_papers(vector, min(PAPER_POOL, len(self._ids))))
         floor_sent = min((s for s, _ in best.values()), default=0.0)
         floor_paper = min(paper_sim.values(), default=0.0)
-        out: dict[str, tuple[float, str]] = {}
-        for pid in set(best) | set(paper_sim):
-            sent, text = best.get(pid, (floor_sent, ""))
-            whole = paper_sim.get(pid, floor_paper)
-            out[pid] = (SENTENCE_WEIGHT * sent + (1 - SENTENCE_WEIGHT) * whole, text)
-        return out
+        return {
+            pid: Dense(best.get(pid, (floor_sent, ""))[0], paper_sim.get(pid, floor_paper), best.get(pid, (0, ""))[1])
+            for pid in set(best) | set(paper_sim)
+        }
 
     def search(self, query: str, k: int | None = None, dense_weight: float | None = None) -> list[SearchHit]:
-        """The k best papers for the query, fused from dense and BM25 scores."""
+        """The k best papers for the query: fused from dense and BM25 scores, then the best of them reranked."""
         k = k or self.settings.top_k
-        if not self._ids or not query.strip():
+        pool, features, first = self.candidates(query, max(RERANK_POOL, k), dense_weight)
+        if not pool:
             return []
-        scored, dense, bm25_by_id = self._fuse(query, dense_weight)
-        ranked = sorted(scored.items(), key=lambda kv: kv[1], reverse=True)[:k]
-        texts = self.store.chunk_texts([dense[pid][1] for pid, _ in ranked if dense.get(pid, (0, ""))[1]])
+        ranked = sorted(zip(pool, rerank(features), strict=True), key=lambda kv: kv[1], reverse=True)[:k]
+        best = {pid: first.dense[pid].chunk_id for pid, _ in ranked if pid in first.dense}
+        texts = self.store.chunk_texts([cid for cid in best.values() if cid])
         return [
             SearchHit(
                 paper_id=pid,
                 title=self.papers[pid].title,
                 score=round(score, 4),
-                dense=round(dense.get(pid, (0.0, ""))[0], 4),
-                bm25=round(bm25_by_id.get(pid, 0.0), 4),
-                best_sentence=texts.get(dense.get(pid, (0.0, ""))[1], ""),
+                dense=round(first.dense_blend(pid), 4),
+                bm25=round(first.bm25.get(pid, 0.0), 4),
+                best_sentence=texts.get(best.get(pid, ""), ""),
             )
             for pid, score in ranked
             if pid in self.papers
         ]
 
+    def candidates(
+        self, query: str, pool: int = RERANK_POOL, dense_weight: float | None = None
+    ) -> tuple[list[str], np.ndarray, FirstStage]:
+        """The first stage's best `pool` papers and their reranking features (best sentence, whole paper, BM25)."""
+        if not self._ids or not query.strip():
+            return [], np.zeros((0, 3)), FirstStage({}, {}, {})
+        first = self._fuse(query, dense_weight)
+        ids = sorted(first.fused, key=first.fused.__getitem__, reverse=True)[:pool]
+        lowest = Dense(min(d.sentence for d in first.dense.values()), min(d.paper for d in first.dense.values()), "")
+        features = np.array(
+            [
+                (first.dense.get(pid, lowest).sentence, first.dense.get(pid, lowest).paper, first.bm25.get(pid, 0.0))
+                for pid in ids
+            ]
+        )
+        return ids, features, first
+
     def fused_scores(self, query: str, dense_weight: float | None = None) -> dict[str, float]:
-        """The fused score of every candidate paper; papers in neither the dense nor the BM25 pool are absent."""
+        """The first stage's fused score of every candidate paper; papers in neither pool are absent."""
         if not self._ids or not query.strip():
             return {}
-        return self._fuse(query, dense_weight)[0]
+        return self._fuse(query, dense_weight).fused
 
-    def _fuse(
-        self, query: str, dense_weight: float | None
-    ) -> tuple[dict[str, float], dict[str, tuple[float, str]], dict[str, float]]:
-        """Fused scores, with the dense (score, best chunk) and normalised BM25 scores they came from."""
+    def _fuse(self, query: str, dense_weight: float | None) -> FirstStage:
+        """Fused scores, with the dense scores and max-normalised BM25 scores they came from."""
         w = self.settings.dense_weight if dense_weight is None else dense_weight
         vector = embed_query(self.embedder, query)
         dense = self.dense_scores(vector)
@@ -125,11 +149,40 @@ class Retriever:
             # NOTE: only the best BM25 papers can win; skip scoring the long tail one by one.
             top = np.argpartition(-bm25, min(BM25_POOL, bm25.size - 1))[:BM25_POOL]
             bm25_by_id = {self._ids[i]: float(bm25[i]) / bm25_max for i in top if bm25[i] > 0}
-        dense_vals = [d for d, _ in dense.values()]
-        lo, hi = (min(dense_vals), max(dense_vals)) if dense_vals else (0.0, 1.0)
-        scored: dict[str, float] = {}
+        first = FirstStage({}, dense, bm25_by_id)
+        blends = [first.dense_blend(pid) for pid in dense]
+        lo, hi = (min(blends), max(blends)) if blends else (0.0, 1.0)
         for pid in set(dense) | set(bm25_by_id):
-            d = dense.get(pid, (lo, ""))[0]
+            d = first.dense_blend(pid) if pid in dense else lo
             d_norm = (d - lo) / (hi - lo) if hi > lo else 0.0
-            scored[pid] = w * d_norm + (1 - w) * bm25_by_id.get(pid, 0.0)
-        return scored, dense, bm25_by_id
+            first.fused[pid] = w * d_norm + (1 - w) * bm25_by_id.get(pid, 0.0)
+        return first
+
+
+class Dense(NamedTuple):
+    sentence: float  # cosine of the paper's best sentence
+    paper: float  # cosine of the whole paper (its mean sentence vector)
+    chunk_id: str  # the best sentence's chunk; "" when the paper was only in the paper pool
+
+
+@dataclass
+class FirstStage:
+    """One query's first-stage scores: fused, dense and max-normalised BM25, by paper id."""
+
+    fused: dict[str, float]
+    dense: dict[str, Dense]
+    bm25: dict[str, float]
+
+    def dense_blend(self, pid: str) -> float:
+        d = self.dense.get(pid)
+        return SENTENCE_WEIGHT * d.sentence + (1 - SENTENCE_WEIGHT) * d.paper if d else 0.0
+
+
+def rerank(features: np.ndarray) -> np.ndarray:
+    """Relevance in (0, 1) of each candidate: the fitted logistic blend of its features, standardised over the pool."""
+    if not len(features):
+        return np.zeros(0)
+    spread = features.std(axis=0)
+    z = (features - features.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    logits = z @ np.asarray(RERANK_WEIGHTS) + RERANK_BIAS
+    return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
