@@ -197,5 +197,5 @@ def _write_batch(
         mean = vectors[offset : offset + len(ns)].mean(axis=0)
         paper_vectors.append(mean / max(float(np.linalg.norm(mean)), 1e-12))
         offset += len(ns)
-    store.put_papers(batch, np.asarray(paper_vectors, dtype=np.float32))
+    store.put_papers(batch, np.asarray(paper_vectors, dtype=np.float32), [len(ns) for ns in nodes_per_paper])
     return len(nodes)

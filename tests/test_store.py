@@ -66,6 +66,40 @@ def test_changed_abstract_reembeds_only_that_paper(corpus: tuple[Path, list[dict
     assert set(chunk_ids(Store(settings))) == expected_chunk_ids(records, settings)
 
 
+def test_chunks_of_a_paper_are_its_current_chunks_in_order(corpus: tuple[Path, list[dict[str, str]]]) -> None:
+    path, records = corpus
+    settings = Settings()
+    ingest_paths([path], settings)
+    records[1] = {**records[1], "abstract": records[1]["abstract"] + " We release the code and the weights."}
+    ingest_paths([write_jsonl(path, records)], settings)
+    wanted = [records[1]["id"], records[3]["id"]]
+    chunks = Store(settings).chunks_of(wanted)
+    expected = {pid: [n.id_ for n in chunk_paper(Paper(paper_id=r["id"], title=r["title"], abstract=r["abstract"]),
+                                                  settings)]
+                for r in records for pid in [r["id"]] if pid in wanted}  # fmt: skip
+    assert [c.chunk_id for c in chunks] == [cid for pid in sorted(wanted) for cid in expected[pid]]
+    assert any("We release the code and the weights." in c.text for c in chunks if c.paper_id == records[1]["id"])
+    assert all(c.embedding is not None and c.embedding.shape == (384,) for c in chunks)
+
+
+def test_chunks_of_reads_records_written_before_chunk_counts(corpus: tuple[Path, list[dict[str, str]]]) -> None:
+    path, records = corpus
+    settings = Settings()
+    ingest_paths([path], settings)
+    store = Store(settings)
+    before = [c.chunk_id for c in store.chunks_of([r["id"] for r in records])]
+    old = store.papers.get(include=["metadatas", "embeddings"])
+    store.papers.delete(ids=old["ids"])
+    store.papers.add(
+        ids=old["ids"],
+        embeddings=old["embeddings"],
+        metadatas=[{k: v for k, v in m.items() if k != "chunks"} for m in old["metadatas"]],
+    )
+    assert not any("chunks" in m for m in store.papers.get(include=["metadatas"])["metadatas"])
+    assert [c.chunk_id for c in store.chunks_of([r["id"] for r in records])] == before
+    assert sorted(before) == sorted(expected_chunk_ids(records, settings))
+
+
 def test_paper_removed_from_its_file_leaves_the_index(corpus: tuple[Path, list[dict[str, str]]]) -> None:
     path, records = corpus
     settings = Settings()
