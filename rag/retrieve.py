@@ -122,7 +122,8 @@ class Retriever:
             return [], np.zeros((0, 3)), FirstStage({}, {}, {})
         first = self._fuse(query, dense_weight)
         ids = sorted(first.fused, key=first.fused.__getitem__, reverse=True)[:pool]
-        lowest = Dense(min(d.sentence for d in first.dense.values()), min(d.paper for d in first.dense.values()), "")
+        dense = first.dense.values()
+        lowest = Dense(min((d.sentence for d in dense), default=0.0), min((d.paper for d in dense), default=0.0), "")
         features = np.array(
             [
                 (first.dense.get(pid, lowest).sentence, first.dense.get(pid, lowest).paper, first.bm25.get(pid, 0.0))
