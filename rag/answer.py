@@ -163,13 +163,15 @@ class Answerer:
 
         A question that names a paper and asks for a figure is answerable only when that paper's
         abstract states a figure for the asked-for quantity; retrieval alone finds the paper either way.
+        A name found only in another paper than the best evidence's ("RISC-V", which the answering abstract
+        spells "RISCV") names no paper the question is about.
         """
         if not evidence or evidence[0].score < ANSWERABLE:
             return False
         asked = names(question)
         if asked and not any(_mentioned(name, s.paper) for name in asked for s in sources):
             return False  # every name it asks about ("StarCraft", "DeepMind") is absent from the sources
-        if not asks_for_quantity(question) or self.named_source(question, sources) is None:
+        if not asks_for_quantity(question) or self.named_source(question, sources) != evidence[0].source:
             return True
         return bool(self.figures(question, evidence, sources))
 
