@@ -2,9 +2,11 @@
 
 Each question's first-stage candidates are labelled by its gold papers; a logistic regression learns the blend of
 their standardised features. Prints cross-validated figures for the first stage and for the fitted ranker (five
-folds over questions, three shuffles), then the constants to put in rag/retrieve.py.
+folds over questions, three shuffles; the first stage's best RERANK_KEEP stay first, as in search), then the
+constants to put in rag/retrieve.py.
 
-Default files: eval/dev.jsonl and eval/dev_topics.jsonl. Never fit on eval/search_heldout*.jsonl.
+Default files: eval/dev.jsonl, eval/dev_topics.jsonl and eval/dev_paraphrase.jsonl. Never fit on
+eval/search_heldout*.jsonl.
 """
 
 from __future__ import annotations
@@ -62,14 +64,13 @@ def figures(rankings: Sequence[tuple[set[str], list[str]]]) -> dict[str, float]:
 
 def reranked(model: LogisticRegression, question: Question) -> list[str]:
     _, ids, features = question
-    scores = model.decision_function(standardise(features))
-    return [ids[i] for i in np.argsort(-scores)]
+    return [pid for pid, _ in retrieve.ranking(ids, model.decision_function(standardise(features)))]
 
 
 def main(*paths: str) -> None:
     retriever = get_retriever(get_settings())
     by_title = {normalise_title(p.title): pid for pid, p in retriever.papers.items()}
-    files = paths or ("eval/dev.jsonl", "eval/dev_topics.jsonl")
+    files = paths or ("eval/dev.jsonl", "eval/dev_topics.jsonl", "eval/dev_paraphrase.jsonl")
     items = [json.loads(line) for path in files for line in Path(path).read_text().splitlines() if line.strip()]
     questions: list[Question] = []
     for item in (i for i in items if i["gold"] and not i.get("history")):

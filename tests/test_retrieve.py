@@ -6,12 +6,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 import rag.retrieve as retrieve
 from rag.api import get_retriever
 from rag.config import Settings
 from rag.corpus import normalise_title
-from rag.retrieve import rerank
+from rag.retrieve import ranking, rerank
 
 DEV_TOPICS = Path(__file__).parent.parent / "eval" / "dev_topics.jsonl"
 
@@ -32,6 +33,13 @@ def test_rerank_reads_features_relative_to_the_pool() -> None:
 def test_rerank_of_a_constant_feature_or_an_empty_pool_is_finite() -> None:
     assert np.isfinite(rerank(np.array([[0.5, 0.5, 0.0], [0.6, 0.5, 0.0]]))).all()
     assert rerank(np.zeros((0, 3))).size == 0
+
+
+def test_ranking_keeps_the_first_stages_best_and_scores_fall_with_rank(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retrieve, "RERANK_KEEP", 2)
+    ranked = ranking(["a", "b", "c", "d"], np.array([0.2, 0.9, 0.5, 0.95]))  # pool in first-stage order
+    assert ranked == [("a", 0.95), ("b", 0.95), ("d", 0.95), ("c", 0.5)]
+    assert ranking([], np.zeros(0)) == []
 
 
 def test_search_ranks_each_paper_once_best_first_beyond_the_rerank_pool(bundled: Settings) -> None:
