@@ -19,10 +19,11 @@ from rag.store import Store
 from rag.themes import cluster, distinctive_terms, heading, project
 
 if TYPE_CHECKING:
-    from rag.index import IngestReport, Progress
+    from rag.index import CheckReport, IngestReport, Progress
 
 _retrievers: dict[tuple[str, str], Retriever] = {}
 _retrievers_lock = threading.Lock()
+_generations: dict[tuple[str, str], int] = {}  # bumped by every ingest of the index
 
 
 def _key(settings: Settings) -> tuple[str, str]:
@@ -37,7 +38,7 @@ def read_paths(paths: Sequence[str | Path]) -> list[ReadResult]:
 def ingest_paths(
     paths: Sequence[str | Path], settings: Settings | None = None, progress: Progress | None = None
 ) -> IngestReport:
-    """Index corpus files (the bundled corpus when none are given)."""
+    """Index corpus files (the bundled corpus when none are given). Waits for another writer of the same index."""
     from rag.index import ingest  # llama-index's node machinery is needed only here
 
     settings = settings or get_settings()
@@ -46,29 +47,55 @@ def ingest_paths(
     return report
 
 
+def check_index(settings: Settings | None = None) -> CheckReport:
+    """Find and re-embed papers whose chunks are missing or lack embeddings (`rag ingest --check`)."""
+    from rag.index import check
+
+    settings = settings or get_settings()
+    report = check(settings)
+    forget_retriever(settings)
+    return report
+
+
 def ensure_index(settings: Settings | None = None) -> Store:
     """The store, with the bundled corpus indexed first if the index is empty."""
+    from rag.index import ingest
+
     settings = settings or get_settings()
     store = Store(settings)
     if store.count_papers() == 0:
-        ingest_paths([], settings)
+        ingest(read_paths([]), settings, if_empty=True)
+        forget_retriever(settings)
     return store
 
 
 def get_retriever(settings: Settings | None = None) -> Retriever:
-    """A retriever over the current index, built once per index and process."""
+    """A retriever over the current index, built once per index and process.
+
+    NOTE: no lock is held while the index is opened or filled: a first run ingests, and ingesting forgets cached
+    retrievers, which takes the lock. A retriever built while another thread ingested is not cached."""
     settings = settings or get_settings()
     key = _key(settings)
     with _retrievers_lock:
-        if key not in _retrievers:
-            _retrievers[key] = Retriever(settings, ensure_index(settings))
-        return _retrievers[key]
+        if key in _retrievers:
+            return _retrievers[key]
+    store = ensure_index(settings)
+    with _retrievers_lock:
+        generation = _generations.get(key, 0)
+    retriever = Retriever(settings, store)
+    with _retrievers_lock:
+        if _generations.get(key, 0) == generation:
+            _retrievers.setdefault(key, retriever)
+            return _retrievers[key]
+    return retriever
 
 
 def forget_retriever(settings: Settings) -> None:
     """Drop the cached retriever after the index changed."""
+    key = _key(settings)
     with _retrievers_lock:
-        _retrievers.pop(_key(settings), None)
+        _retrievers.pop(key, None)
+        _generations[key] = _generations.get(key, 0) + 1
 
 
 def list_papers(settings: Settings | None = None) -> list[Paper]:

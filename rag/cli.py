@@ -75,9 +75,19 @@ def _settings(args: argparse.Namespace) -> Any:
 def cmd_ingest(args: argparse.Namespace) -> int:
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-    from rag.api import ingest_paths
+    from rag.api import check_index, ingest_paths
 
     settings = _settings(args)
+    if args.check:
+        checked = check_index(settings)
+        if args.json:
+            _emit(checked.__dict__)
+        else:
+            print(
+                f"Checked {checked.papers} papers in {checked.index}: {len(checked.damaged)} damaged"
+                + (f", re-embedded ({checked.chunks_embedded} chunks)." if checked.damaged else ".")
+            )
+        return 0
     with Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
         console=_stderr_console(), transient=True, disable=args.json or not sys.stderr.isatty(),
@@ -239,6 +249,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = add("ingest", cmd_ingest, "index corpus files (default: the bundled corpus)", text=False)
     p.add_argument("paths", nargs="*", help=".txt, .jsonl, .json, .csv or .bib files")
+    p.add_argument("--check", action="store_true", help="find papers with missing chunks or embeddings; re-embed them")
     add("papers", cmd_papers, "list the indexed papers", text=False)
     p = add("search", cmd_search, "find papers for a query (hybrid BM25 + dense)")
     p.add_argument("--k", type=int, default=10, help="how many papers")

@@ -15,7 +15,8 @@ DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
 BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "data" / "trending-papers.txt"
 # NOTE: part of every index name; raise it when what the index stores changes, so an old index is never read.
 # 2: a paper record's abstract moved from its Chroma document to its metadata.
-INDEX_FORMAT = 2
+# 3: a paper record's vector encodes its title and abstract, not the mean of its sentence vectors.
+INDEX_FORMAT = 3
 
 
 class Settings(BaseSettings):
@@ -25,7 +26,8 @@ class Settings(BaseSettings):
         env_prefix="RAG_",
         env_file=".env",
         env_file_encoding="utf-8",
-        extra="forbid",
+        # NOTE: a shared .env carries other tools' keys (DATABASE_URL=...); those are not ours to refuse.
+        extra="ignore",
         populate_by_name=True,
     )
 
@@ -74,6 +76,12 @@ class Settings(BaseSettings):
         default=4096,
         ge=1,
         description="Chunks ingest encodes and writes at a time; a killed ingest redoes at most this many.",
+    )
+
+    lock_wait: float = Field(
+        default=600.0,
+        ge=0,
+        description="Seconds a write (an ingest) waits for another writer of the same index before it gives up.",
     )
 
     top_k: int = Field(default=5, ge=1, le=100, description="Papers retrieved per question.")

@@ -14,6 +14,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.errors import RagError
+from rag.locks import opening
 from rag.models import Paper
 
 log = logging.getLogger(__name__)
@@ -78,7 +79,10 @@ def _client(settings: Settings) -> Any:
             if not os.access(path, os.W_OK):
                 raise StoreError(f"index folder {path} is read-only; set RAG_HOME to a writable folder")
             try:
-                client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+                with opening(settings):
+                    client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+            except RagError:
+                raise
             except Exception as exc:
                 raise StoreError(f"cannot open the index at {path} ({exc}); set RAG_HOME") from None
         _clients[key] = client
@@ -98,8 +102,11 @@ class Store:
         client = _client(settings)
         meta = {"hnsw:space": "cosine"}
         try:
-            self.chunks = client.get_or_create_collection(settings.index_name, metadata=meta)
-            self.papers = client.get_or_create_collection(f"{settings.index_name}_papers", metadata=meta)
+            with opening(settings):
+                self.chunks = client.get_or_create_collection(settings.index_name, metadata=meta)
+                self.papers = client.get_or_create_collection(f"{settings.index_name}_papers", metadata=meta)
+        except RagError:
+            raise
         except Exception as exc:
             raise StoreError(f"cannot open index {settings.index_name} at {self.where} ({exc})") from None
 
@@ -192,6 +199,14 @@ class Store:
             for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)
         ]
 
+    def chunk_counts(self, paper_ids: Sequence[str]) -> dict[str, int]:
+        """How many chunks each paper's record says it has (-1 where the record predates the count)."""
+        records = self.papers.get(ids=list(paper_ids), include=["metadatas"])
+        return {
+            pid: int(meta["chunks"]) if isinstance(meta.get("chunks"), int) else -1
+            for pid, meta in zip(records["ids"], records["metadatas"] or [], strict=True)
+        }
+
     def chunk_texts(self, chunk_ids: Sequence[str]) -> dict[str, str]:
         """The text of the given chunks."""
         if not chunk_ids:
@@ -251,6 +266,16 @@ class Store:
             embs = res.get("embeddings")
             yield ids, metas, docs, embs
             offset += len(ids)
+
+
+def leases(settings: Settings, name: str) -> Any:
+    """The collection of writer leases on a Chroma server (rag.locks)."""
+    try:
+        return _client(settings).get_or_create_collection(name)
+    except RagError:
+        raise
+    except Exception as exc:
+        raise StoreError(f"cannot reach the writer leases on {settings.chroma_url} ({type(exc).__name__})") from None
 
 
 def chunk_id(paper: Paper, position: int) -> str:

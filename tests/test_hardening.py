@@ -96,6 +96,80 @@ def test_kill_9_during_ingest_then_reingest_gives_exactly_the_corpus(tmp_path: P
     assert hit.paper_id == papers[0].paper_id
 
 
+# --- first runs and concurrent writers ---------------------------------------------------------
+
+
+def test_first_asks_on_an_empty_home_index_once_and_answer(tmp_path: Path) -> None:
+    """Three first runs at once: one indexes the bundled corpus, the others wait for it; none hangs."""
+    env = cli_env(RAG_HOME=str(tmp_path / "fresh"))
+    question = "What throughput gain does Zero Bubble report over 1F1B?"
+    procs = [
+        subprocess.Popen([str(VENV_BIN / "rag"), "ask", "--json", question], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]  # fmt: skip
+    results = [p.communicate(timeout=240) for p in procs]
+    for proc, (out, err) in zip(procs, results, strict=True):
+        assert proc.returncode == 0, err
+        answer = json.loads(out)
+        assert not answer["refused"] and "23%" in answer["answer"]
+    assert Store(Settings(home=tmp_path / "fresh")).count_papers() == 168
+
+
+def chunk_embeddings(settings: Settings) -> int:
+    """Chunks that read back with an embedding (Chroma raises when one is missing)."""
+    got = Store(settings).chunks.get(include=["embeddings"])
+    return sum(1 for e in got["embeddings"] if e is not None and len(e))
+
+
+def test_two_ingests_at_once_wait_for_each_other(tmp_path: Path) -> None:
+    home = tmp_path / "twice"
+    env = cli_env(RAG_HOME=str(home), RAG_INGEST_BATCH="300")
+    extra = write_jsonl(tmp_path / "extra.jsonl", bundled_records(0, 40))
+    procs = [
+        subprocess.Popen([str(VENV_BIN / "rag"), "ingest", "--json", *paths], env=env, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+        for paths in ([], [str(extra)])
+    ]  # fmt: skip
+    results = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]
+    assert any("waiting for another ingest" in err for _, err in results)
+    settings = Settings(home=home)
+    papers = read_file(BUNDLED).papers
+    expected = sum(len(chunk_paper(p, settings)) for p in papers)
+    # The 40 extra records repeat bundled papers under their own ids: their chunks come on top.
+    extra_chunks = sum(len(chunk_paper(p, settings)) for p in read_file(extra).papers)
+    assert chunk_embeddings(settings) == Store(settings).count_chunks() == expected + extra_chunks
+    checked = run_cli("ingest", "--check", "--json", env=env)
+    assert json.loads(checked.stdout)["damaged"] == []
+
+
+def test_a_second_writer_gives_up_in_one_line(small_home: Path, tmp_path: Path) -> None:
+    from rag.locks import writer
+
+    home = tmp_path / "held"
+    shutil.copytree(small_home, home)
+    with writer(Settings(home=home)):
+        result = run_cli("ingest", env=cli_env(RAG_HOME=str(home), RAG_LOCK_WAIT="1"))
+    one_line_error(result, "the index is being written by", "pid")
+
+
+def test_check_finds_and_re_embeds_a_paper_with_missing_chunks(small_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "damaged"
+    shutil.copytree(small_home, home)
+    settings = Settings(home=home)
+    store = Store(settings)
+    whole = store.count_chunks()
+    [victim, *_] = store.chunks_of([store.all_papers()[0][0].paper_id])
+    store.chunks.delete(ids=[victim.chunk_id])
+    result = run_cli("ingest", "--check", "--json", env=cli_env(RAG_HOME=str(home)))
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["damaged"] == [victim.paper_id]
+    assert Store(settings).count_chunks() == whole == chunk_embeddings(settings)
+    again = run_cli("ingest", "--check", "--json", env=cli_env(RAG_HOME=str(home)))
+    assert json.loads(again.stdout)["damaged"] == []
+
+
 # --- hostile files ------------------------------------------------------------------------------
 
 
