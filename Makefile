@@ -46,7 +46,7 @@ bench: install
 	$(PY) scripts/bench.py
 
 eval: install
-	$(VENV)/bin/rag eval eval/dev.jsonl
+	$(VENV)/bin/rag eval eval/questions_dev.jsonl
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

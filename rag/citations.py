@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.models import Citation, Claim, Paper
-from rag.text import content_words, numbers
+from rag.text import content_words, names, numbers
 
 # A claim is supported when enough of its content words are in one sentence of the cited abstract
 # (or the abstract as a whole), every number it states is in that abstract, and, with an embedder,
@@ -101,15 +101,38 @@ def strip_markers(text: str) -> str:
     return re.sub(r"\s+", " ", _CANONICAL.sub("", text)).strip()
 
 
+# Words that frame an answer rather than state anything: "The answer to this question is: [1]." claims nothing.
+_FRAMING = content_words(
+    "answer answers question questions source sources abstract abstracts paper papers based information provided "
+    "following according given context text mentioned says states reference references cited citation"
+)
+_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
+
+
+def has_content(claim: str) -> bool:
+    """Whether a sentence states something: two content words beyond framing words and links."""
+    return len(content_words(_URL.sub(" ", strip_markers(claim))) - _FRAMING) >= 2
+
+
+def _invented(plain: str, source: Source) -> bool:
+    """A link, or a name, the claim states and the source does not contain."""
+    text = f"{source.paper.title} {' '.join(source.sentences)} {source.paper.url or ''}".lower()
+    if any(url.rstrip(".,;)").lower() not in text for url in _URL.findall(plain)):
+        return True
+    return any(name.lower() not in text for name in names(_URL.sub(" ", plain)) if re.search(r"[A-Z0-9]", name[1:]))
+
+
 def support(claim: str, source: Source, similarity: Similarity | None = None) -> tuple[float, str]:
-    """How well one source supports a claim (0 to 1), and its best supporting sentence."""
+    """How well one source supports a claim (0 to 1), and its best supporting sentence.
+
+    A claim that states no content, or a figure, a link or a coined name its source does not contain, scores 0."""
     plain = strip_markers(claim)
     words = content_words(plain)
-    if not words or not source.sentences:
+    if not words or not source.sentences or not has_content(plain):
         return 0.0, source.sentences[0] if source.sentences else ""
-    claim_numbers = numbers(plain)
+    claim_numbers = numbers(_URL.sub(" ", plain))
     abstract_numbers = numbers(" ".join(source.sentences) + " " + source.paper.title)
-    if claim_numbers - abstract_numbers:
+    if claim_numbers - abstract_numbers or _invented(plain, source):
         return 0.0, _best_by_overlap(words, source.sentences)[1]
     overlap, best = _best_by_overlap(words, source.sentences)
     whole = len(words & content_words(source.paper.title + " " + " ".join(source.sentences))) / len(words)
@@ -149,7 +172,8 @@ def verify(
             if score > best_quote.get(n, (-1.0, ""))[0]:
                 best_quote[n] = (score, quote)
         claim.support = max(scores, default=0.0)
-        claim.supported = bool(claim.citations) and claim.support >= SUPPORT_OVERLAP
+        claim.content = has_content(claim.text)
+        claim.supported = claim.content and bool(claim.citations) and claim.support >= SUPPORT_OVERLAP
     citations = [
         Citation(
             n=n,

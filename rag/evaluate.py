@@ -12,20 +12,27 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from rag.answer import Turn
+from rag.answer import Turn, contextualise
 from rag.config import Settings
 from rag.corpus import normalise_title
 from rag.errors import RagError
 
 
 class EvalItem(BaseModel):
-    """One line of an eval file. Empty `gold` means the corpus cannot answer the question."""
+    """One line of an eval file. Empty `gold` means the corpus cannot answer the question; `answerable: false`
+    with a gold paper means the question names that paper and asks for what its abstract does not report."""
 
     question: str
     gold: list[str] = Field(default_factory=list)
     answer_contains: list[str] = Field(default_factory=list)
     kind: str = ""
     history: list[str] = Field(default_factory=list)
+    answerable: bool | None = None
+    missing: str = ""
+
+    @property
+    def is_answerable(self) -> bool:
+        return bool(self.gold) if self.answerable is None else self.answerable
 
 
 class EvalReport(BaseModel):
@@ -79,8 +86,8 @@ def _median(values: list[int]) -> float | int:
 def _summarise(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
     single = [r for r in rows if len(r["gold"]) == 1]
     multi = [r for r in rows if len(r["gold"]) > 1]
-    answerable = [r for r in rows if r["gold"]]
-    unanswerable = [r for r in rows if not r["gold"]]
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
     with_contains = [r for r in answerable if r["contains"] is not None]
     latencies = sorted(r["latency_s"] for r in rows)
     claims = sum(r["claims"] for r in rows)
@@ -91,10 +98,11 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
         "recall@10": _mean([r["recall@10"] for r in multi]),
         "answer_contains": _mean([float(r["contains"]) for r in with_contains]),
         "gold_cited": _mean([float(r["gold_cited"]) for r in answerable if not r["refused"]]),
-        "first_citation_gold": _mean([float(r["first_gold"]) for r in single if not r["refused"]]),
-        "refused_unanswerable": sum(r["refused"] for r in unanswerable),
+        "first_citation_gold": _mean([float(r["first_gold"]) for r in single if r["answerable"] and not r["refused"]]),
+        "declined_unanswerable": sum(r["refused"] or r["partial"] for r in unanswerable),
         "unanswerable": len(unanswerable),
         "false_refusals": sum(r["refused"] for r in answerable),
+        "partial_answerable": sum(r["partial"] for r in answerable),
         "answerable": len(answerable),
         "citation_validity": _mean([r["valid_citations"] for r in rows if r["citations"]]),
         "support_rate": round(sum(r["supported_claims"] for r in rows) / claims, 3) if claims else None,
@@ -124,7 +132,8 @@ def evaluate(path: Path, settings: Settings, k: int | None = None) -> EvalReport
         for earlier in item.history:
             prior = ask(earlier, settings, k=k)
             history.append(Turn(earlier, [c.paper_id for c in prior.citations] + [h.paper_id for h in prior.related]))
-        ranked = [h.paper_id for h in retriever.search(item.question, k=10)]
+        query, _ = contextualise(item.question, history)
+        ranked = [h.paper_id for h in retriever.search(query, k=10)]
         start = time.perf_counter()
         answer = ask(item.question, settings, k=k, history=history)
         latency = time.perf_counter() - start
@@ -138,14 +147,16 @@ def evaluate(path: Path, settings: Settings, k: int | None = None) -> EvalReport
                 "gold": gold,
                 "rank": next((i for i, pid in enumerate(ranked, 1) if pid in gold), None) if len(gold) == 1 else None,
                 "recall@10": len(set(gold) & set(ranked)) / len(gold) if gold else None,
+                "answerable": item.is_answerable,
                 "refused": answer.refused,
+                "partial": answer.partial,
                 "contains": all(s.lower() in text for s in item.answer_contains) if item.answer_contains else None,
                 "gold_cited": bool(set(gold) & set(cited)),
                 "first_gold": bool(cited) and cited[0] in gold,
                 "citations": len(answer.citations),
                 "valid_citations": len(markers & {c.n for c in answer.citations}) / len(markers) if markers else 1.0,
-                "claims": len(answer.claims),
-                "supported_claims": sum(c.supported for c in answer.claims),
+                "claims": sum(c.content for c in answer.claims),  # NOTE: "Model: https://…" states nothing to support
+                "supported_claims": sum(c.supported for c in answer.claims if c.content),
                 "words": len(answer.answer.split()),
                 "latency_s": round(latency, 4),
                 "warnings": answer.warnings,

@@ -56,6 +56,7 @@ class Claim(BaseModel):
     citations: list[int] = Field(default_factory=list)
     supported: bool = True
     support: float = 0.0
+    content: bool = True  # False for a sentence that states nothing ("The answer is:"): never counted as supported
 
 
 class Answer(BaseModel):
@@ -64,6 +65,7 @@ class Answer(BaseModel):
     question: str
     answer: str
     refused: bool = False
+    partial: bool = False  # the paper asked about was found, but its abstract does not report what was asked
     engine: str = "extractive"
     citations: list[Citation] = Field(default_factory=list)
     claims: list[Claim] = Field(default_factory=list)
@@ -72,3 +74,4 @@ class Answer(BaseModel):
     usage: dict[str, Any] = Field(default_factory=dict)
     unanswered: list[str] = Field(default_factory=list)
     prompt: dict[str, str] = Field(default_factory=dict)
+    draft: str = ""  # the model's unverified draft, when it failed verification and the extractive answer is shown

@@ -1,14 +1,16 @@
-"""Hybrid retrieval: BM25 over papers (rag.lexical) plus dense sentence and paper similarity, weighted and fused."""
+"""Hybrid retrieval: one calibrated ranking of papers from three signals.
+
+Each candidate paper gets three features: the cosine of its best sentence, the cosine of its whole abstract, and
+its BM25 score as a share of the best paper's. A logistic model (rag.tuned.RANKER, fitted by scripts/fit_answer.py on
+the dev questions) weighs them, with its own weights for questions that ask for many papers.
+"""
 
 from __future__ import annotations
 
 import logging
-import threading
 from collections import defaultdict
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import NamedTuple
 
 import numpy as np
 
@@ -17,24 +19,34 @@ from rag.embed import Embedder, embed_query, get_embedder
 from rag.lexical import LexicalIndex, lexical_index
 from rag.models import Paper, SearchHit
 from rag.store import Store
+from rag.text import asks_for_many
+from rag.tuned import RANKER
 
 log = logging.getLogger(__name__)
 
-# NOTE: weights and pools tuned on eval/dev.jsonl and eval/dev_topics.jsonl (scripts/tune_fusion.py); naive RRF
-# loses to dense alone, and smaller pools give a paper outside them the floor score, so topics lose papers.
-SENTENCE_WEIGHT = 0.8
+# Candidate pools: the nearest chunks, the nearest whole abstracts and the best BM25 papers. A paper outside a pool
+# gets that pool's lowest score. Large enough that every dev question's gold paper is a candidate.
 CHUNK_POOL = 300
 PAPER_POOL = 200
 BM25_POOL = 200
-# Second stage: the first stage's best RERANK_POOL papers are ranked again by a logistic blend of their
-# best-sentence, whole-paper and BM25 scores, each standardised over the pool; the first stage's own best
-# RERANK_KEEP stay first. Fitted by scripts/fit_ranker.py on eval/dev.jsonl, eval/dev_topics.jsonl and
-# eval/dev_paraphrase.jsonl: the reranker finds more of a topic's papers than any fixed weighting of the first stage,
-# and the first stage places a single asked-about paper at the top more often.
-RERANK_POOL = 40
-RERANK_KEEP = 2
-RERANK_WEIGHTS = (1.09, -0.23, 2.09)  # sentence, paper, BM25
-RERANK_BIAS = -3.34
+# Each signal is standardised over its best NORM_TOP candidates (ranker_features). On dev, cross-validated: 150 gave
+# topic recall@10 0.907 and lay hit@5 0.643; 100 gave 0.889 and 0.667; 50 gave 0.889 and 0.667; 20 gave 0.852 and
+# 0.643; every candidate (the whole index here) 0.913 and 0.651, but moved answers when unrelated papers were added.
+NORM_TOP = 150
+
+
+@dataclass
+class Scored:
+    """One query's candidates: ids, raw features (best sentence, whole abstract, BM25), relevance, best chunk."""
+
+    ids: list[str]
+    features: np.ndarray
+    relevance: np.ndarray
+    best_chunk: dict[str, str]
+
+    def ranked(self) -> list[tuple[str, float]]:
+        order = np.argsort(-self.relevance, kind="stable")
+        return [(self.ids[i], float(self.relevance[i])) for i in order]
 
 
 class Retriever:
@@ -43,7 +55,6 @@ class Retriever:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         self.store = store or Store(settings)
-        self._lock = threading.Lock()
         papers, _ = self.store.all_papers()
         self.papers: dict[str, Paper] = {p.paper_id: p for p in papers}
         self._ids = list(self.papers)
@@ -80,124 +91,81 @@ class Retriever:
             return np.zeros(0)
         return self.lexical.scores(query)
 
-    def dense_scores(self, vector: np.ndarray) -> dict[str, Dense]:
-        """Per paper: cosine of its best sentence (and that sentence's chunk id) and of the whole paper.
-
-        Papers outside one of the two pools get that pool's lowest similarity."""
-        best: dict[str, tuple[float, str]] = {}
-        for pid, cid, sim in self.store.query_chunks(vector, min(CHUNK_POOL, self._n_chunks)):
-            if pid not in best or sim > best[pid][0]:
-                best[pid] = (sim, cid)
-        paper_sim = dict(self.store.query_papers(vector, min(PAPER_POOL, len(self._ids))))
-        floor_sent = min((s for s, _ in best.values()), default=0.0)
-        floor_paper = min(paper_sim.values(), default=0.0)
-        return {
-            pid: Dense(best.get(pid, (floor_sent, ""))[0], paper_sim.get(pid, floor_paper), best.get(pid, (0, ""))[1])
-            for pid in set(best) | set(paper_sim)
-        }
-
-    def search(self, query: str, k: int | None = None, dense_weight: float | None = None) -> list[SearchHit]:
-        """The k best papers for the query: fused from dense and BM25 scores, then the best of them reranked."""
+    def search(self, query: str, k: int | None = None) -> list[SearchHit]:
+        """The k most relevant papers for the query, each with its best sentence."""
         k = k or self.settings.top_k
-        pool, features, first = self.candidates(query, max(RERANK_POOL, k), dense_weight)
-        if not pool:
-            return []
-        ranked = ranking(pool, rerank(features))[:k]
-        best = {pid: first.dense[pid].chunk_id for pid, _ in ranked if pid in first.dense}
-        texts = self.store.chunk_texts([cid for cid in best.values() if cid])
+        scored = self.score(query)
+        ranked = scored.ranked()[:k]
+        texts = self.store.chunk_texts([scored.best_chunk[pid] for pid, _ in ranked if scored.best_chunk.get(pid)])
+        column = {pid: i for i, pid in enumerate(scored.ids)}
         return [
             SearchHit(
                 paper_id=pid,
                 title=self.papers[pid].title,
                 score=round(score, 4),
-                dense=round(first.dense_blend(pid), 4),
-                bm25=round(first.bm25.get(pid, 0.0), 4),
-                best_sentence=texts.get(best.get(pid, ""), ""),
+                dense=round(float(scored.features[column[pid], 1]), 4),
+                bm25=round(float(scored.features[column[pid], 2]), 4),
+                best_sentence=texts.get(scored.best_chunk.get(pid, ""), ""),
             )
             for pid, score in ranked
             if pid in self.papers
         ]
 
-    def candidates(
-        self, query: str, pool: int = RERANK_POOL, dense_weight: float | None = None
-    ) -> tuple[list[str], np.ndarray, FirstStage]:
-        """The first stage's best `pool` papers and their reranking features (best sentence, whole paper, BM25)."""
+    def fused_scores(self, query: str) -> dict[str, float]:
+        """The ranker's logit of every candidate paper (linear in its standardised signals, unlike the relevance,
+        which saturates near 1 for the best few); papers in no pool are absent."""
+        scored = self.score(query)
+        logits = RANKER.logit(ranker_features(scored.features, query)) if scored.ids else np.zeros(0)
+        return {pid: float(r) for pid, r in zip(scored.ids, logits, strict=True)}
+
+    def score(self, query: str) -> Scored:
+        """Every candidate paper's features and relevance for the query."""
         if not self._ids or not query.strip():
-            return [], np.zeros((0, 3)), FirstStage({}, {}, {})
-        first = self._fuse(query, dense_weight)
-        ids = sorted(first.fused, key=first.fused.__getitem__, reverse=True)[:pool]
-        dense = first.dense.values()
-        lowest = Dense(min((d.sentence for d in dense), default=0.0), min((d.paper for d in dense), default=0.0), "")
+            return Scored([], np.zeros((0, 3)), np.zeros(0), {})
+        vector = embed_query(self.embedder, query)
+        best: dict[str, tuple[float, str]] = {}
+        for pid, cid, sim in self.store.query_chunks(vector, min(CHUNK_POOL, self._n_chunks)):
+            if pid not in best or sim > best[pid][0]:
+                best[pid] = (sim, cid)
+        whole = dict(self.store.query_papers(vector, min(PAPER_POOL, len(self._ids))))
+        bm25 = self.bm25_scores(query)
+        lexical: dict[str, float] = {}
+        if bm25.size and float(bm25.max()) > 0:
+            top = np.argpartition(-bm25, min(BM25_POOL, bm25.size - 1))[:BM25_POOL]
+            lexical = {self._ids[i]: float(bm25[i]) for i in top if bm25[i] > 0}
+        ids = [pid for pid in dict.fromkeys([*best, *whole, *lexical]) if pid in self.papers]
+        floor_sentence = min((s for s, _ in best.values()), default=0.0)
+        floor_whole = min(whole.values(), default=0.0)
         features = np.array(
             [
-                (first.dense.get(pid, lowest).sentence, first.dense.get(pid, lowest).paper, first.bm25.get(pid, 0.0))
+                (best.get(pid, (floor_sentence, ""))[0], whole.get(pid, floor_whole), lexical.get(pid, 0.0))
                 for pid in ids
-            ]
-        )
-        return ids, features, first
-
-    def fused_scores(self, query: str, dense_weight: float | None = None) -> dict[str, float]:
-        """The first stage's fused score of every candidate paper; papers in neither pool are absent."""
-        if not self._ids or not query.strip():
-            return {}
-        return self._fuse(query, dense_weight).fused
-
-    def _fuse(self, query: str, dense_weight: float | None) -> FirstStage:
-        """Fused scores, with the dense scores and max-normalised BM25 scores they came from."""
-        w = self.settings.dense_weight if dense_weight is None else dense_weight
-        vector = embed_query(self.embedder, query)
-        dense = self.dense_scores(vector)
-        bm25 = self.bm25_scores(query)
-        bm25_max = float(bm25.max()) if bm25.size else 0.0
-        bm25_by_id: dict[str, float] = {}
-        if bm25_max > 0:
-            # NOTE: only the best BM25 papers can win; skip scoring the long tail one by one.
-            top = np.argpartition(-bm25, min(BM25_POOL, bm25.size - 1))[:BM25_POOL]
-            bm25_by_id = {self._ids[i]: float(bm25[i]) / bm25_max for i in top if bm25[i] > 0}
-        first = FirstStage({}, dense, bm25_by_id)
-        blends = [first.dense_blend(pid) for pid in dense]
-        lo, hi = (min(blends), max(blends)) if blends else (0.0, 1.0)
-        for pid in set(dense) | set(bm25_by_id):
-            d = first.dense_blend(pid) if pid in dense else lo
-            d_norm = (d - lo) / (hi - lo) if hi > lo else 0.0
-            first.fused[pid] = w * d_norm + (1 - w) * bm25_by_id.get(pid, 0.0)
-        return first
+            ],
+            dtype=np.float64,
+        ).reshape(len(ids), 3)
+        relevance = relevance_of(features, query)
+        return Scored(ids, features, relevance, {pid: cid for pid, (_, cid) in best.items()})
 
 
-class Dense(NamedTuple):
-    sentence: float  # cosine of the paper's best sentence
-    paper: float  # cosine of the whole paper (its mean sentence vector)
-    chunk_id: str  # the best sentence's chunk; "" when the paper was only in the paper pool
+def ranker_features(features: np.ndarray, query: str) -> np.ndarray:
+    """The ranker's inputs: each signal standardised over its own best NORM_TOP values among the candidates, and the
+    same three again for questions asking for many papers ("which papers ..."), which want more of the topic and
+    less of one best match.
+
+    NOTE: standardising makes a question's signals comparable whatever their overall level (a newcomer's wording
+    gives every paper a middling cosine); taking the statistics over the best few, not every candidate, keeps a
+    paper's relevance where it was when unrelated papers join the index."""
+    raw = np.asarray(features, dtype=np.float64).reshape(-1, 3)
+    if not len(raw):
+        return np.zeros((0, 6))
+    best = -np.sort(-raw, axis=0)[:NORM_TOP]
+    spread = best.std(axis=0)
+    z = (raw - best.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
+    return np.hstack([z, float(asks_for_many(query)) * z])
 
 
-@dataclass
-class FirstStage:
-    """One query's first-stage scores: fused, dense and max-normalised BM25, by paper id."""
-
-    fused: dict[str, float]
-    dense: dict[str, Dense]
-    bm25: dict[str, float]
-
-    def dense_blend(self, pid: str) -> float:
-        d = self.dense.get(pid)
-        return SENTENCE_WEIGHT * d.sentence + (1 - SENTENCE_WEIGHT) * d.paper if d else 0.0
-
-
-def ranking(pool: Sequence[str], relevance: np.ndarray) -> list[tuple[str, float]]:
-    """The pool (in first-stage order) as ranked: its first RERANK_KEEP in place, the rest by relevance.
-
-    A kept paper's score is at least the relevance of every paper below it, so scores fall with rank."""
-    order = list(range(min(RERANK_KEEP, len(pool))))
-    order += sorted(range(len(order), len(pool)), key=lambda i: -relevance[i])
-    scores = np.maximum.accumulate(relevance[order][::-1])[::-1]
-    return [(pool[i], float(score)) for i, score in zip(order, scores, strict=True)]
-
-
-def rerank(features: np.ndarray) -> np.ndarray:
-    """Relevance in (0, 1) of each candidate: the fitted logistic blend of its features, standardised over the pool."""
+def relevance_of(features: np.ndarray, query: str) -> np.ndarray:
+    """Relevance in (0, 1) of each candidate: the fitted logistic model over its features."""
     if not len(features):
         return np.zeros(0)
-    spread = features.std(axis=0)
-    z = (features - features.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    logits = z @ np.asarray(RERANK_WEIGHTS) + RERANK_BIAS
-    return np.asarray(1.0 / (1.0 + np.exp(-logits)), dtype=np.float64)
+    return RANKER.probabilities(ranker_features(features, query))

@@ -122,6 +122,18 @@ def mentions(sentence: str, head: list[str]) -> bool:
     return found(head[-1]) or (len(head) >= 3 and sum(map(found, head)) >= 2 * len(head) / 3)
 
 
+_MANY = re.compile(
+    r"\b(which|what|any|list|compare)\b.{0,40}\b(papers|works|approaches|methods|systems|studies|techniques|ones)\b"
+    r"|\bwhich of them\b",
+    re.IGNORECASE,
+)
+
+
+def asks_for_many(question: str) -> bool:
+    """Whether the question asks for several papers ("which papers ...", "what approaches ...")."""
+    return bool(_MANY.search(question))
+
+
 def asks_for_quantity(question: str) -> bool:
     """Whether the question asks for a figure (a speed-up, a count, a percentage)."""
     return bool(_QUANTITY.search(question))

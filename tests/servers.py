@@ -150,7 +150,7 @@ class FakeLLM:
 
     A behaviour is reply text (or a function of the request body giving it), or one of the faults
     "429", "500", "echo-key" (401 quoting the key), "hang" (no answer past the client's timeout),
-    "stall" (stream starts, then stops),
+    "stall" (stream starts, then stops), "drip" (a word every 0.3 s, for 12 s),
     "cut" (stream cut mid-way), "badjson" (body or stream event that is not JSON).
     The last queued behaviour repeats.
     """
@@ -219,10 +219,13 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
                 self._chunk(b"")
                 return
             text = "The first part of an answer that never ends" if behaviour in ("cut", "stall") else behaviour
+            text = " ".join(["drip"] * 40) if behaviour == "drip" else text
             text = text(body) if callable(text) else str(text)
             words = text.split(" ")
             for i, word in enumerate(words):
                 self._event(_chunk_event({"content": word + (" " if i < len(words) - 1 else "")}, None))
+                if behaviour == "drip" and fake.stop.wait(0.3):
+                    return
                 if behaviour in ("cut", "stall") and i == 2:
                     if behaviour == "stall":
                         fake.stop.wait(30)
@@ -344,5 +347,5 @@ def assert_well_formed(answer: Any, retrieved: set[str]) -> None:
     assert all(c.quote for c in answer.citations)
     for claim in answer.claims:
         assert set(claim.citations) <= set(numbers)
-    flagged = [c for c in answer.claims if not c.supported]
+    flagged = [c for c in answer.claims if c.content and not c.supported]
     assert bool(flagged) == any("not supported" in w for w in answer.warnings), (flagged, answer.warnings)

@@ -77,11 +77,11 @@ def test_ask_keeps_the_conversation_for_follow_ups(bundled: object) -> None:
     assert len(at.chat_message) == 4
 
 
-def test_ask_refusal_says_so_and_lists_related_papers(bundled: object) -> None:
+def test_an_off_topic_refusal_says_so_and_lists_no_unrelated_papers(bundled: object) -> None:
     at = ask(app(), "What is the boiling point of water on Mars?")
     no_failures(at)
-    assert "do not answer" in at.info[0].value
-    assert any("Related papers" in m.value for m in at.markdown)
+    assert "do not answer" in at.info[0].value and "No indexed paper is about it" in at.info[0].value
+    assert not any("Related papers" in m.value for m in at.markdown)
 
 
 def test_llm_fallback_is_announced_and_the_key_is_never_shown_back(
@@ -199,7 +199,8 @@ def test_library_topic_map_is_drawn_by_theme(bundled: object) -> None:
 def test_llm_answer_streams_with_the_session_key_and_renders_as_text(bundled: object, fake_llm: FakeLLM) -> None:
     def reply(body: dict[str, object]) -> str:
         first = source_sentences(str(body["messages"][-1]["content"]), 1).split(". ")[0]  # type: ignore[index]
-        return f"{first} [1]. <img src=x onerror=alert(1)>"
+        # NOTE: the markup sits inside a supported sentence, so the verified answer carries it
+        return f"{first.rstrip('.')} <img src=x onerror=alert(document.cookie)> [1]."
 
     fake_llm.play(reply)
     at = app()
@@ -213,7 +214,7 @@ def test_llm_answer_streams_with_the_session_key_and_renders_as_text(bundled: ob
     assert at.session_state["chat"][0].engine == "llm:gpt-4o-mini"
     assert any("LLM · gpt" in m.value for m in at.markdown)
     body = "\n".join(m.value for m in at.markdown)
-    assert r"\<img src\=x onerror\=alert\(1\)\>" in body and not re.search(r"(?<!\\)<img", body)
+    assert r"\<img src\=x onerror\=alert\(document\.cookie\)\>" in body and not re.search(r"(?<!\\)<img", body)
     assert all(secret_free(n) for n in nodes(at))
 
 

@@ -24,7 +24,7 @@ def test_eval_reports_retrieval_refusal_and_citation_figures(bundled_home: Path,
     assert overall["hit@1"] == round(2 / 3, 3)  # the wrong gold is not ranked first
     assert by_kind["exact"]["hit@1"] == 1.0 and by_kind["exact"]["answer_contains"] == 1.0
     assert by_kind["wrong"]["first_citation_gold"] == 0.0
-    assert overall["unanswerable"] == 1 and overall["refused_unanswerable"] == 1
+    assert overall["unanswerable"] == 1 and overall["declined_unanswerable"] == 1
     assert overall["false_refusals"] == 0 and overall["answerable"] == 3
     assert overall["citation_validity"] == 1.0 and overall["support_rate"] == 1.0
     assert [row["question"] for row in report["rows"]] == [q["question"] for q in [*EXACT, UNANSWERABLE, WRONG]]
@@ -37,7 +37,7 @@ def test_eval_table_fits_the_terminal_with_whole_metric_names(bundled_home: Path
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert max(map(len, lines)) <= 60
-    for name in ("refused_unanswerable", "first_citation_gold", "citation_validity", "unanswerable", "wrong"):
+    for name in ("declined_unanswerable", "first_citation_gold", "citation_validity", "unanswerable", "wrong"):
         assert name in result.stdout
 
 

@@ -49,17 +49,78 @@ def mixed_reply(body: dict[str, Any]) -> str:
     return f"{first} [1]. Quantum bananas cure insomnia in 97% of cats [2]. This is confirmed by [9]."
 
 
-def test_fake_endpoint_answer_is_verified_and_flagged(bundled: Settings, fake_llm: FakeLLM) -> None:
+def test_a_reply_with_unsupported_claims_is_retried_then_replaced_by_quotes(
+    bundled: Settings, fake_llm: FakeLLM
+) -> None:
     settings = llm_settings(bundled, fake_llm.play(mixed_reply).base_url)
     pieces, answer = stream(QUESTION, settings)
     assert len(pieces) > 3 and "".join(pieces).endswith("[9].")
-    assert answer.engine == "llm:smollm2" and not answer.refused
-    assert "[9]" not in answer.answer
-    assert [c.n for c in answer.citations] == [1, 2]
-    assert [c.supported for c in answer.claims] == [True, False, False]
+    assert len(fake_llm.completions) == 2  # the draft, then one strict retry
+    assert "Example." in fake_llm.completions[1].messages[0]["content"]
+    assert answer.engine == "extractive" and not answer.refused and answer.citations
+    assert all(c.supported for c in answer.claims)
+    assert answer.warnings[0].startswith("The model's answer could not be verified against the abstracts (1 of its 2")
+    assert "Quantum bananas" in answer.draft and "Quantum bananas" not in answer.answer
     assert_well_formed(answer, retrieved_ids(settings))
-    assert answer.usage["prompt_tokens"] == 321 and answer.usage["cost_usd"] > 0
-    assert answer.prompt["name"] == "answer" and len(answer.prompt["system"]) == 12
+
+
+def verified_or_labelled(answer: Answer) -> None:
+    """The model's answer, every sentence supported; or the extractive answer, labelled, the draft kept aside."""
+    assert not answer.refused and any(c.supported for c in answer.claims)
+    assert all(c.supported for c in answer.claims if c.content)
+    if answer.engine == "extractive":
+        assert "could not be verified against the abstracts" in answer.warnings[0] and answer.draft
+    else:
+        assert answer.engine == "llm:smollm2"
+
+
+def honest_reply(body: dict[str, Any]) -> str:
+    """What a strong model writes: prose built from the sources' own statements, each cited."""
+    message = body["messages"][-1]["content"]
+    first = source_sentences(message, 1).split(". ")
+    return f"{first[0].rstrip('.')} [1]. {first[1].rstrip('.')} [1]."
+
+
+def test_a_strong_models_well_cited_answer_passes_untouched(bundled: Settings, fake_llm: FakeLLM) -> None:
+    settings = llm_settings(bundled, fake_llm.play(honest_reply).base_url)
+    pieces, answer = stream(QUESTION, settings)
+    assert len(fake_llm.completions) == 1
+    assert answer.engine == "llm:smollm2" and not answer.warnings and not answer.draft
+    assert answer.answer == "".join(pieces).strip()
+    assert all(c.supported and c.content for c in answer.claims) and len(answer.claims) == 2
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        "1. [1] The answer is: 20.",
+        "1 [1]. 2 [2].",
+        "[1] https://github.com/nvidia/megatron-lm [2] https://arxiv.org/abs/1234.5678",
+        "The answer to this question is: [1].",
+        "PWNED [9]",
+        "[1] [2] [3]",
+        "",
+    ],
+)
+def test_a_reply_that_states_nothing_verifiable_is_never_the_answer(
+    bundled: Settings, fake_llm: FakeLLM, reply: str
+) -> None:
+    answer = ask(QUESTION, llm_settings(bundled, fake_llm.play(reply).base_url))
+    assert answer.engine == "extractive" and not answer.refused
+    assert answer.citations and all(c.supported for c in answer.claims)
+    assert "could not be verified against the abstracts" in answer.warnings[0]
+    assert "PWNED" not in answer.answer and "github" not in answer.answer
+
+
+def test_one_unsupported_sentence_of_four_is_removed_and_said(bundled: Settings, fake_llm: FakeLLM) -> None:
+    def reply(body: dict[str, Any]) -> str:
+        sentences = source_sentences(body["messages"][-1]["content"], 1).split(". ")[:3]
+        return " ".join(f"{s.rstrip('.')} [1]." for s in sentences) + " It also cures insomnia in 97% of cats [1]."
+
+    answer = ask(QUESTION, llm_settings(bundled, fake_llm.play(reply).base_url))
+    assert answer.engine == "llm:smollm2" and "insomnia" not in answer.answer and "insomnia" in answer.draft
+    assert len(answer.claims) == 3 and all(c.supported for c in answer.claims)
+    assert answer.warnings == ["1 sentence(s) of the model's answer that no cited abstract supports were removed"]
 
 
 def test_prompt_fences_numbered_sources_and_states_the_rules(bundled: Settings, fake_llm: FakeLLM) -> None:
@@ -75,9 +136,13 @@ def test_prompt_fences_numbered_sources_and_states_the_rules(bundled: Settings, 
     assert request.body["stream"] is True and request.body["max_tokens"] == 128
 
 
-def test_model_saying_it_cannot_answer_is_a_refusal(bundled: Settings, fake_llm: FakeLLM) -> None:
+def test_a_model_refusing_what_the_abstracts_answer_gets_the_quotes_instead(
+    bundled: Settings, fake_llm: FakeLLM
+) -> None:
     answer = ask(QUESTION, llm_settings(bundled, fake_llm.play(prompts.CANNOT_ANSWER).base_url))
-    assert answer.refused and answer.related and not answer.citations
+    assert not answer.refused and answer.engine == "extractive" and answer.citations
+    assert "the model said the abstracts do not answer" in answer.warnings[0]
+    assert answer.draft == prompts.CANNOT_ANSWER
 
 
 def test_complete_counts_usage_and_cost(fake_llm: FakeLLM) -> None:
@@ -96,8 +161,8 @@ def test_complete_counts_usage_and_cost(fake_llm: FakeLLM) -> None:
 def test_llama_streams_a_well_formed_answer(bundled: Settings, llama_server: str) -> None:
     settings = llama_settings(bundled, llama_server)
     pieces, answer = stream(QUESTION, settings)
-    assert len(pieces) > 1 and answer.engine == "llm:smollm2"
-    assert answer.answer.strip() and not any(w.startswith("LLM endpoint") for w in answer.warnings)
+    assert len(pieces) > 1 and not any(w.startswith("LLM endpoint") for w in answer.warnings)
+    verified_or_labelled(answer)
     assert_well_formed(answer, retrieved_ids(settings))
     assert answer.usage["prompt_tokens"] > 300 and answer.usage["completion_tokens"] > 0
     assert answer.usage["cost_usd"] > 0 and answer.usage["first_token_s"] is not None
@@ -112,6 +177,7 @@ def test_cli_ask_with_llama(bundled_home: Path, llama_server: str) -> None:
     result = run_cli("ask", QUESTION, "--engine", "llm", "--json", env=env, timeout=300)
     assert result.returncode == 0, result.stderr
     answer = json.loads(result.stdout)
-    assert answer["engine"] == "llm:smollm2" and answer["usage"]["prompt_tokens"] > 0
+    verified_or_labelled(Answer.model_validate(answer))
+    assert answer["usage"]["prompt_tokens"] > 0
     assert set(parse_markers(answer["answer"])) <= {c["n"] for c in answer["citations"]}
     assert SECRET not in result.stdout + result.stderr

@@ -56,7 +56,8 @@ def show_answer(answer: Answer, i: int, papers: Retriever) -> None:
     for warning in answer.warnings:
         st.warning(md_escape(warning), icon=":material/warning:")
     if answer.refused:
-        st.info(md_escape(CANNOT_ANSWER), icon=":material/search_off:")
+        nothing = "" if answer.related else " No indexed paper is about it."
+        st.info(md_escape(CANNOT_ANSWER + nothing), icon=":material/search_off:")
         if answer.related:
             st.markdown("**Related papers you could read**")
             for hit in answer.related[:5]:
@@ -65,6 +66,9 @@ def show_answer(answer: Answer, i: int, papers: Retriever) -> None:
     st.markdown(answer_body(answer))
     if answer.citations:
         show_sources(answer, papers)
+    if answer.draft:
+        with st.expander("The model's unverified draft"):
+            st.text(answer.draft)  # NOTE: plain text: a model's words are never rendered as Markdown or HTML
     st.download_button(
         "Download as Markdown",
         data=f"## {answer.question}\n\n{answer_markdown(answer)}",

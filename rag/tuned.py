@@ -1,0 +1,92 @@
+"""Every constant fitted on data, in one place, with where it came from.
+
+All of them are fitted by `scripts/fit_answer.py` on the dev questions (eval/questions_dev.jsonl, written blind
+from the abstracts of 126 of the 168 bundled papers; the other 42 papers' questions, eval/questions_heldout.jsonl,
+are never fitted on). The script prints these constants and the cross-validated figures behind them (five folds
+grouped by paper); BENCHMARKS.md records them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Logistic:
+    """A binary logistic model over named features, standardised by `mean` and `scale` (none when empty)."""
+
+    features: tuple[str, ...]
+    weights: tuple[float, ...]
+    bias: float
+    mean: tuple[float, ...] = ()
+    scale: tuple[float, ...] = ()
+
+    def logit(self, x: np.ndarray) -> np.ndarray:
+        if self.mean:
+            x = (x - np.asarray(self.mean)) / np.asarray(self.scale)
+        return np.asarray(x @ np.asarray(self.weights) + self.bias, dtype=np.float64)
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """P(class) of each row of x."""
+        return np.asarray(1.0 / (1.0 + np.exp(-self.logit(x))), dtype=np.float64)
+
+    def probability(self, signals: dict[str, float]) -> float:
+        """P(class) of one question, from its signals by name."""
+        return float(self.probabilities(np.array([signals[name] for name in self.features]))[()])
+
+
+# Search: the relevance of a candidate paper from its three signals, each standardised over its best 150 candidates.
+# Labels: a dev question's gold paper(s) against every other candidate. Cross-validated per question style in
+# BENCHMARKS.md ("Search"); the fused ranking is at least as good as its best single signal on every style.
+RANKER = Logistic(
+    features=(
+        "best sentence cosine",
+        "whole-abstract cosine",
+        "BM25",
+        "best sentence cosine, question asks for many papers",
+        "whole-abstract cosine, question asks for many papers",
+        "BM25, question asks for many papers",
+    ),
+    weights=(0.22, 1.33, 0.75, 0.06, 0.12, 0.47),
+    bias=-7.58,
+)
+
+
+# Answerability, in two steps. Labels: the styles of the dev questions. OFF_TOPIC: off-topic questions against all
+# others, over retrieval signals. UNREPORTED: questions that name a paper and ask for what its abstract does not
+# report, against the answerable ones, over how much of what was asked the paper's abstract covers (nothing about how
+# the question is worded, so it cannot learn the styles' lengths). Features are standardised with the dev mean and
+# scale given here.
+OFF_TOPIC = Logistic(
+    features=(
+        "top relevance",
+        "best sentence cosine",
+        "whole-abstract cosine",
+        "question words in the paper",
+        "question words in no indexed paper",
+    ),
+    weights=(0.095, -1.830, -1.885, -0.228, 1.066),
+    bias=-8.606,
+    mean=(0.657, 0.535, 0.497, 0.465, 0.202),
+    scale=(0.380, 0.185, 0.166, 0.341, 0.231),
+)
+UNREPORTED = Logistic(
+    features=(
+        "names an indexed paper",
+        "named: asked-for words in the paper",
+        "named: asked-for words in its best sentence with a figure",
+        "asked-for words in the paper",
+        "asked-for words in its best sentence",
+        "asked-for words in its best sentence with a figure",
+    ),
+    weights=(2.388, -1.572, -0.173, -1.122, 1.100, -0.692),
+    bias=-3.056,
+    mean=(0.218, 0.155, 0.186, 0.441, 0.326, 0.883),
+    scale=(0.413, 0.321, 0.383, 0.351, 0.287, 0.301),
+)
+REFUSE_AT = 0.41
+PARTIAL_AT = 0.29
+RELATED_UNTIL = 0.75  # a refusal names the closest papers only below this P(off-topic): between the threshold and
+# the off-topic dev questions' lowest and median, so most off-topic refusals name none
