@@ -12,16 +12,17 @@ from rag.answer import ask_stream as answer_stream
 from rag.compare import Comparer, Comparison
 from rag.config import BUNDLED_CORPUS, Settings, get_settings
 from rag.corpus import ReadResult, read_file
+from rag.locks import version
 from rag.models import Answer, Paper
 from rag.retrieve import Retriever
 from rag.review import ReviewDraft, Reviewer
-from rag.store import Store
+from rag.store import Store, reopen
 from rag.themes import cluster, distinctive_terms, heading, project
 
 if TYPE_CHECKING:
     from rag.index import CheckReport, IngestReport, Progress
 
-_retrievers: dict[tuple[str, str], Retriever] = {}
+_retrievers: dict[tuple[str, str], tuple[Retriever, str]] = {}  # retriever, index version it read
 _retrievers_lock = threading.Lock()
 _generations: dict[tuple[str, str], int] = {}  # bumped by every ingest of the index
 
@@ -64,29 +65,36 @@ def ensure_index(settings: Settings | None = None) -> Store:
     settings = settings or get_settings()
     store = Store(settings)
     if store.count_papers() == 0:
-        ingest(read_paths([]), settings, if_empty=True)
+        report = ingest(read_paths([]), settings, if_empty=True)
         forget_retriever(settings)
+        if not report.added:  # another process indexed it while we waited: read what it wrote
+            reopen(settings)
+            store = Store(settings)
     return store
 
 
 def get_retriever(settings: Settings | None = None) -> Retriever:
-    """A retriever over the current index, built once per index and process.
+    """A retriever over the current index, built once per index and process, and again after another process
+    on this machine wrote to the index.
 
     NOTE: no lock is held while the index is opened or filled: a first run ingests, and ingesting forgets cached
     retrievers, which takes the lock. A retriever built while another thread ingested is not cached."""
     settings = settings or get_settings()
     key = _key(settings)
+    current = version(settings)
     with _retrievers_lock:
-        if key in _retrievers:
-            return _retrievers[key]
+        cached = _retrievers.get(key)
+        if cached is not None and cached[1] == current:
+            return cached[0]
+    if cached is not None:
+        reopen(settings)  # NOTE: another process wrote the index since this one read it
     store = ensure_index(settings)
     with _retrievers_lock:
         generation = _generations.get(key, 0)
     retriever = Retriever(settings, store)
     with _retrievers_lock:
         if _generations.get(key, 0) == generation:
-            _retrievers.setdefault(key, retriever)
-            return _retrievers[key]
+            _retrievers[key] = (retriever, version(settings))
     return retriever
 
 

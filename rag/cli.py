@@ -6,6 +6,7 @@ import argparse
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -52,8 +53,28 @@ def _inputs(args: argparse.Namespace, field: str = "text") -> Iterator[str]:
         raise RagError("give the text as an argument or --batch FILE")
 
 
+def _env_notice() -> None:
+    """Say so when a `.env` in the working directory points the LLM at an endpoint: the key goes there."""
+    from dotenv import dotenv_values
+
+    from rag.config import shown_url
+
+    path = Path(".env")
+    if not path.is_file():
+        return
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError):
+        return
+    for name in ("OPENAI_BASE_URL", "RAG_OPENAI_BASE_URL", "RAG_CHROMA_URL"):
+        if values.get(name) and not os.environ.get(name):
+            print(f"note: {path.resolve()} sets {name}={shown_url(values[name])}", file=sys.stderr)
+
+
 def _settings(args: argparse.Namespace) -> Any:
     from rag.config import get_settings
+
+    _env_notice()
 
     overrides: dict[str, Any] = {}
     if getattr(args, "engine", None):
@@ -118,7 +139,7 @@ def cmd_papers(args: argparse.Namespace) -> int:
         return 0
     table = _table("paper_id", "title", "year")
     for p in papers:
-        table.add_row(p.paper_id, p.title, str(p.year or ""))
+        table.add_row(safe(p.paper_id), safe(p.title), str(p.year or ""))
     _stdout_console().print(table)
     print(f"{len(papers)} papers")
     return 0
@@ -135,24 +156,84 @@ def cmd_search(args: argparse.Namespace) -> int:
             continue
         table = _table("#", "score", "title", title=query)
         for i, hit in enumerate(hits, 1):
-            table.add_row(str(i), f"{hit.score:.3f}", hit.title)
+            table.add_row(str(i), f"{hit.score:.3f}", safe(hit.title))
         _stdout_console().print(table)
     return 0
 
 
-def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.api import ask
+def _history(path: str | None) -> list[Any]:
+    """Earlier turns from a JSON Lines file: `rag ask --json` output, or {"question", "paper_ids"} objects."""
+    from rag.answer import Turn
+
+    if not path:
+        return []
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RagError(f"{path}: cannot read history file ({getattr(exc, 'strerror', None) or exc})") from None
+    turns = []
+    for n, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            raise RagError(f"{path}:{n}: invalid JSON ({getattr(exc, 'msg', 'nested too deeply')})") from None
+        if not isinstance(record, dict) or not isinstance(record.get("question"), str):
+            raise RagError(f"{path}:{n}: expected an object with a 'question' string")
+        ids = record.get("paper_ids") or [
+            c.get("paper_id") for c in record.get("citations") or [] if isinstance(c, dict)
+        ]
+        turns.append(Turn(record["question"], [str(i) for i in ids if i]))
+    return turns
+
+
+def _print_answer(answer: Any, as_json: bool) -> None:
     from rag.export import answer_markdown
 
+    if as_json:
+        _emit(answer)
+        return
+    _stdout_console().print(_markdown(answer_markdown(answer)))
+    for warning in answer.warnings:
+        print(f"warning: {safe(warning)}", file=sys.stderr)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from rag.api import ask
+
     settings = _settings(args)
+    history = _history(args.history)
     for question in _inputs(args, "question"):
-        answer = ask(question, settings, k=args.k)
-        if args.json:
-            _emit(answer)
-        else:
-            _stdout_console().print(_markdown(answer_markdown(answer)))
-            for warning in answer.warnings:
-                print(f"warning: {warning}", file=sys.stderr)
+        _print_answer(ask(question, settings, k=args.k, history=history), args.json)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """Questions from standard input, one a line; each follow-up is read in the light of the earlier turns."""
+    from rag.answer import Turn
+    from rag.api import ask, get_retriever
+
+    settings = _settings(args)
+    get_retriever(settings)  # NOTE: load (or build) the index before the first prompt, not after it
+    history: list[Turn] = _history(args.history)
+    interactive = sys.stdin.isatty()
+    if interactive:
+        print("Ask about the indexed papers; follow-ups may say 'it' or 'they'. Empty line or Ctrl-D to quit.")
+    while True:
+        try:
+            question = input("> " if interactive else "").strip()
+        except EOFError:
+            break
+        if not question:
+            if interactive:
+                break
+            continue
+        answer = ask(question, settings, k=args.k, history=history)
+        _print_answer(answer, args.json)
+        history.append(
+            Turn(question, [c.paper_id for c in answer.citations] or [h.paper_id for h in answer.related[:3]])
+        )
     return 0
 
 
@@ -165,7 +246,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     for request in requests or [""]:
         table = compare(request, settings, paper_ids=args.papers or None, aspects=args.aspect or None)
         if args.format:
-            print(write_comparison(table, args.format, args.output))
+            print(_terminal(write_comparison(table, args.format, args.output)))
         elif args.json:
             _emit(table)
         else:
@@ -181,7 +262,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     for topic in _inputs(args, "topic"):
         draft = review(topic, settings)
         if args.format:
-            print(write_review(draft, args.format, args.output))
+            print(_terminal(write_review(draft, args.format, args.output)))
         elif args.json:
             _emit(draft)
         else:
@@ -228,7 +309,20 @@ def _table(*columns: str, title: str | None = None) -> Any:
 def _markdown(text: str) -> Any:
     from rich.markdown import Markdown
 
-    return Markdown(text)
+    return Markdown(safe(text))
+
+
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def safe(text: str) -> str:
+    """Text from papers, models and errors without control characters: no escape sequence reaches a terminal."""
+    return _CONTROL.sub("", text)
+
+
+def _terminal(text: str) -> str:
+    """An export printed to standard output: made safe when that is a terminal, byte for byte when piped."""
+    return safe(text) if sys.stdout.isatty() else text
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -256,6 +350,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = add("ask", cmd_ask, "answer a question with verified citations")
     p.add_argument("--engine", choices=["extractive", "llm"], help="answer engine (default RAG_ENGINE)")
     p.add_argument("--k", type=int, default=None, help="papers to read (default RAG_TOP_K)")
+    p.add_argument("--history", metavar="FILE", help="earlier turns, JSON Lines (e.g. saved `rag ask --json` output)")
+    p = add("chat", cmd_chat, "ask questions one a line from standard input, with follow-ups", text=False)
+    p.add_argument("--engine", choices=["extractive", "llm"], help="answer engine (default RAG_ENGINE)")
+    p.add_argument("--k", type=int, default=None, help="papers to read (default RAG_TOP_K)")
+    p.add_argument("--history", metavar="FILE", help="earlier turns to start from, JSON Lines")
     p = add("compare", cmd_compare, "compare papers side by side in a cited matrix")
     p.add_argument("--papers", nargs="+", metavar="ID", help="paper ids instead of a request")
     p.add_argument("--aspect", action="append", help="a column (repeatable); default: research aspects")
@@ -273,16 +372,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+_URL_SECRET = re.compile(
+    r"(?<=://)[^/\s@]+@|(?<=[?&])([\w-]*(?:key|token|secret|password|auth|sig)[\w-]*=)[^&\s]+", re.I
+)
+
+
+def _redact_record(record: logging.LogRecord) -> bool:
+    """Logging filter: credentials inside URLs (userinfo, key-like query parameters) never reach the log."""
+    message = record.getMessage()
+    clean = _URL_SECRET.sub(lambda m: f"{m.group(1)}***" if m.group(1) else "***@", message)
+    if clean != message:
+        record.msg, record.args = clean, None
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_redact_record)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         return int(args.func(args))
     except RagError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {safe(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

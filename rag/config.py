@@ -85,7 +85,6 @@ class Settings(BaseSettings):
     )
 
     top_k: int = Field(default=5, ge=1, le=100, description="Papers retrieved per question.")
-    dense_weight: float = Field(default=0.45, ge=0, le=1, description="Weight of dense scores in fusion.")
 
     engine: Literal["extractive", "llm"] = Field(
         default="extractive", description="Answer engine: offline extractive or an OpenAI-compatible LLM."
@@ -148,6 +147,44 @@ class Settings(BaseSettings):
         return f"{self.collection_prefix}_{model}_c{self.chunk_tokens}o{self.chunk_overlap}_{digest}"
 
 
+_SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|pwd|auth|signature|sig|credential)", re.IGNORECASE)
+
+
+def shown_url(url: str | None) -> str:
+    """A URL as it may be shown or logged: userinfo and key-like query parameters replaced by "***"."""
+    if not url:
+        return ""
+    from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+    except ValueError:
+        return "<a malformed URL>"
+    netloc = ("***@" if parts.username or parts.password else "") + host + port
+    query = urlencode(
+        [(k, "***" if _SECRET_PARAM.search(k) else v) for k, v in parse_qsl(parts.query, keep_blank_values=True)],
+        safe="*",
+    )
+    return urlunsplit((parts.scheme, netloc, parts.path, query, ""))
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Read the settings afresh (environment and `.env`), with optional overrides."""
+    """Read the settings afresh (environment and `.env`), with optional overrides.
+
+    A `.env` is shared with other tools, so keys that are not ours are ignored; a `RAG_` key we do not know is a
+    typo ("RAG_TOPK") and is refused, so it does not silently do nothing."""
+    from dotenv import dotenv_values
+
+    known = {f"RAG_{name.upper()}" for name in Settings.model_fields} | {"RAG_OPENAI_API_KEY", "RAG_OPENAI_BASE_URL"}
+    env_file = Path(".env")
+    if env_file.is_file():
+        try:
+            keys = list(dotenv_values(env_file))
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ValueError(f"cannot read {env_file.resolve()} ({exc})") from None
+        unknown = [k for k in keys if k.upper().startswith("RAG_") and k.upper() not in known]
+        if unknown:
+            raise ValueError(f"unknown setting {unknown[0]} in {env_file.resolve()} (see .env.example)")
     return Settings(**overrides)  # type: ignore[arg-type]

@@ -88,6 +88,12 @@ def _year(value: object) -> int | None:
 def _record_to_paper(record: dict[str, object], source: str, where: str, result: ReadResult) -> None:
     """Validate one record and add it to `result`, or count why it was skipped."""
     fields = {str(k).strip().lower(): v for k, v in record.items()}
+    for name in ("title", "abstract"):
+        if fields.get(name) is not None and not isinstance(fields[name], str):
+            kind = {"float": "a number", "int": "a number", "dict": "an object", "list": "a list", "bool": "true/false"}
+            raise CorpusError(
+                f"{source}: {where}: {name} is {kind.get(type(fields[name]).__name__, 'not text')}, not text"
+            )
     title, abstract = _clean(fields.get("title")), _clean(fields.get("abstract"))
     if not title:
         result.skipped["missing title"] += 1

@@ -67,14 +67,23 @@ def comparison_markdown(table: Comparison) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def csv_cell(value: object) -> object:
+    """A cell a spreadsheet shows as text: one that starts like a formula (= + - @, tab or CR) gets a leading
+    apostrophe, as OWASP recommends against CSV injection. Numbers stay numbers."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
 def comparison_csv(table: Comparison) -> str:
     """One CSV row per paper: id, title, then each aspect's statement and its verbatim supporting sentence."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
-    writer.writerow(["n", "paper_id", "title", *[h for a in table.aspects for h in (a, f"{a} (quote)")]])
+    header = ["n", "paper_id", "title", *[h for a in table.aspects for h in (a, f"{a} (quote)")]]
+    writer.writerow([csv_cell(h) for h in header])
     for n, row in enumerate(table.rows, 1):
         values = [v for a in table.aspects for v in (row.cells[a].text, row.cells[a].quote)]
-        writer.writerow([n, row.paper_id, row.title, *values])
+        writer.writerow([csv_cell(v) for v in [n, row.paper_id, row.title, *values]])
     return buffer.getvalue()
 
 

@@ -14,7 +14,7 @@ from llama_index.core.node_parser import TokenTextSplitter
 from llama_index.core.schema import MetadataMode, TextNode
 
 from rag.config import Settings
-from rag.corpus import ReadResult
+from rag.corpus import CorpusError, ReadResult
 from rag.embed import Done, embed_texts, get_embedder
 from rag.locks import writer
 from rag.models import Paper
@@ -96,7 +96,12 @@ def plan(existing: dict[str, tuple[str, str]], results: Sequence[ReadResult]) ->
     wanted: dict[str, Paper] = {}
     for result in results:
         for paper in result.papers:
-            wanted.setdefault(paper.paper_id, paper)
+            first = wanted.setdefault(paper.paper_id, paper)
+            if first.source != paper.source and first.content_hash != paper.content_hash:
+                raise CorpusError(
+                    f"paper id {paper.paper_id!r} is claimed by {first.source} ({first.locator}) and "
+                    f"{paper.source} ({paper.locator}) with different texts; give one of them another id"
+                )
     sources = {r.source for r in results}
     stale = [
         pid

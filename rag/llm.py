@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
-from rag.config import Settings
+from rag.config import Settings, shown_url
 from rag.errors import RagError
 from rag.text import count_tokens
 
@@ -96,7 +96,7 @@ class LLM:
         ) / 1e6
 
     def _fail(self, exc: Exception, streamed: int = 0) -> LLMError:
-        where = self.settings.openai_base_url or "the OpenAI API"
+        where = shown_url(self.settings.openai_base_url) or "the OpenAI API"
         when = f" after {streamed} characters of the reply" if streamed else ""
         return LLMError(f"LLM endpoint {where} failed{when}: {redact(_reason(exc), self.settings)}")
 
@@ -116,7 +116,13 @@ class LLM:
                 stream_options={"include_usage": True},
             )
             finished = False
+            # NOTE: the client's timeout bounds each read; this bounds the whole reply, so a server that drips a
+            # token every few seconds cannot hold the answer for minutes.
+            deadline = start + self.settings.llm_timeout
             for chunk in stream:
+                if time.perf_counter() > deadline:
+                    stream.close()
+                    raise TimeoutError(f"the reply took longer than RAG_LLM_TIMEOUT ({self.settings.llm_timeout:g} s)")
                 usage = getattr(chunk, "usage", None) or usage
                 for choice in chunk.choices or []:
                     piece = choice.delta.content or ""

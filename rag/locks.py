@@ -22,7 +22,7 @@ from typing import Any
 
 from filelock import FileLock, Timeout
 
-from rag.config import Settings
+from rag.config import Settings, shown_url
 from rag.errors import RagError
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,8 @@ def writer(settings: Settings) -> Iterator[None]:
     path = _lock_path(settings, "write")
     lock = FileLock(path, timeout=0)
     note = path.with_suffix(".holder")
-    deadline = time.monotonic() + settings.lock_wait
+    started = time.monotonic()
+    deadline = started + settings.lock_wait
     told = False
     while True:
         try:
@@ -82,10 +83,11 @@ def writer(settings: Settings) -> Iterator[None]:
             break
         except Timeout:
             other = _read(note)
-            if not told:
+            now = time.monotonic()
+            if not told and now >= started + 1.0 and now < deadline:  # NOTE: a short wait needs no word
                 log.warning("waiting for another ingest (%s) to finish writing the index", other or "another process")
                 told = True
-            if time.monotonic() >= deadline:
+            if now >= deadline:
                 raise BusyError(
                     f"the index is being written by {other or 'another process'}; "
                     "try again when that ingest finishes (or raise RAG_LOCK_WAIT)"
@@ -99,8 +101,25 @@ def writer(settings: Settings) -> Iterator[None]:
         else:
             yield
     finally:
+        _bump(settings)
         note.unlink(missing_ok=True)
         lock.release()
+
+
+def version(settings: Settings) -> str:
+    """A token that changes with every write to the index from this machine: a process that opened the index
+    before another one wrote it must reopen it (embedded Chroma keeps what it read in memory)."""
+    return _read(_lock_path(settings, "version"))
+
+
+def _bump(settings: Settings) -> None:
+    path = _lock_path(settings, "version")
+    spare = path.with_suffix(f".{os.getpid()}.tmp")
+    try:
+        spare.write_text(uuid.uuid4().hex, encoding="utf-8")
+        spare.replace(path)
+    except OSError as exc:
+        log.info("could not record the index version (%s)", exc)
 
 
 def _read(path: Path) -> str:
@@ -137,7 +156,7 @@ def _lease(settings: Settings, deadline: float) -> Iterator[None]:
             told = True
         if time.monotonic() >= deadline:
             raise BusyError(
-                f"the index {key} on {settings.chroma_url} is being written by {current['holder']}; "
+                f"the index {key} on {shown_url(settings.chroma_url)} is being written by {current['holder']}; "
                 "try again when that ingest finishes (or raise RAG_LOCK_WAIT)"
             )
         time.sleep(_POLL)

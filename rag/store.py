@@ -12,7 +12,7 @@ from urllib.parse import urlparse
 
 import numpy as np
 
-from rag.config import Settings
+from rag.config import Settings, shown_url
 from rag.errors import RagError
 from rag.locks import opening
 from rag.models import Paper
@@ -67,7 +67,7 @@ def _client(settings: Settings) -> Any:
                 client.heartbeat()
             except Exception as exc:
                 raise StoreError(
-                    f"Chroma server at {settings.chroma_url} is unreachable ({type(exc).__name__}); "
+                    f"Chroma server at {shown_url(settings.chroma_url)} is unreachable ({type(exc).__name__}); "
                     "start it with `chroma run` or unset RAG_CHROMA_URL"
                 ) from None
         else:
@@ -89,6 +89,21 @@ def _client(settings: Settings) -> Any:
         return client
 
 
+def reopen(settings: Settings) -> None:
+    """Forget this process's Chroma client for the index, so the next Store reads what another process wrote."""
+    key = settings.chroma_url or str(settings.home)
+    with _clients_lock:
+        client = _clients.pop(key, None)
+    if client is None or settings.chroma_url:
+        return
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    system = SharedSystemClient._identifier_to_system.pop(str(settings.home / "chroma"), None)
+    SharedSystemClient._identifier_to_refcount.pop(str(settings.home / "chroma"), None)
+    if system is not None:
+        system.stop()
+
+
 class Store:
     """Two Chroma collections per index: sentences (chunks) and papers (one record each).
 
@@ -98,7 +113,7 @@ class Store:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.where = settings.chroma_url or str(settings.home / "chroma")
+        self.where = shown_url(settings.chroma_url) or str(settings.home / "chroma")
         client = _client(settings)
         meta = {"hnsw:space": "cosine"}
         try:
@@ -275,7 +290,9 @@ def leases(settings: Settings, name: str) -> Any:
     except RagError:
         raise
     except Exception as exc:
-        raise StoreError(f"cannot reach the writer leases on {settings.chroma_url} ({type(exc).__name__})") from None
+        raise StoreError(
+            f"cannot reach the writer leases on {shown_url(settings.chroma_url)} ({type(exc).__name__})"
+        ) from None
 
 
 def chunk_id(paper: Paper, position: int) -> str:

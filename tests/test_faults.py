@@ -114,3 +114,14 @@ def test_cli_with_unreachable_endpoint_answers_with_warnings(bundled_home: Path)
     assert SECRET not in result.stdout + result.stderr
     for path in bundled_home.rglob("*"):
         assert not path.is_file() or SECRET.encode() not in path.read_bytes(), path
+
+
+def test_a_reply_dripping_past_the_timeout_is_cut_off(bundled: Settings, fake_llm: FakeLLM) -> None:
+    """Each word arrives well within the read timeout; the whole reply does not."""
+    import time
+
+    settings = llm_settings(bundled, fake_llm.play("drip").base_url, llm_timeout=1.0, llm_max_retries=0)
+    start = time.perf_counter()
+    answer = ask(QUESTION, settings)
+    assert time.perf_counter() - start < 6
+    assert_fallback(answer, "RAG_LLM_TIMEOUT")

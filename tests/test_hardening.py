@@ -19,7 +19,7 @@ from rag.api import ask, forget_retriever, get_retriever, ingest_paths
 from rag.config import Settings
 from rag.corpus import read_file
 from rag.index import chunk_paper
-from rag.store import Store
+from rag.store import Store, reopen
 from tests.conftest import BUNDLED
 from tests.servers import (
     SECRET,
@@ -125,7 +125,8 @@ def chunk_embeddings(settings: Settings) -> int:
 def test_two_ingests_at_once_wait_for_each_other(tmp_path: Path) -> None:
     home = tmp_path / "twice"
     env = cli_env(RAG_HOME=str(home), RAG_INGEST_BATCH="300")
-    extra = write_jsonl(tmp_path / "extra.jsonl", bundled_records(0, 40))
+    copies = [{**r, "id": f"copy-{i}", "title": f"{r['title']} (copy)"} for i, r in enumerate(bundled_records(0, 40))]
+    extra = write_jsonl(tmp_path / "extra.jsonl", copies)
     procs = [
         subprocess.Popen([str(VENV_BIN / "rag"), "ingest", "--json", *paths], env=env, stdout=subprocess.PIPE,
                          stderr=subprocess.PIPE, text=True)
@@ -137,7 +138,6 @@ def test_two_ingests_at_once_wait_for_each_other(tmp_path: Path) -> None:
     settings = Settings(home=home)
     papers = read_file(BUNDLED).papers
     expected = sum(len(chunk_paper(p, settings)) for p in papers)
-    # The 40 extra records repeat bundled papers under their own ids: their chunks come on top.
     extra_chunks = sum(len(chunk_paper(p, settings)) for p in read_file(extra).papers)
     assert chunk_embeddings(settings) == Store(settings).count_chunks() == expected + extra_chunks
     checked = run_cli("ingest", "--check", "--json", env=env)
@@ -165,6 +165,7 @@ def test_check_finds_and_re_embeds_a_paper_with_missing_chunks(small_home: Path,
     result = run_cli("ingest", "--check", "--json", env=cli_env(RAG_HOME=str(home)))
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["damaged"] == [victim.paper_id]
+    reopen(settings)  # NOTE: this process read the index before the repair (the product does this by the version)
     assert Store(settings).count_chunks() == whole == chunk_embeddings(settings)
     again = run_cli("ingest", "--check", "--json", env=cli_env(RAG_HOME=str(home)))
     assert json.loads(again.stdout)["damaged"] == []
@@ -385,3 +386,97 @@ def immutable_home(tmp_path: Path) -> Iterator[Path]:
 def test_read_only_index_folder_is_named(immutable_home: Path, command: list[str]) -> None:
     result = run_cli(*command, env=cli_env(RAG_HOME=str(immutable_home)))
     one_line_error(result, str(immutable_home / "chroma"), "read-only")
+
+
+# --- exports that are safe to open --------------------------------------------------------------
+
+
+def test_csv_export_neutralises_formulas(tmp_path: Path) -> None:
+    import csv
+    import io
+
+    from rag.api import compare
+    from rag.export import comparison_csv
+
+    titles = ["=1+2", '=HYPERLINK("http://127.0.0.1/x","click")', "@SUM(A1:A9)", "+cmd|' /C calc'!A0", "-2+3"]
+    records = [
+        {**record, "id": f"formula-{i}", "title": title}
+        for i, (record, title) in enumerate(zip(bundled_records(0, 5), titles, strict=True))
+    ]
+    settings = Settings(home=tmp_path / "formulas")
+    ingest_paths([write_jsonl(tmp_path / "formulas.jsonl", records)], settings)
+    table = compare("", settings, paper_ids=[r["id"] for r in records])
+    rows = list(csv.reader(io.StringIO(comparison_csv(table))))
+    cells = [cell for row in rows for cell in row]
+    assert {row[2] for row in rows[1:]} == {"'" + t for t in titles}
+    assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")]
+
+
+# --- secrets and shared .env files --------------------------------------------------------------
+
+
+def test_url_credentials_never_reach_output_or_the_log(small_home: Path) -> None:
+    url = "http://reader:sekrit-pass@127.0.0.1:9/v1?api_key=sekrit-query&x=1"
+    env = cli_env(RAG_HOME=str(small_home), OPENAI_BASE_URL=url, RAG_LLM_MAX_RETRIES="0")
+    result = run_cli("-v", "ask", "--engine", "llm", "--json", "What is LookupViT?", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "sekrit" not in result.stdout + result.stderr
+    warning = json.loads(result.stdout)["warnings"][0]
+    assert "http://***@127.0.0.1:9/v1?api_key=***&x=1" in warning
+
+
+def test_an_unrelated_dotenv_key_is_ignored_and_an_endpoint_is_announced(small_home: Path, tmp_path: Path) -> None:
+    (tmp_path / ".env").write_text("DATABASE_URL=postgres://x\nOPENAI_BASE_URL=http://127.0.0.1:9/v1\n")
+    env = cli_env(RAG_HOME=str(small_home))
+    result = subprocess.run(
+        [str(VENV_BIN / "rag"), "papers", "--json"], env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3
+    assert result.stderr.strip() == f"note: {tmp_path / '.env'} sets OPENAI_BASE_URL=http://127.0.0.1:9/v1"
+
+
+def test_terminal_escapes_in_titles_never_reach_the_terminal(tmp_path: Path) -> None:
+    title = "Evil \x1b]0;pwned\x07title \x1b[2J with \x9b31m escapes"
+    record = {**bundled_records(0, 1)[0], "id": "evil", "title": title}
+    env = cli_env(RAG_HOME=str(tmp_path / "escapes"))
+    assert run_cli("ingest", str(write_jsonl(tmp_path / "evil.jsonl", [record])), env=env).returncode == 0
+    for command in (["papers"], ["search", "Evil title"], ["ask", "What does the Evil title paper do?"]):
+        result = run_cli(*command, env=env)
+        assert result.returncode == 0, result.stderr
+        assert not set(result.stdout + result.stderr) & {"\x1b", "\x07", "\x9b"}, command
+    as_json = run_cli("papers", "--json", env=env)
+    assert json.loads(as_json.stdout)["title"] == title
+
+
+def test_one_id_claimed_by_two_files_is_an_error_naming_both(small_home: Path, tmp_path: Path) -> None:
+    [one, two] = bundled_records(10, 12)
+    a = write_jsonl(tmp_path / "a.jsonl", [{**one, "id": "same-id"}])
+    b = write_jsonl(tmp_path / "b.jsonl", [{**two, "id": "same-id"}])
+    home = tmp_path / "ids"
+    shutil.copytree(small_home, home)
+    result = run_cli("ingest", str(a), str(b), env=cli_env(RAG_HOME=str(home)))
+    one_line_error(result, "'same-id'", "a.jsonl", "b.jsonl")
+    assert Store(Settings(home=home)).count_papers() == 3
+
+
+@pytest.mark.parametrize(("title", "kind"), [("NaN", "a number"), ("Infinity", "a number"), ('{"a": 1}', "an object")])
+def test_a_title_that_is_not_text_is_named_with_its_record(tmp_path: Path, title: str, kind: str) -> None:
+    path = tmp_path / "odd.jsonl"
+    good = json.dumps(bundled_records(0, 1)[0])
+    path.write_text(good + "\n" + '{"title": ' + title + ', "abstract": "' + "words " * 50 + '"}\n')
+    result = run_cli("ingest", str(path), env=cli_env(RAG_HOME=str(tmp_path / "odd")))
+    one_line_error(result, f"{path}: line 2: title is {kind}, not text")
+
+
+def test_a_process_sees_what_another_process_ingested(small_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "shared"
+    shutil.copytree(small_home, home)
+    settings = Settings(home=home)
+    assert len(get_retriever(settings).papers) == 3
+    more = write_jsonl(tmp_path / "more.jsonl", bundled_records(3, 5))
+    assert run_cli("ingest", str(more), env=cli_env(RAG_HOME=str(home))).returncode == 0
+    retriever = get_retriever(settings)
+    assert len(retriever.papers) == 5
+    [hit, *_] = retriever.search(bundled_records(4, 5)[0]["title"], k=1)
+    assert hit.paper_id == bundled_records(4, 5)[0]["id"]

@@ -158,7 +158,7 @@ index = retriever(config)
 papers = index.papers
 
 st.title("Library", anchor=False)
-st.caption(f"{len(papers)} papers in index `{config.index_name}`")
+st.caption(f"{len(papers)} papers indexed")
 if notice := st.session_state.pop("library_notice", None):
     st.success(notice, icon=":material/check_circle:")
 with st.expander("Add papers", icon=":material/upload_file:", expanded=not papers):
