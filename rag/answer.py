@@ -470,6 +470,9 @@ class Answerer:
                 answer, why = self.gate(question, draft, sources, hits, llm.model)
             except LLMError as exc:
                 why = str(exc)
+        if answer is not None and decision.outcome == "partial" and not answer.refused:
+            answer.partial = True
+            answer.answer = f"{decision.note(sources)}\n\n{answer.answer}"
         if answer is None:
             answer = self.extractive(question, k, history)
             answer.warnings.insert(

@@ -193,9 +193,15 @@ def _print_answer(answer: Any, as_json: bool) -> None:
 
     if as_json:
         _emit(answer)
+        _warn(answer.warnings)
         return
     _stdout_console().print(_markdown(answer_markdown(answer)))
-    for warning in answer.warnings:
+    _warn(answer.warnings)
+
+
+def _warn(warnings: list[str]) -> None:
+    """Warnings go to stderr on every command, with or without --json (where they are also in the JSON)."""
+    for warning in warnings:
         print(f"warning: {safe(warning)}", file=sys.stderr)
 
 
@@ -245,6 +251,7 @@ def cmd_compare(args: argparse.Namespace) -> int:
     requests = [] if (args.papers and not (args.text or args.batch)) else list(_inputs(args, "request"))
     for request in requests or [""]:
         table = compare(request, settings, paper_ids=args.papers or None, aspects=args.aspect or None)
+        _warn(table.warnings)
         if args.format:
             print(_terminal(write_comparison(table, args.format, args.output)))
         elif args.json:
@@ -261,6 +268,7 @@ def cmd_review(args: argparse.Namespace) -> int:
     settings = _settings(args)
     for topic in _inputs(args, "topic"):
         draft = review(topic, settings)
+        _warn(draft.warnings)
         if args.format:
             print(_terminal(write_review(draft, args.format, args.output)))
         elif args.json:

@@ -166,6 +166,10 @@ def _read_text_page(text: str, result: ReadResult) -> None:
             pending = (n, line)
 
 
+def _why(exc: BaseException) -> str:
+    return "nested too deeply" if isinstance(exc, RecursionError) else "a number too long to read"
+
+
 def _read_jsonl(text: str, result: ReadResult) -> None:
     for n, line in enumerate(text.splitlines(), 1):
         if not line.strip():
@@ -174,6 +178,8 @@ def _read_jsonl(text: str, result: ReadResult) -> None:
             record = json.loads(line)
         except json.JSONDecodeError as exc:
             raise CorpusError(f"{result.source}:{n}: invalid JSON ({exc.msg}, column {exc.colno})") from None
+        except (RecursionError, ValueError) as exc:  # nested too deeply; an integer of thousands of digits
+            raise CorpusError(f"{result.source}:{n}: unreadable JSON ({_why(exc)})") from None
         if not isinstance(record, dict):
             raise CorpusError(f"{result.source}:{n}: expected a JSON object with title and abstract")
         _record_to_paper(record, result.source, f"line {n}", result)
@@ -184,6 +190,8 @@ def _read_json(text: str, result: ReadResult) -> None:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise CorpusError(f"{result.source}:{exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno})") from None
+    except (RecursionError, ValueError) as exc:
+        raise CorpusError(f"{result.source}: unreadable JSON ({_why(exc)})") from None
     if isinstance(data, dict):
         data = data.get("papers", data.get("records", [data]))
     if not isinstance(data, list):

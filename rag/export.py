@@ -132,6 +132,16 @@ def bibtex_key(paper: Paper | Reference) -> str:
     return f"{stem}{paper.year or ''}_{digest}"
 
 
+def _braced(text: str) -> str:
+    """A BibTeX value whose braces balance: an unbalanced `{` would swallow the entries after it."""
+    depth = 0
+    for ch in text:
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            break
+    return text if depth == 0 else text.replace("{", "(").replace("}", ")")
+
+
 def review_bibtex(draft: ReviewDraft) -> str:
     """The reference list as BibTeX, written with bibtexparser."""
     from bibtexparser.entrypoint import write_string
@@ -140,9 +150,9 @@ def review_bibtex(draft: ReviewDraft) -> str:
 
     library = Library()
     for ref in draft.references:
-        fields = [Field("title", "{" + ref.title + "}")]
+        fields = [Field("title", "{" + _braced(ref.title) + "}")]
         if ref.authors:
-            fields.append(Field("author", " and ".join(ref.authors)))
+            fields.append(Field("author", _braced(" and ".join(ref.authors))))
         if ref.year:
             fields.append(Field("year", str(ref.year)))
         if ref.url:

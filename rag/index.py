@@ -18,7 +18,7 @@ from rag.corpus import CorpusError, ReadResult
 from rag.embed import Done, embed_texts, get_embedder
 from rag.locks import writer
 from rag.models import Paper
-from rag.store import Chunk, Store, chunk_id
+from rag.store import Chunk, Store, StoreError, chunk_id, is_read_only
 from rag.text import count_tokens, token_counter
 
 log = logging.getLogger(__name__)
@@ -103,6 +103,13 @@ def plan(existing: dict[str, tuple[str, str]], results: Sequence[ReadResult]) ->
                     f"{paper.source} ({paper.locator}) with different texts; give one of them another id"
                 )
     sources = {r.source for r in results}
+    for pid, paper in wanted.items():
+        digest, source = existing.get(pid, (paper.content_hash, paper.source))
+        if source != paper.source and source not in sources and digest != paper.content_hash:
+            raise CorpusError(
+                f"paper id {pid!r} of {paper.source} ({paper.locator}) is already indexed from {source} with a "
+                "different text; give it another id, or ingest both files together"
+            )
     stale = [
         pid
         for pid, (digest, source) in existing.items()
@@ -121,10 +128,16 @@ def ingest(
     Holds the index's writer lock throughout; with `if_empty`, does nothing unless the index is still empty once
     the lock is held (several first runs at once index the corpus once)."""
     store = Store(settings)
+    _writable(settings)
     with writer(settings):
         if if_empty and store.count_papers():
             return IngestReport(index=settings.index_name, total_papers=store.count_papers())
         return _ingest(results, settings, store, progress)
+
+
+def _writable(settings: Settings) -> None:
+    if is_read_only(settings):
+        raise StoreError(f"index folder {settings.home / 'chroma'} is read-only; set RAG_HOME to a writable folder")
 
 
 def _ingest(results: Sequence[ReadResult], settings: Settings, store: Store, progress: Progress | None) -> IngestReport:
@@ -239,6 +252,7 @@ def check(settings: Settings, page: int = 256) -> CheckReport:
 
     A paper record keeps its title, abstract and chunk count, so no corpus file is needed for the repair."""
     store = Store(settings)
+    _writable(settings)
     with writer(settings):
         papers, _ = store.all_papers()
         report = CheckReport(index=settings.index_name, papers=len(papers))

@@ -109,7 +109,10 @@ def writer(settings: Settings) -> Iterator[None]:
 def version(settings: Settings) -> str:
     """A token that changes with every write to the index from this machine: a process that opened the index
     before another one wrote it must reopen it (embedded Chroma keeps what it read in memory)."""
-    return _read(_lock_path(settings, "version"))
+    try:
+        return _read(_lock_path(settings, "version"))
+    except OSError:  # a read-only home: nobody writes there
+        return ""
 
 
 def _bump(settings: Settings) -> None:
@@ -140,6 +143,7 @@ def _lease(settings: Settings, deadline: float) -> Iterator[None]:
 
     table = leases(settings, _LEASES)
     key = settings.index_name
+    started = time.monotonic()
     token = uuid.uuid4().hex
     told = False
     while True:
@@ -151,10 +155,11 @@ def _lease(settings: Settings, deadline: float) -> Iterator[None]:
             if current is not None and current["token"] == token:
                 break
             continue
-        if not told:
+        now = time.monotonic()
+        if not told and now >= started + 1.0 and now < deadline:  # NOTE: a short wait needs no word
             log.warning("waiting for another ingest (%s) to finish writing the index", current["holder"])
             told = True
-        if time.monotonic() >= deadline:
+        if now >= deadline:
             raise BusyError(
                 f"the index {key} on {shown_url(settings.chroma_url)} is being written by {current['holder']}; "
                 "try again when that ingest finishes (or raise RAG_LOCK_WAIT)"

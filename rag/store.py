@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import logging
 import os
+import shutil
+import tempfile
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 import numpy as np
@@ -46,6 +51,37 @@ def _chroma_settings() -> Any:
 
 _clients: dict[str, Any] = {}
 _clients_lock = threading.Lock()
+_read_only: set[str] = set()  # indexes read from a copy because their folder cannot be written
+
+
+def _writable(path: Path) -> bool:
+    try:
+        with tempfile.NamedTemporaryFile(dir=path):
+            return True
+    except OSError:
+        return False
+
+
+def _read_only_copy(path: Path) -> Path:
+    """A read-only index (a read-only mount): Chroma cannot open it in place, so queries read a copy in the temp
+    folder, made once per version of the index."""
+    stamp = f"{path.resolve()}|{(path / 'chroma.sqlite3').stat().st_mtime_ns}"
+    copy = Path(tempfile.gettempdir()) / f"paper-rag-readonly-{hashlib.sha256(stamp.encode()).hexdigest()[:12]}"
+    if not copy.exists():
+        spare = copy.with_suffix(f".{os.getpid()}.tmp")
+        try:
+            shutil.copytree(path, spare)
+            spare.replace(copy)
+        except OSError as exc:
+            shutil.rmtree(spare, ignore_errors=True)
+            raise StoreError(f"index folder {path} is read-only and cannot be copied to read it ({exc})") from None
+    log.info("index folder %s is read-only: reading a copy; ingest needs a writable RAG_HOME", path)
+    return copy
+
+
+def is_read_only(settings: Settings) -> bool:
+    """Whether this process reads the index from a copy (its folder cannot be written)."""
+    return (settings.chroma_url or str(settings.home)) in _read_only
 
 
 def _client(settings: Settings) -> Any:
@@ -76,8 +112,11 @@ def _client(settings: Settings) -> Any:
                 path.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
                 raise StoreError(f"cannot create index folder {path} ({exc.strerror}); set RAG_HOME") from None
-            if not os.access(path, os.W_OK):
-                raise StoreError(f"index folder {path} is read-only; set RAG_HOME to a writable folder")
+            if not _writable(path):
+                if not (path / "chroma.sqlite3").is_file():
+                    raise StoreError(f"index folder {path} is read-only; set RAG_HOME to a writable folder")
+                path = _read_only_copy(path)
+                _read_only.add(key)
             try:
                 with opening(settings):
                     client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
@@ -87,6 +126,26 @@ def _client(settings: Settings) -> Any:
                 raise StoreError(f"cannot open the index at {path} ({exc}); set RAG_HOME") from None
         _clients[key] = client
         return client
+
+
+_T = TypeVar("_T")
+
+
+def _reading(method: Callable[..., _T]) -> Callable[..., _T]:
+    """A read of the index that fails in one line: a server that went away, damaged files."""
+
+    @functools.wraps(method)
+    def read(self: Store, *args: Any, **kwargs: Any) -> _T:
+        try:
+            return method(self, *args, **kwargs)
+        except RagError:
+            raise
+        except Exception as exc:
+            first = (str(exc).splitlines() or [""])[0][:200]
+            hint = "is the server still running?" if self.settings.chroma_url else "try `rag ingest --check`"
+            raise StoreError(f"cannot read the index at {self.where} ({type(exc).__name__}: {first}); {hint}") from None
+
+    return read
 
 
 def reopen(settings: Settings) -> None:
@@ -133,6 +192,7 @@ class Store:
 
     # --- papers ---------------------------------------------------------------------------
 
+    @_reading
     def paper_hashes(self) -> dict[str, tuple[str, str]]:
         """paper_id → (content hash, source) of every complete paper."""
         out: dict[str, tuple[str, str]] = {}
@@ -159,6 +219,7 @@ class Store:
             self._write(self.chunks.delete, where={"paper_id": {"$in": page}})
             self._write(self.papers.delete, ids=page)
 
+    @_reading
     def all_papers(self, with_embeddings: bool = False) -> tuple[list[Paper], np.ndarray | None]:
         """Every complete paper, and optionally its paper-level embedding."""
         include = ["metadatas"] + (["embeddings"] if with_embeddings else [])
@@ -171,12 +232,15 @@ class Store:
         matrix = np.asarray(vectors, dtype=np.float32) if with_embeddings else None
         return papers, matrix
 
+    @_reading
     def count_papers(self) -> int:
         return int(self.papers.count())
 
+    @_reading
     def count_chunks(self) -> int:
         return int(self.chunks.count())
 
+    @_reading
     def query_papers(self, vector: np.ndarray, k: int) -> list[tuple[str, float]]:
         """(paper_id, cosine similarity) of the k nearest papers; k must not exceed the paper count."""
         if k <= 0:
@@ -203,6 +267,7 @@ class Store:
                 metadatas=[{"paper_id": c.paper_id, "position": c.position} for c in page],
             )
 
+    @_reading
     def query_chunks(self, vector: np.ndarray, k: int) -> list[tuple[str, str, float]]:
         """(paper_id, chunk id, cosine similarity) of the k nearest chunks; k must not exceed the chunk count."""
         if k <= 0:
@@ -214,6 +279,7 @@ class Store:
             for cid, d in zip(res["ids"][0], res["distances"][0], strict=True)
         ]
 
+    @_reading
     def chunk_counts(self, paper_ids: Sequence[str]) -> dict[str, int]:
         """How many chunks each paper's record says it has (-1 where the record predates the count)."""
         records = self.papers.get(ids=list(paper_ids), include=["metadatas"])
@@ -222,6 +288,7 @@ class Store:
             for pid, meta in zip(records["ids"], records["metadatas"] or [], strict=True)
         }
 
+    @_reading
     def chunk_texts(self, chunk_ids: Sequence[str]) -> dict[str, str]:
         """The text of the given chunks."""
         if not chunk_ids:
@@ -229,6 +296,7 @@ class Store:
         res = self.chunks.get(ids=list(chunk_ids), include=["documents"])
         return {cid: str(doc) for cid, doc in zip(res["ids"], res["documents"] or [], strict=True)}
 
+    @_reading
     def chunks_of(self, paper_ids: Sequence[str]) -> list[Chunk]:
         """All chunks of the given papers with embeddings, in abstract order.
 

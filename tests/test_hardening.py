@@ -382,10 +382,12 @@ def immutable_home(tmp_path: Path) -> Iterator[Path]:
         subprocess.run(["chattr", "-i", str(folder)], check=True)
 
 
-@pytest.mark.parametrize("command", [["ingest"], ["ask", "what is LookupViT?"]])
-def test_read_only_index_folder_is_named(immutable_home: Path, command: list[str]) -> None:
-    result = run_cli(*command, env=cli_env(RAG_HOME=str(immutable_home)))
-    one_line_error(result, str(immutable_home / "chroma"), "read-only")
+def test_a_read_only_index_answers_and_refuses_only_writes(immutable_home: Path) -> None:
+    env = cli_env(RAG_HOME=str(immutable_home))
+    one_line_error(run_cli("ingest", env=env), str(immutable_home / "chroma"), "read-only")
+    asked = run_cli("ask", "--json", "How does LookupViT reduce the inference cost of vision transformers?", env=env)
+    assert asked.returncode == 0 and not asked.stderr, asked.stderr
+    assert json.loads(asked.stdout)["citations"][0]["title"].startswith("LookupViT")
 
 
 # --- exports that are safe to open --------------------------------------------------------------
@@ -480,3 +482,107 @@ def test_a_process_sees_what_another_process_ingested(small_home: Path, tmp_path
     assert len(retriever.papers) == 5
     [hit, *_] = retriever.search(bundled_records(4, 5)[0]["title"], k=1)
     assert hit.paper_id == bundled_records(4, 5)[0]["id"]
+
+
+@pytest.mark.parametrize(
+    ("body", "why"),
+    [("[" * 100_000 + "]" * 100_000, "nested too deeply"), ('{"title": ' + "9" * 5000 + "}", "a number too long")],
+)
+def test_json_nested_too_deeply_or_with_a_huge_number_is_one_line(tmp_path: Path, body: str, why: str) -> None:
+    path = tmp_path / "odd.jsonl"
+    path.write_text(body + "\n")
+    result = run_cli("ingest", str(path), env=cli_env(RAG_HOME=str(tmp_path / "odd")))
+    one_line_error(result, f"{path}:1: unreadable JSON ({why}")
+
+
+def test_bibtex_with_unbalanced_braces_reads_back_whole(tmp_path: Path) -> None:
+    import bibtexparser
+
+    from rag.export import review_bibtex
+    from rag.review import Reference, ReviewDraft
+
+    titles = ["A {broken title", "Closing} first", "Fine {nested} title"]
+    refs = [Reference(n=i, paper_id=f"p{i}", title=t, authors=["A. {Author"]) for i, t in enumerate(titles, 1)]
+    library = bibtexparser.parse_string(review_bibtex(ReviewDraft(topic="t", title="t", references=refs)))
+    assert not library.failed_blocks
+    assert [e.fields_dict["note"].value for e in library.entries] == [
+        f"paper id p{i}; cited as [{i}]" for i in (1, 2, 3)
+    ]
+    assert library.entries[2].fields_dict["title"].value == "{Fine {nested} title}"
+
+
+def test_compare_prints_its_warnings_without_json(small_home: Path) -> None:
+    result = run_cli(
+        "compare", "--papers", "no-such-id", bundled_records(0, 1)[0]["id"], env=cli_env(RAG_HOME=str(small_home))
+    )
+    assert "warning: paper id 'no-such-id' is not in the index" in result.stderr
+
+
+# --- a Chroma server: two writers, and the server dying mid-batch -------------------------------
+
+
+def test_on_a_chroma_server_two_ingests_take_turns_and_a_dying_server_is_one_line(tmp_path: Path) -> None:
+    from tests.servers import _serve
+
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        str(VENV_BIN / "chroma"),
+        "run",
+        "--path",
+        str(tmp_path / "data"),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
+    with _serve(command, "/api/v2/heartbeat", port, tmp_path / "server.log") as server:
+        env = cli_env(RAG_CHROMA_URL=url, RAG_HOME=str(tmp_path / "home"))
+        files = [write_jsonl(tmp_path / f"part{i}.jsonl", bundled_records(4 * i, 4 * i + 4)) for i in range(2)]
+        procs = [
+            subprocess.Popen([str(VENV_BIN / "rag"), "ingest", "--json", str(f)], env=env, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+            for f in files
+        ]  # fmt: skip
+        results = [p.communicate(timeout=300) for p in procs]
+        assert [p.returncode for p in procs] == [0, 0], [err for _, err in results]
+        assert sorted(json.loads(out)["total_papers"] for out, _ in results) == [4, 8]
+
+        # A writer on another machine: another RAG_HOME, so no shared file lock; only the lease in Chroma is shared.
+        from rag.locks import writer
+
+        with writer(Settings(home=tmp_path / "elsewhere", chroma_url=url)):
+            third = run_cli("ingest", str(files[0]), env={**env, "RAG_LOCK_WAIT": "1"})
+        one_line_error(third, f"on {url} is being written by", "pid")
+
+        questions = write_jsonl(tmp_path / "questions.jsonl", [{"question": "What is LookupViT?"}] * 200)
+        asker = subprocess.Popen([str(VENV_BIN / "rag"), "ask", "--json", "--batch", str(questions)], env=env,
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+        assert asker.stdout is not None and json.loads(asker.stdout.readline())["question"] == "What is LookupViT?"
+        server.kill()
+        server.wait()
+        _, err = asker.communicate(timeout=120)
+    lines = err.strip().splitlines()
+    assert asker.returncode == 2 and "Traceback" not in err, err
+    assert lines[-1].startswith(f"error: cannot read the index at {url}") and "server still running" in lines[-1], err
+
+
+def test_a_later_file_reusing_an_indexed_id_is_refused_not_swapped_in(small_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "reuse"
+    shutil.copytree(small_home, home)
+    taken = bundled_records(0, 1)[0]["id"]
+    other = write_jsonl(tmp_path / "other.jsonl", [{**bundled_records(20, 21)[0], "id": taken}])
+    result = run_cli("ingest", str(other), env=cli_env(RAG_HOME=str(home)))
+    one_line_error(result, f"paper id {taken!r}", "other.jsonl", "three.jsonl")
+    assert Store(Settings(home=home)).count_papers() == 3
+
+
+def test_a_damaged_index_file_is_one_line(small_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "damaged-files"
+    shutil.copytree(small_home, home)
+    db = home / "chroma" / "chroma.sqlite3"
+    data = bytearray(db.read_bytes())
+    data[4096:] = b"\xff" * (len(data) - 4096)  # every page but the header overwritten
+    db.write_bytes(bytes(data))
+    result = run_cli("ask", "What is LookupViT?", env=cli_env(RAG_HOME=str(home)))
+    one_line_error(result, str(home / "chroma"))

@@ -181,3 +181,13 @@ def test_cli_ask_with_llama(bundled_home: Path, llama_server: str) -> None:
     assert answer["usage"]["prompt_tokens"] > 0
     assert set(parse_markers(answer["answer"])) <= {c["n"] for c in answer["citations"]}
     assert SECRET not in result.stdout + result.stderr
+
+
+def test_a_verified_llm_answer_to_what_the_paper_does_not_report_says_so(bundled: Settings, fake_llm: FakeLLM) -> None:
+    def reply(body: dict[str, Any]) -> str:
+        return f"{source_sentences(body['messages'][-1]['content'], 1).split('. ')[0].rstrip('.')} [1]."
+
+    question = "What MMLU score does the Moonlight model trained with Muon achieve?"
+    answer = ask(question, llm_settings(bundled, fake_llm.play(reply).base_url))
+    assert answer.engine == "llm:smollm2" and answer.partial
+    assert answer.answer.startswith("The abstract of “Muon is Scalable for LLM Training” does not report this")
