@@ -274,7 +274,37 @@ def read_file(path: str | Path) -> ReadResult:
     if path.suffix.lower() not in READERS:
         known = ", ".join(sorted(READERS))
         raise CorpusError(f"{path}: unknown format {path.suffix or '(no extension)'!r}; use one of {known}")
+    if path.suffix.lower() in (".txt", ".jsonl") and path.is_file():
+        _check_lines(path)
     return read_text(_decode(path), str(path), path.suffix)
+
+
+MAX_LINE_BYTES = 1 << 20  # a line-based file's record fits in a line; none is this long (MAX_ABSTRACT_CHARS is 20,000)
+
+
+def _check_lines(path: Path, chunk: int = 1 << 20) -> None:
+    """Reject a line-based file with an absurdly long line before reading it whole: memory stays near one chunk."""
+
+    def too_long(line: int) -> CorpusError:
+        return CorpusError(
+            f"{path}:{line}: a line over {MAX_LINE_BYTES // 2**20} MiB; a record is far shorter, so this is not a "
+            "corpus file"
+        )
+
+    line, length = 1, 0
+    try:
+        with path.open("rb") as f:
+            while block := f.read(chunk):
+                *whole, rest = block.split(b"\n")
+                for piece in whole:
+                    if length + len(piece) > MAX_LINE_BYTES:
+                        raise too_long(line)
+                    line, length = line + 1, 0
+                length += len(rest)
+                if length > MAX_LINE_BYTES:
+                    raise too_long(line)
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def _drop_duplicates(result: ReadResult) -> None:

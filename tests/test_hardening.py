@@ -586,3 +586,13 @@ def test_a_damaged_index_file_is_one_line(small_home: Path, tmp_path: Path) -> N
     db.write_bytes(bytes(data))
     result = run_cli("ask", "What is LookupViT?", env=cli_env(RAG_HOME=str(home)))
     one_line_error(result, str(home / "chroma"))
+
+
+def test_a_file_with_one_huge_line_is_refused_before_it_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "huge.txt"
+    with path.open("w") as f:
+        f.write("Title line\n")
+        for _ in range(30):
+            f.write("word " * 200_000)  # one 30 MB line
+    result = run_cli("ingest", str(path), env=cli_env(RAG_HOME=str(tmp_path / "huge")))
+    one_line_error(result, f"{path}:2: a line over 1 MiB")
