@@ -146,7 +146,7 @@ class Answerer:
         self, question: str, k: int, history: Sequence[Turn] = ()
     ) -> tuple[list[SearchHit], list[Source], list[Evidence]]:
         """Retrieve papers, number them as sources, and score every sentence they contain."""
-        query, earlier = contextualise(question, history)
+        query, earlier = self.standalone(question, history)
         hits = self.retriever.search(query, k=max(k, len(earlier)))
         if earlier:
             # NOTE: "which of them ..." means the papers of the last answer; put those first.
@@ -168,6 +168,29 @@ class Answerer:
         vector = embed_query(self.retriever.embedder, question)
         evidence = self._score(question, hits, by_paper, vector)
         return hits, sources, evidence
+
+    def standalone(self, question: str, history: Sequence[Turn]) -> tuple[str, list[str]]:
+        """The retrieval query for a follow-up and the papers it may refer back to. Offline: the question joined with
+        the last one. With an LLM configured: the model's standalone rewrite joined with the question, when the
+        rewrite keeps a word of the conversation (a small model's wandering reply falls back to the offline query)."""
+        query, earlier = contextualise(question, history)
+        if query == question or self.settings.engine != "llm" or not self.settings.llm_configured:
+            return query, earlier
+        template = prompts.load("follow_up")
+        past = "".join(f"Earlier question: {t.question}\n" for t in history[-3:])
+        try:
+            reply = LLM(self.settings).complete(
+                [{"role": "user", "content": template.render(history=past, question=question)}], max_tokens=64
+            )
+        except LLMError as exc:
+            log.info("follow-up rewrite failed (%s); using the offline query", exc)
+            return query, earlier
+        line = next((ln.strip().strip('"') for ln in reply.splitlines() if ln.strip()), "")
+        line = re.sub(r"^rewritten:\s*", "", line, flags=re.IGNORECASE)
+        said = _words(question) | _words(history[-1].question)
+        if not line or len(line) > 2 * len(query) or not (_words(line) & said):
+            return query, earlier
+        return f"{line} {question}", earlier
 
     def _hit(self, paper_id: str, score: float) -> SearchHit:
         return SearchHit(paper_id=paper_id, title=self.retriever.papers[paper_id].title, score=score)

@@ -191,3 +191,22 @@ def test_a_verified_llm_answer_to_what_the_paper_does_not_report_says_so(bundled
     answer = ask(question, llm_settings(bundled, fake_llm.play(reply).base_url))
     assert answer.engine == "llm:smollm2" and answer.partial
     assert answer.answer.startswith("The abstract of “Muon is Scalable for LLM Training” does not report this")
+
+
+@pytest.mark.parametrize("rewrite", ["How does Zero Bubble compare with 2BP?", "Bananas are yellow."])
+def test_with_an_llm_a_follow_up_is_made_standalone_before_retrieval(
+    bundled: Settings, fake_llm: FakeLLM, rewrite: str
+) -> None:
+    from rag.answer import Turn
+
+    retriever = get_retriever(bundled)
+    zero_bubble = next(pid for pid, p in retriever.papers.items() if p.title == "Zero Bubble Pipeline Parallelism")
+    settings = llm_settings(bundled, fake_llm.play(rewrite, honest_reply).base_url)
+    history = [Turn("What throughput gain does Zero Bubble report over 1F1B?", [zero_bubble])]
+    ask("And how does it compare with 2BP?", settings, history=history)
+    asked_to_rewrite, answering = fake_llm.completions[:2]
+    assert not asked_to_rewrite.body.get("stream")
+    assert "Earlier question: What throughput gain does Zero Bubble" in asked_to_rewrite.messages[-1]["content"]
+    # NOTE: a rewrite that keeps no word of the conversation ("Bananas ...") is ignored for the offline query.
+    sources = answering.messages[-1]["content"]
+    assert "Zero Bubble Pipeline Parallelism" in sources and "2BP: 2-Stage Backpropagation" in sources
