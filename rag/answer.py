@@ -10,11 +10,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from rag import prompts
-from rag.citations import SUPPORT_OVERLAP, Source, support, verify
+from rag.citations import SUPPORT_OVERLAP, Source, gate, support, verify
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
 from rag.llm import LLM, LLMError
-from rag.models import Answer, Claim, Paper, SearchHit
+from rag.models import Answer, Citation, Claim, Paper, SearchHit
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import (
@@ -509,33 +509,24 @@ class Answerer:
 
     def gate(self, question: str, draft: str, sources: Sequence[Source], hits: Sequence[SearchHit],
              model: str) -> tuple[Answer | None, str]:  # fmt: skip
-        """The model's verified answer, or None and why it fails: it states nothing, no sentence of it is supported,
-        or more than a third are not. Sentences that are not supported are removed from an answer that passes."""
+        """The model's verified answer (rag.citations.gate), or None and why it fails. Sentences without a citation
+        get the source that clearly supports them first; unsupported ones are removed from an answer that passes."""
         if not draft:
             return None, "the reply was empty"
         if prompts.CANNOT_ANSWER.lower().rstrip(".") in draft.lower():
             return None, "the model said the abstracts do not answer, though they were found relevant"
-        answer = self.finish(question, draft, sources, hits, engine=f"llm:{model}", attribute=True)
-        stated = [c for c in answer.claims if c.content]
-        unsupported = [c for c in stated if not c.supported]
-        if not stated:
-            return None, "it states nothing a source could support"
-        if len(unsupported) == len(stated):
-            return None, "no sentence of it has support in the cited abstracts"
-        if 3 * len(unsupported) > len(stated):
-            return None, f"{len(unsupported)} of its {len(stated)} sentences have no support in the cited abstracts"
-        if len(stated) < len(answer.claims) or unsupported:
-            # NOTE: the verified text is numbered by first appearance; number it as the sources are again.
-            original = {c.n: next(s.n for s in sources if s.paper.paper_id == c.paper_id) for c in answer.citations}
-            kept = re.sub(
-                r"\[(\d+)\]",
-                lambda m: f"[{original.get(int(m.group(1)), 0)}]",
-                " ".join(c.text for c in answer.claims if c.supported),
-            )
-            removed = len(answer.claims) - len([c for c in answer.claims if c.supported])
-            answer = self.finish(question, kept, sources, hits, engine=f"llm:{model}")
+        text, added = self._attribute(draft, sources)
+        checked = gate(text, sources, self.similarity())  # type: ignore[arg-type]
+        if checked.why:
+            return None, checked.why
+        answer = self._answer(question, checked.text, checked.claims, checked.citations, hits, f"llm:{model}")
+        if added:
             answer.warnings.append(
-                f"{removed} sentence(s) of the model's answer that no cited abstract supports were removed"
+                f"{added} sentence(s) had no valid citation; the verifier attached the supporting source"
+            )
+        if checked.removed:
+            answer.warnings.append(
+                f"{checked.removed} sentence(s) of the model's answer that no cited abstract supports were removed"
             )
             answer.draft = draft
         return answer, ""
@@ -552,32 +543,30 @@ class Answerer:
         return sim
 
     def finish(
-        self, question: str, text: str, sources: Sequence[Source], hits: Sequence[SearchHit], engine: str,
-        attribute: bool = False,
-    ) -> Answer:  # fmt: skip
-        """Verify citations; with `attribute`, cite uncited claims where one source clearly supports them."""
-        warnings: list[str] = []
-        similarity = self.similarity() if attribute else None
-        if attribute:
-            text, added = self._attribute(text, sources)
-            if added:
-                warnings.append(
-                    f"{added} sentence(s) had no valid citation; the verifier attached the supporting source"
-                )
-        clean, claims, citations = verify(text, sources, similarity)  # type: ignore[arg-type]
+        self, question: str, text: str, sources: Sequence[Source], hits: Sequence[SearchHit], engine: str
+    ) -> Answer:
+        """Verify the citations of an answer's text and say how many sentences they do not support."""
+        clean, claims, citations = verify(text, sources)
+        answer = self._answer(question, clean, claims, citations, hits, engine)
         stated = [c for c in claims if c.content]
         flagged = [c for c in stated if not c.supported]
         if flagged:
-            warnings.append(f"{len(flagged)} of {len(stated)} sentence(s) are not supported by the cited abstracts")
+            answer.warnings.append(
+                f"{len(flagged)} of {len(stated)} sentence(s) are not supported by the cited abstracts"
+            )
+        return answer
+
+    @staticmethod
+    def _answer(question: str, text: str, claims: list[Claim], citations: list[Citation], hits: Sequence[SearchHit],
+                engine: str) -> Answer:  # fmt: skip
         cited = {c.paper_id for c in citations}
         return Answer(
             question=question,
-            answer=clean,
+            answer=text,
             engine=engine,
             citations=citations,
             claims=claims,
             related=[h for h in hits if h.paper_id not in cited],
-            warnings=warnings,
         )
 
     def _attribute(self, text: str, sources: Sequence[Source]) -> tuple[str, int]:

@@ -187,3 +187,38 @@ def verify(
         for n in sorted(source_of)
     ]
     return text, claims, citations
+
+
+@dataclass
+class Gated:
+    """A model's text after the gate: only its supported sentences, or nothing and why."""
+
+    text: str  # markers renumbered by first appearance; "" when the text fails
+    claims: list[Claim]
+    citations: list[Citation]
+    why: str = ""
+    removed: int = 0  # sentences dropped from a text that passed
+
+
+def gate(text: str, sources: Sequence[Source], similarity: Similarity | None = None) -> Gated:
+    """Verify a model's text and keep it only if it holds up: it states something, some sentence is supported, and
+    at most a third of its sentences are not. Of a text that passes, the unsupported sentences are dropped."""
+    clean, claims, citations = verify(text, sources, similarity)
+    stated = [c for c in claims if c.content]
+    unsupported = [c for c in stated if not c.supported]
+    if not stated:
+        return Gated("", [], [], "it states nothing a source could support")
+    if len(unsupported) == len(stated):
+        return Gated("", [], [], "no sentence of it has support in the cited abstracts")
+    if 3 * len(unsupported) > len(stated):
+        return Gated("", [], [], f"{len(unsupported)} of its {len(stated)} sentences have no support in the abstracts")
+    kept = [c for c in claims if c.supported]
+    if len(kept) == len(claims):
+        return Gated(clean, claims, citations)
+    # NOTE: the verified text is numbered by first appearance; number it as the sources are before verifying again.
+    by_paper = {s.paper.paper_id: s.n for s in sources}
+    original = {c.n: by_paper[c.paper_id] for c in citations}
+    again = _CANONICAL.sub(lambda m: f"[{original.get(int(m.group(1)), 0)}]", " ".join(c.text for c in kept))
+    removed = len(claims) - len(kept)
+    clean, claims, citations = verify(again, sources, similarity)
+    return Gated(clean, claims, citations, removed=removed)

@@ -16,7 +16,7 @@ import numpy as np
 from pydantic import BaseModel, Field, ValidationError
 
 from rag import prompts
-from rag.citations import SUPPORT_OVERLAP, Source, support, verify
+from rag.citations import SUPPORT_OVERLAP, Source, gate, support
 from rag.config import Settings
 from rag.embed import embed_texts
 from rag.llm import LLM, LLMError
@@ -804,15 +804,16 @@ class Comparer:
             {"role": "user", "content": user.render(request=result.request or "the papers below", table=table)},
         ]
         text = llm.complete(messages).strip()
-        if not text:
-            return ""
-        clean, claims, _ = verify(text, sources, self.similarity)
-        flagged = [c for c in claims if not c.supported]
-        if flagged:
+        checked = gate(text, sources, self.similarity)
+        if checked.why:
             result.warnings.append(
-                f"{len(flagged)} of {len(claims)} synthesis sentence(s) are not supported by the cited abstracts"
+                f"the model's synthesis could not be verified against the abstracts ({checked.why}); "
+                "the offline synthesis is shown"
             )
-        return clean
+            return result.synthesis
+        if checked.removed:
+            result.warnings.append(f"{checked.removed} synthesis sentence(s) no cited abstract supports were removed")
+        return checked.text
 
 
 def _stitch(pieces: Sequence[str], positions: Sequence[int]) -> str:

@@ -12,7 +12,7 @@ import numpy as np
 from pydantic import BaseModel, Field
 
 from rag import prompts
-from rag.citations import Source, verify
+from rag.citations import Source, gate
 from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, system_name
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
@@ -424,20 +424,16 @@ class Reviewer:
             vectors = embed_texts(embedder, [claim, *sentences])
             return [float(v @ vectors[0]) for v in vectors[1:]]
 
-        clean, claims, citations = verify(text, sources, similarity)
-        if not citations:
-            draft.warnings.append(f"the model's section “{name}” cited no source; it is extractive")
+        checked = gate(text, sources, similarity)
+        if checked.why or not checked.citations:
+            why = checked.why or "it cites no source"
+            draft.warnings.append(f"the model's section “{name}” could not be verified ({why}); it is extractive")
             return None
-        flagged = [c for c in claims if not c.supported]
-        if len(flagged) == len(claims):
+        if checked.removed:
             draft.warnings.append(
-                f"no sentence of the model's section “{name}” is supported by its sources; it is extractive"
+                f"section “{name}”: {checked.removed} sentence(s) no cited abstract supports were removed"
             )
-            return None
-        if flagged:
-            draft.warnings.append(
-                f"section “{name}”: {len(flagged)} of {len(claims)} sentence(s) are not supported by their sources"
-            )
+        clean, citations = checked.text, checked.citations
         local = {c.n: numbers[c.paper_id] for c in citations}
         clean = re.sub(r"\[(\d+)\]", lambda m: f"[{local[int(m.group(1))]}]" if int(m.group(1)) in local else "", clean)
         return Section(heading=name, text=clean, paper_ids=[c.paper.paper_id for c in group], origin="llm")
