@@ -240,3 +240,24 @@ def test_llm_retries_invalid_json_then_falls_back_per_cell(llm_settings: Any) ->
     assert table.engine.startswith("llm:")
     assert any("not valid JSON after 2 attempts" in w for w in table.warnings)
     assert table.usage["calls"] == 5
+
+
+@pytest.mark.slow
+def test_llm_compare_with_llama_shows_only_verified_text(bundled: Settings, llama_server: str) -> None:
+    from rag import api
+    from rag.citations import SUPPORT_OVERLAP, Source, support
+    from rag.index import split_sentences
+    from tests.servers import llm_settings
+
+    settings = llm_settings(bundled, llama_server, llm_context_tokens=2048, llm_max_tokens=160)
+    table = api.compare("Compare GPipe, Zero Bubble and 2BP", settings)
+    assert len(table.rows) == 3 and table.synthesis.strip()
+    papers = {p.paper_id: p for p in api.list_papers(settings)}
+    for n, row in enumerate(table.rows, 1):
+        paper = papers[row.paper_id]
+        source = Source(n, paper, tuple(split_sentences(paper.abstract)))
+        for cell in row.cells.values():
+            if cell.origin == "llm" and cell.text != NOT_STATED:
+                assert support(cell.text, source)[0] >= SUPPORT_OVERLAP, (row.name, cell.text)
+    # NOTE: the synthesis is the model's only when it passed the gate; otherwise the offline one, with a warning
+    assert not any("are not supported" in w for w in table.warnings), table.warnings
