@@ -157,3 +157,28 @@ def download_row(files: Sequence[tuple[str, str, str, str, str]]) -> None:
     row = st.container(horizontal=True)
     for label, data, name, mime, key in files:
         row.download_button(label, data, file_name=name, mime=mime, icon=":material/download:", key=key)
+
+
+_ENDPOINT_FAILED = re.compile(r"^LLM endpoint (?P<where>\S+) failed(?: after [^:]*)?: (?P<why>.*?); (?P<then>[^;]*)$")
+
+
+def show_warnings(warnings: Sequence[str]) -> None:
+    """Each warning once, in plain words; what only a developer needs (an error's type and errno) is behind an
+    expander. A review whose every section fell back for the same endpoint failure says it once."""
+    seen: set[str] = set()
+    failures: dict[str, list[str]] = {}
+    for warning in warnings:
+        if (match := _ENDPOINT_FAILED.match(warning)) is not None:
+            failures.setdefault(match["where"], []).append(match["why"])
+            continue
+        if warning not in seen:
+            seen.add(warning)
+            st.warning(md_escape(warning), icon=":material/warning:")
+    for where, reasons in failures.items():
+        st.warning(
+            md_escape(f"The LLM at {where} did not answer, so this was written offline from quoted sentences."),
+            icon=":material/cloud_off:",
+        )
+        with st.expander("Technical details"):
+            for reason in dict.fromkeys(reasons):
+                st.text(reason)

@@ -14,7 +14,7 @@ from rag.export import answer_markdown
 from rag.models import Answer
 from rag.prompts import CANNOT_ANSWER
 from rag.retrieve import Retriever
-from ui.common import guard, highlight, markers, md_escape, retriever, settings, show_paper
+from ui.common import guard, highlight, markers, md_escape, retriever, settings, show_paper, show_warnings
 
 EXAMPLES = (
     "What does WebLLM use for GPU acceleration in the browser?",
@@ -53,8 +53,7 @@ def show_sources(answer: Answer, papers: Retriever) -> None:
 def show_answer(answer: Answer, i: int, papers: Retriever) -> None:
     """One assistant turn: engine, warnings, answer, sources, download."""
     engine_badge(answer)
-    for warning in answer.warnings:
-        st.warning(md_escape(warning), icon=":material/warning:")
+    show_warnings(answer.warnings)
     if answer.refused:
         nothing = "" if answer.related else " No indexed paper is about it."
         st.info(md_escape(CANNOT_ANSWER + nothing), icon=":material/search_off:")

@@ -8,7 +8,7 @@ import streamlit as st
 from rag import api
 from rag.compare import DEFAULT_ASPECTS, Cell, Comparison
 from rag.export import write_comparison
-from ui.common import download_row, guard, md_escape, prose, retriever, settings
+from ui.common import download_row, guard, md_escape, prose, retriever, settings, show_warnings
 
 EXTRA_ASPECTS = ("datasets", "model size", "hardware", "open source")
 
@@ -30,8 +30,7 @@ def matrix(table: Comparison) -> pd.DataFrame:
 
 
 def show(table: Comparison) -> None:
-    for warning in table.warnings:
-        st.warning(md_escape(warning), icon=":material/warning:")
+    show_warnings(table.warnings)
     if table.unresolved:
         st.warning("Not found in the library: " + md_escape(", ".join(map(str, table.unresolved))))
     columns = {aspect: st.column_config.TextColumn(width=260) for aspect in table.aspects}

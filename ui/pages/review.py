@@ -8,7 +8,7 @@ import streamlit as st
 from rag import api
 from rag.export import write_review
 from rag.review import Coverage, ReviewDraft
-from ui.common import download_row, guard, md_escape, prose, settings
+from ui.common import download_row, guard, md_escape, prose, settings, show_warnings
 
 
 def coverage(report: Coverage) -> None:
@@ -33,8 +33,7 @@ def coverage(report: Coverage) -> None:
 
 def show(draft: ReviewDraft) -> None:
     st.header(md_escape(draft.title), anchor=False)
-    for warning in draft.warnings:
-        st.warning(md_escape(warning), icon=":material/warning:")
+    show_warnings(draft.warnings)
     outline, body = st.columns([1, 3], gap="large")
     with outline, st.container(border=True):
         st.markdown("**Outline**")
