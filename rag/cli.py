@@ -25,28 +25,20 @@ def _emit(obj: Any) -> None:
 
 def _inputs(args: argparse.Namespace, field: str = "text") -> Iterator[str]:
     """The positional text, or each non-empty line of --batch (JSON Lines or plain text)."""
+    from rag.corpus import json_line, numbered_lines
+
     if args.batch:
-        path = Path(args.batch)
-        try:
-            lines = path.read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as exc:
-            raise RagError(f"{path}: cannot read batch file ({getattr(exc, 'strerror', None) or exc})") from None
-        for n, line in enumerate(lines, 1):
-            line = line.strip()
-            if not line:
-                continue
-            if line.startswith("{"):
-                try:
-                    record = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    raise RagError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
-                keys = [field, "question", "query", "request", "topic", "text"]
-                value = next((record[k] for k in keys if isinstance(record.get(k), str)), None)
-                if value is None:
-                    raise RagError(f"{path}:{n}: no {field!r} field in the JSON object")
-                yield value
-            else:
+        for n, line in numbered_lines(args.batch, "batch file"):
+            if not line.startswith("{"):
                 yield line
+                continue
+            record = json_line(args.batch, n, line)
+            values = record if isinstance(record, dict) else {}
+            keys = [field, "question", "query", "request", "topic", "text"]
+            value = next((values[k] for k in keys if isinstance(values.get(k), str)), None)
+            if value is None:
+                raise RagError(f"{args.batch}:{n}: no {field!r} field in the JSON object")
+            yield value
     elif args.text:
         yield " ".join(args.text)
     else:
@@ -164,21 +156,13 @@ def cmd_search(args: argparse.Namespace) -> int:
 def _history(path: str | None) -> list[Any]:
     """Earlier turns from a JSON Lines file: `rag ask --json` output, or {"question", "paper_ids"} objects."""
     from rag.answer import Turn
+    from rag.corpus import json_line, numbered_lines
 
     if not path:
         return []
-    try:
-        lines = Path(path).read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RagError(f"{path}: cannot read history file ({getattr(exc, 'strerror', None) or exc})") from None
     turns = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = json.loads(line)
-        except (json.JSONDecodeError, RecursionError) as exc:
-            raise RagError(f"{path}:{n}: invalid JSON ({getattr(exc, 'msg', 'nested too deeply')})") from None
+    for n, line in numbered_lines(path, "history file"):
+        record: Any = json_line(path, n, line)
         if not isinstance(record, dict) or not isinstance(record.get("question"), str):
             raise RagError(f"{path}:{n}: expected an object with a 'question' string")
         ids = record.get("paper_ids") or [

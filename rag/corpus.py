@@ -42,6 +42,26 @@ class ReadResult:
         return sum(self.skipped.values())
 
 
+def numbered_lines(path: str | Path, what: str) -> Iterator[tuple[int, str]]:
+    """The non-empty lines of a user's file (a batch, an eval file, a history), numbered from 1, stripped; a file
+    that cannot be read is one error naming it."""
+    try:
+        lines = Path(path).read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RagError(f"{path}: cannot read {what} ({getattr(exc, 'strerror', None) or exc})") from None
+    return ((n, line.strip()) for n, line in enumerate(lines, 1) if line.strip())
+
+
+def json_line(path: str | Path, n: int, line: str) -> object:
+    """One JSON Lines record, or one error naming the file and line."""
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise RagError(f"{path}:{n}: invalid JSON ({exc.msg})") from None
+    except (RecursionError, ValueError) as exc:
+        raise RagError(f"{path}:{n}: unreadable JSON ({_why(exc)})") from None
+
+
 def normalise_title(title: str) -> str:
     """Lower-case, accent-free, punctuation-free title used for ids and duplicate checks."""
     text = unicodedata.normalize("NFKD", title).encode("ascii", "ignore").decode()

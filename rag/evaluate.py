@@ -14,7 +14,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from rag.answer import Turn, contextualise
 from rag.config import Settings
-from rag.corpus import normalise_title
+from rag.corpus import normalise_title, numbered_lines
 from rag.errors import RagError
 
 
@@ -47,14 +47,8 @@ class EvalReport(BaseModel):
 
 
 def load_items(path: Path) -> list[EvalItem]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as exc:
-        raise RagError(f"{path}: cannot read eval file ({getattr(exc, 'strerror', None) or exc})") from None
     items = []
-    for n, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
+    for n, line in numbered_lines(path, "eval file"):
         try:
             items.append(EvalItem.model_validate_json(line))
         except ValidationError as exc:

@@ -56,3 +56,19 @@ def test_no_input_or_setting_gives_a_traceback(
     assert "Traceback" not in out + err
     if code == 2:
         assert err.strip().splitlines()[-1].startswith(("error:", "rag ")), err
+
+
+@pytest.mark.parametrize("command", ["ask", "eval"])
+def test_a_batch_or_eval_file_nested_too_deeply_is_one_line(
+    bundled_home: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    command: str,
+) -> None:
+    monkeypatch.setenv("RAG_HOME", str(bundled_home))
+    path = tmp_path / "deep.jsonl"
+    path.write_text('{"question": "What is GPipe?"}\n' + "{" + '"a":[' * 50_000 + "\n")
+    code = main(["ask", "--batch", str(path)] if command == "ask" else ["eval", str(path)])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[-1].startswith(f"error: {path}:2: "), err
