@@ -9,7 +9,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import lru_cache, partial
 from typing import Any
 
 import numpy as np
@@ -96,12 +96,26 @@ class _RowOut(BaseModel):
 _GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsilon", "θ": "theta", "λ": "lambda",
           "μ": "mu", "π": "pi", "σ": "sigma", "τ": "tau", "φ": "phi", "ω": "omega"}  # fmt: skip
 _LEAD = re.compile(
-    r"^\s*(?:please\s+)?(?:compare\s+and\s+contrast|compare|contrast|comparison\s+of|differences\s+between)\b"
-    r"\s*(?:the\s+)?(?:papers?|approaches|methods|systems|models)?\s*(?:of|between|:)?\s*",
+    r"^\s*(?:please\s+)?(?:compare\s+and\s+contrast|compare|contrast|comparison\s+of|"
+    r"(?:what\s+(?:are|is)\s+the\s+)?differences?\s+between|how\s+(?:do|does|did)|what\s+distinguishes)\b"
+    r"(?:\s*(?:the\s+)?(?:papers?|approaches|methods|systems|models)\s*(?:of|between|:))?\s*",
     re.IGNORECASE,
 )
-_JOINERS = re.compile(r"\s+(?:and|vs\.?|versus|with|against|&)\s+", re.IGNORECASE)
-_FILLER = re.compile(r"^(?:the|a|an)\s+|\s+(?:paper|approach|method|system|model|work)$", re.IGNORECASE)
+_JOINERS = re.compile(r"\s+(?:and|vs\.?|versus|with(?!\s+respect)|against|to|&)\s+", re.IGNORECASE)
+# NOTE: where a purpose clause may begin ("… as ways to …", "… for training …", "…: how does each …"); a request is
+# cut there only when what comes before it names papers and the whole does not.
+_PURPOSE = re.compile(
+    r"\s*[:?—–]|\s+-\s+|\s+(?:as|for|in|on|regarding|concerning|about|with\s+respect\s+to|when|to|at|under|"
+    r"across|by|from|differ|compare|stack|perform|handle|and\s+(?:how|what|which|why)|which|that)\b",
+    re.IGNORECASE,
+)
+_FILLER = re.compile(
+    r"^(?:the|a|an)\s+|^(?:paper|work|approach|method|system|model|one)\s+(?:on|about|that|which|proposing|"
+    r"introducing|using)\s+|\s+(?:paper|approach|method|system|model|work)$",
+    re.IGNORECASE,
+)
+_PARENTHESIS = re.compile(r"\s*\([^()]*\)")
+_ASIDE = re.compile(r"^(?:and\s+|but\s+)?(?:especially|particularly|notably|mainly|including|in\s+particular)\b", re.I)
 
 
 def norm_words(text: str) -> list[str]:
@@ -128,8 +142,7 @@ def split_names(request: str) -> list[str]:
     `NameResolver.resolve_request` splits a piece at 'and', 'vs' or 'with' only where the whole piece
     names no paper, so titles containing those words survive.
     """
-    body = _LEAD.sub("", request).strip().rstrip("?.!")
-    return [p for p in (_clean(x) for x in re.split(r"\s*[,;]\s*", body)) if p]
+    return [p for p in (_clean(x) for x in _pieces(request)) if p]
 
 
 def _clean(name: str) -> str:
@@ -137,7 +150,14 @@ def _clean(name: str) -> str:
     previous = None
     while previous != name:
         previous, name = name, _FILLER.sub("", name).strip()
-    return name.strip(" \"'“”‘’")
+    name = name.strip(" \"'“”‘’")
+    return name if any(w not in STOPWORDS for w in norm_words(name)) else ""
+
+
+def _variants(name: str) -> list[str]:
+    """A name as typed, without its parentheses, and what they hold: '2BP (2-stage backpropagation)'."""
+    ends = re.fullmatch(r"(.+?)\s*\(([^()]*)\)", name)
+    return [name, ends.group(1), ends.group(2)] if ends and ends.group(2).strip() else [name]
 
 
 @dataclass(frozen=True)
@@ -149,21 +169,39 @@ class _Keys:
     abstract_names: frozenset[str]
 
 
+@dataclass(frozen=True)
+class Match:
+    """What a name denotes: a paper and how surely (0 to 1), or None and why not."""
+
+    paper: Paper | None
+    certainty: float = 0.0
+    why: str = ""
+
+
+Reading = list[tuple[str, Match]]
+Describer = Callable[[str], Match | None]
+
+
 class NameResolver:
     """Matches approach names to papers: system names, acronyms, title words, spelling variants."""
 
-    def __init__(self, papers: Sequence[Paper]) -> None:
+    def __init__(self, papers: Sequence[Paper], by_meaning: Describer | None = None) -> None:
+        """`by_meaning` is asked for a name that matches no paper by name: a description ("the Mixtral offloading
+        paper")."""
         self.keys = [self._keys(p) for p in papers]
+        self.by_meaning = lru_cache(maxsize=256)(by_meaning) if by_meaning else None
 
     @staticmethod
     def _keys(paper: Paper) -> _Keys:
         tokens = paper.title.split()
         runs = {compact(" ".join(tokens[i : i + n])) for n in (1, 2, 3) for i in range(len(tokens) - n + 1)}
-        # NOTE: a name introduced only in the abstract ("we develop Lamina") counts when it is written
-        # like a name: capitalised or with digits, and not a sentence-initial ordinary word.
+        # NOTE: a name introduced only in the abstract ("we develop Lamina", "we build vLLM") counts when it is
+        # written like a name: capitalised, with an inner capital or with digits, and not a sentence-initial word.
         names = {
             compact(m.group(0))
-            for m in re.finditer(r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.-]*[A-Za-z0-9]|\b\w*\d\w*\b", paper.abstract)
+            for m in re.finditer(
+                r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.-]*[A-Za-z0-9]|\b[a-z]+[A-Z][\w.-]*|\b\w*\d\w*\b", paper.abstract
+            )
         }
         return _Keys(
             paper=paper,
@@ -175,6 +213,10 @@ class NameResolver:
 
     def score(self, name: str, keys: _Keys) -> float:
         """How surely `name` denotes the paper (0 to 1)."""
+        return max(self._score(variant, keys) for variant in _variants(name))
+
+    @staticmethod
+    def _score(name: str, keys: _Keys) -> float:
         nc = compact(name)
         if not nc:
             return 0.0
@@ -199,40 +241,85 @@ class NameResolver:
                 return 0.6 * ratio
         return 0.0
 
-    def resolve(self, name: str) -> tuple[Paper | None, str]:
-        """The paper a name denotes, or None and why not."""
+    def resolve(self, name: str, *, describe: bool = True) -> Match:
+        """The paper a name denotes, by name or else (with `describe`) by meaning, or None and why not."""
         scored = sorted(((self.score(name, k), k.paper) for k in self.keys), key=lambda x: x[0], reverse=True)
         if not scored or scored[0][0] < RESOLVED:
-            return None, f"{name!r} matches no indexed paper"
-        best, paper = scored[0]
-        if len(scored) > 1 and best < 0.95 and scored[1][0] >= best - AMBIGUOUS_MARGIN:
-            return None, f"{name!r} is ambiguous: “{paper.title}” or “{scored[1][1].title}”"
-        return paper, ""
+            why = f"{name!r} matches no indexed paper"
+        elif len(scored) > 1 and scored[0][0] < 1.0 and scored[1][0] >= scored[0][0] - AMBIGUOUS_MARGIN:
+            why = f"{name!r} is ambiguous: “{scored[0][1].title}” or “{scored[1][1].title}”"
+        else:
+            return Match(scored[0][1], scored[0][0])
+        described = self.by_meaning(name) if describe and self.by_meaning else None
+        return described or Match(None, 0.0, why)
 
     def resolve_request(self, request: str) -> tuple[list[tuple[str, Paper]], list[str], list[str]]:
         """Resolved (name, paper) pairs in request order, unresolved names, and the reasons."""
         found: list[tuple[str, Paper]] = []
         unresolved: list[str] = []
         reasons: list[str] = []
-        for piece in split_names(request):
-            # NOTE: try the whole piece first, so a title containing "and" is not cut in two.
-            paper, why = self.resolve(piece)
-            if paper is not None and any(self.score(piece, k) >= 0.9 for k in self.keys if k.paper is paper):
-                names = [(piece, paper)]
-            else:
-                parts = [p for p in (_clean(x) for x in _JOINERS.split(piece)) if p]
-                names = []
-                for part in parts if len(parts) > 1 else [piece]:
-                    paper, why = self.resolve(part)
-                    if paper is None:
-                        unresolved.append(part)
-                        reasons.append(why)
-                    else:
-                        names.append((part, paper))
-            for name, paper in names:
-                if all(paper.paper_id != p.paper_id for _, p in found):
-                    found.append((name, paper))
+        for n, piece in enumerate(_pieces(request)):
+            if n and (_ASIDE.match(piece) or _PURPOSE.match(f" {piece}")):
+                continue  # NOTE: ", with respect to memory", ", especially regarding accuracy": not names
+            for name, match in self.read(piece):
+                if match.paper is None:
+                    unresolved.append(name)
+                    reasons.append(match.why)
+                elif all(match.paper.paper_id != p.paper_id for _, p in found):
+                    found.append((name, match.paper))
         return found, unresolved, reasons
+
+    def read(self, piece: str) -> Reading:
+        """The names in one comma-separated piece of a request.
+
+        Names may end at any word or where a purpose clause begins ("… as ways to make training efficient",
+        "…: how does each …"). The reading whose names are surest wins (each adds its certainty above RESOLVED),
+        then the one with the most names, then the one whose resolved names use the most words and unresolved ones
+        the fewest, so a purpose clause or a description after a name ("bunny small multimodal models") is neither
+        taken for a name nor reported as one.
+        """
+        ends = {m.start() for m in _PURPOSE.finditer(piece)} | {m.start() for m in re.finditer(r"\s", piece)}
+        best: tuple[tuple[float, int, int], Reading] = ((0.0, 0, 0), [])
+        for end in sorted(ends - {0} | {len(piece)}):
+            reading = self._names(piece[:end])
+            value = (
+                sum(m.certainty - RESOLVED for _, m in reading if m.paper),
+                len(reading),
+                sum(len(name.split()) * (1 if m.paper else -1) for name, m in reading),
+            )
+            if reading and (not best[1] or value > best[0]):
+                best = (value, reading)
+        return best[1]
+
+    def _names(self, text: str) -> Reading:
+        whole = _clean(text)
+        if not whole:
+            return []
+        # NOTE: the whole text first, by name only, so a title containing "and" is not cut in two; not by what a
+        # parenthesis holds, which names only the name just before it.
+        match = self.resolve(_PARENTHESIS.sub("", whole), describe=False)
+        if match.certainty >= 0.9:
+            return [(whole, match)]
+        parts = [p for p in (_clean(x) for x in _outside_parentheses(_JOINERS, text)) if p]
+        return [(part, self.resolve(part)) for part in parts if len(parts) > 1] or [(whole, self.resolve(whole))]
+
+
+def _pieces(request: str) -> list[str]:
+    body = _LEAD.sub("", request).strip().rstrip("?.!")
+    return [p.strip() for p in _outside_parentheses(re.compile(r"\s*[,;]\s*"), body) if p.strip()]
+
+
+def _outside_parentheses(pattern: re.Pattern[str], text: str) -> list[str]:
+    """`pattern.split(text)`, except inside parentheses: 'LLMA (inference with reference) and X' → 2 parts."""
+    depth = [0] * (len(text) + 1)
+    for i, ch in enumerate(text):
+        depth[i + 1] = depth[i] + (ch == "(") - (ch == ")")
+    parts, start = [], 0
+    for m in pattern.finditer(text):
+        if depth[m.start()] <= 0:
+            parts.append(text[start : m.start()])
+            start = m.end()
+    return [*parts, text[start:]]
 
 
 # --- aspects ------------------------------------------------------------------------------------
@@ -566,7 +653,7 @@ class Comparer:
     def __init__(self, retriever: Retriever, settings: Settings) -> None:
         self.retriever = retriever
         self.settings = settings
-        self.resolver = NameResolver(list(retriever.papers.values()))
+        self.resolver = NameResolver(list(retriever.papers.values()), self.by_meaning)
         self.filler = CellFiller(self.embed)
 
     def embed(self, texts: list[str]) -> np.ndarray:
@@ -600,6 +687,24 @@ class Comparer:
             ]
             unresolved = []
         return found, unresolved, warnings
+
+    def by_meaning(self, description: str) -> Match | None:
+        """The one paper a description names by what it is about ("the Mixtral offloading paper"), if exactly one.
+
+        Only descriptions: two to eight content words, each of them found in the library (an unknown word is more
+        likely an unknown system's name, which must not be matched to whatever is closest). The best paper is taken
+        when, by the ranker's calibrated relevance, it is more likely than not that it is relevant and the
+        runner-up is not: certainty P(best) · (1 - P(second)) ≥ 0.5.
+        """
+        words = content_words(description)
+        if not 2 <= len(words) <= 8 or any(w not in self.retriever.idf for w in words):
+            return None
+        ranked = self.retriever.score(description).ranked()[:2]
+        if not ranked:
+            return None
+        certainty = ranked[0][1] * (1 - (ranked[1][1] if len(ranked) > 1 else 0.0))
+        paper = self.retriever.papers.get(ranked[0][0])
+        return Match(paper, certainty) if paper is not None and certainty >= 0.5 else None
 
     def compare(
         self, request: str, paper_ids: Sequence[str] | None = None, aspects: Sequence[str] | None = None

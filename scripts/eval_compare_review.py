@@ -20,6 +20,7 @@ import os
 import re
 import statistics
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +30,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 sys.path.insert(0, str(ROOT))
 
 from rag import api  # noqa: E402
-from rag.compare import NOT_STATED, Comparison  # noqa: E402
+from rag.compare import DEFAULT_ASPECTS, NOT_STATED, Comparison  # noqa: E402
 from rag.config import get_settings  # noqa: E402
+from rag.text import content_words  # noqa: E402
 
 RESULTS = "evaluation and reported results"
 
@@ -44,55 +46,97 @@ def _verbatim(quote: str, abstract: str) -> bool:
     return bool(quote) and all(" ".join(q.split()) in flat for q in quote.split(" … "))
 
 
-def eval_compare(path: Path, verbose: bool) -> dict[str, Any]:
+def _found(fact: str, text: str) -> bool:
+    """A fact phrase is in a cell when the cell holds it verbatim or holds 80% of its content words."""
+    if _squash(fact) in _squash(text):
+        return True
+    words = content_words(fact)
+    return bool(words) and len(words & content_words(text)) >= 0.8 * len(words)
+
+
+def _facts(rec: dict[str, Any]) -> dict[str, dict[str, list[str]]]:
+    if "facts" in rec:
+        return rec["facts"]
+    return {title: {RESULTS: [figure]} for title, figure in rec.get("results_contains", {}).items()}
+
+
+def eval_compare(paths: list[Path], verbose: bool) -> dict[str, Any]:
+    """Per request form: requests with every named paper found, unknown names reported, papers wrongly added, facts
+    in the right cell (and anywhere in the right row), a user-added aspect's facts, cell length and cut cells."""
     settings = get_settings()
     abstracts = {p.paper_id: p.abstract for p in api.list_papers(settings)}
-    names_ok = names_total = unresolved_ok = unresolved_total = false_resolved = 0
-    figure_hits = figure_total = cited_cells = informative = 0
-    words: list[int] = []
+    forms: dict[str, dict[str, Any]] = {}
     per: list[dict[str, Any]] = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        if not line.strip():
-            continue
-        rec = json.loads(line)
-        table: Comparison = api.compare(rec["request"], settings)
-        got = [r.title for r in table.rows]
-        gold = rec["gold"]
-        hit = len(set(got) & set(gold))
-        names_ok += hit
-        names_total += len(gold)
-        false_resolved += len(set(got) - set(gold))
-        expected_unresolved = [u.lower() for u in rec.get("unresolved", [])]
-        unresolved_total += len(expected_unresolved)
-        unresolved_ok += sum(any(u in x.lower() for x in table.unresolved) for u in expected_unresolved)
-        figures = {}
-        for row in table.rows:
-            for cell in row.cells.values():
-                if cell.text == NOT_STATED:
-                    continue
-                informative += 1
-                words.append(len(cell.text.split()))
-                cited_cells += bool(cell.citations) and _verbatim(cell.quote, abstracts[row.paper_id])
-            want = rec.get("results_contains", {}).get(row.title)
-            if want:
-                ok = _squash(want) in _squash(row.cells[RESULTS].text)
-                figures[row.name] = ok
-                figure_hits += ok
-        figure_total += len(rec.get("results_contains", {}))
-        per.append({"request": rec["request"], "resolved": f"{hit}/{len(gold)}", "unresolved": table.unresolved,
-                    "figures": figures})  # fmt: skip
-        if verbose:
-            print(json.dumps(per[-1], ensure_ascii=False), file=sys.stderr)
-    return {
-        "requests": len(per),
-        "name_resolution_accuracy": round(names_ok / max(names_total, 1), 3),
-        "wrongly_resolved": false_resolved,
-        "unresolved_detected": f"{unresolved_ok}/{unresolved_total}",
-        "results_figure_hit_rate": round(figure_hits / max(figure_total, 1), 3),
-        "median_cell_words": statistics.median(words) if words else 0,
-        "cells_with_citation_and_verbatim_quote": round(cited_cells / max(informative, 1), 3),
-        "per_request": per,
-    }
+    for path in paths:
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            rec = json.loads(line)
+            extra = rec.get("extra_aspect") or {}
+            aspects = [*DEFAULT_ASPECTS, extra["name"]] if extra else None
+            table: Comparison = api.compare(rec["request"], settings, aspects=aspects)
+            got = {r.title: r for r in table.rows}
+            gold = rec["gold"]
+            f = forms.setdefault(rec.get("form", "list"), Counter())
+            f["requests"] += 1
+            f["all_found"] += all(t in got for t in gold)
+            f["names"] += len(gold)
+            f["names_found"] += sum(t in got for t in gold)
+            f["wrongly_added"] += len(set(got) - set(gold))
+            f["unknown"] += len(rec.get("unresolved", []))
+            f["unknown_reported"] += sum(
+                any(u.lower() in x.lower() for x in table.unresolved) for u in rec.get("unresolved", [])
+            )
+            misses = []
+            for title, by_aspect in _facts(rec).items():
+                row = got.get(title)
+                for aspect, facts in by_aspect.items():
+                    for fact in facts:
+                        f["facts"] += 1
+                        in_cell = row is not None and _found(fact, row.cells[aspect].text)
+                        in_row = row is not None and any(_found(fact, c.text) for c in row.cells.values())
+                        f["facts_in_cell"] += in_cell
+                        f["facts_in_row"] += in_row
+                        if not in_cell:
+                            misses.append((title[:30], aspect, fact))
+            for title, fact in (extra.get("facts") or {}).items():
+                row = got.get(title)
+                cell = row.cells[extra["name"]].text if row is not None else ""
+                f["extra"] += 1
+                f["extra_ok"] += (cell == NOT_STATED) if fact is None else _found(fact, cell)
+            for row in table.rows:
+                for cell in row.cells.values():
+                    if cell.text == NOT_STATED:
+                        f["not_stated"] += 1
+                        continue
+                    f.setdefault("words", []).append(len(cell.text.split()))
+                    f["cut"] += "…" in cell.text
+                    f["informative"] += 1
+                    f["verbatim"] += bool(cell.citations) and _verbatim(cell.quote, abstracts[row.paper_id])
+            rows = [r.name for r in table.rows]
+            per.append({"request": rec["request"], "form": rec.get("form", "list"), "rows": rows,
+                        "unresolved": table.unresolved, "missed": misses})  # fmt: skip
+            if verbose:
+                print(json.dumps(per[-1], ensure_ascii=False), file=sys.stderr)
+    forms["all"] = sum((Counter({k: v for k, v in f.items() if k != "words"}) for f in forms.values()), Counter())
+    forms["all"]["words"] = [w for name, f in forms.items() if name != "all" for w in f.get("words", [])]
+    report = {}
+    for name, f in forms.items():
+        report[name] = {
+            "requests": f["requests"],
+            "every_name_found": f"{f['all_found']}/{f['requests']}",
+            "names_found": round(f["names_found"] / max(f["names"], 1), 3),
+            "wrongly_added": f["wrongly_added"],
+            "unknown_reported": f"{f['unknown_reported']}/{f['unknown']}",
+            "facts_in_right_cell": round(f["facts_in_cell"] / max(f["facts"], 1), 3),
+            "facts_in_right_row": round(f["facts_in_row"] / max(f["facts"], 1), 3),
+            "added_aspect_ok": f"{f['extra_ok']}/{f['extra']}",
+            "median_cell_words": statistics.median(f["words"]) if f.get("words") else 0,
+            "cut_cells": f["cut"],
+            "not_stated_cells": round(f["not_stated"] / max(f["not_stated"] + f["informative"], 1), 3),
+            "verbatim_cited_cells": round(f["verbatim"] / max(f["informative"], 1), 3),
+        }
+    return {"by_form": report, "per_request": per}
 
 
 def _topics(path: Path) -> list[dict[str, Any]]:
@@ -138,23 +182,29 @@ def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--compare", default=str(ROOT / "eval" / "compare.jsonl"))
+    parser.add_argument("--compare", nargs="+", default=[str(ROOT / "eval" / "compare_dev.jsonl")])
+    parser.add_argument("--no-review", action="store_true", help="measure comparisons only")
     parser.add_argument("--review", default=str(ROOT / "eval" / "review.jsonl"), help="tuning and held-out topics")
     parser.add_argument("--fresh", default=str(ROOT / "eval" / "review_fresh.jsonl"), help="held-out topics")
     parser.add_argument("--on-topic", default=str(ROOT / "eval" / "review_on_topic.jsonl"), help="on-topic labels")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
     parser.add_argument("--verbose", action="store_true", help="per-item details to stderr")
     args = parser.parse_args()
-    review = eval_review(Path(args.review), Path(args.fresh), Path(args.on_topic), args.verbose)
-    report = {"compare": eval_compare(Path(args.compare), args.verbose), "review": review}
+    report: dict[str, Any] = {"compare": eval_compare([Path(x) for x in args.compare], args.verbose)}
+    if not args.no_review:
+        report["review"] = eval_review(Path(args.review), Path(args.fresh), Path(args.on_topic), args.verbose)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
-    c, r = report["compare"], report["review"]
-    print(f"compare ({c['requests']} requests)")
-    for key in ("name_resolution_accuracy", "wrongly_resolved", "unresolved_detected", "results_figure_hit_rate",
-                "median_cell_words", "cells_with_citation_and_verbatim_quote"):  # fmt: skip
-        print(f"  {key:40s} {c[key]}")
+    c = report["compare"]["by_form"]
+    keys = list(c["all"])
+    print("compare, by request form")
+    print(f"  {'':24s}" + "".join(f"{form:>10s}" for form in c))
+    for key in keys:
+        print(f"  {key:24s}" + "".join(f"{c[form][key]!s:>10s}" for form in c))
+    if "review" not in report:
+        return 0
+    r = report["review"]
     print(f"review ({r['topics']} topics)")
     print(f"  {'topic':64s} half      gold cited recall(cited) recall(relevant) precision(on-topic) precision(gold)")
     for i, t in enumerate(r["per_topic"], 1):
