@@ -23,6 +23,7 @@ from rag.text import (
     content_words,
     count_tokens,
     has_figure,
+    leans_on_previous,
     mentions,
     names,
     quantity_heads,
@@ -50,11 +51,6 @@ MANY_PAPERS = 5
 MANY_SHARE = 0.1
 # A sentence that opens by leaning on the one before it ("However, ...", "To address this, ...") reads badly alone.
 LEANING_PENALTY = 0.10
-_LEANS = re.compile(
-    r"^(however|moreover|furthermore|additionally|in addition|as a result|therefore|thus|hence|consequently|"
-    r"to (address|tackle|solve|overcome) (this|these|that|them|such)|based on (this|these)|this|these|it|they|such)\b",
-    re.IGNORECASE,
-)
 MAX_WORDS = 150
 FIGURE_POOL = 8
 REDUNDANT = 0.9  # cosine above which a sentence repeats one already chosen
@@ -212,7 +208,7 @@ class Answerer:
                 sim = float(chunk.embedding @ vector) if chunk.embedding is not None else 0.0
                 lexical = sum(weight[w] for w in q_words & _words(chunk.text)) / total
                 score = 0.55 * sim + 0.25 * lexical + 0.20 * prior
-                if _LEANS.match(chunk.text):
+                if leans_on_previous(chunk.text):
                     score -= LEANING_PENALTY
                 if wants_figure and has_figure(chunk.text):
                     score += FIGURE_BONUS
@@ -336,7 +332,7 @@ class Answerer:
                 for c in chosen
             )
             # NOTE: a sentence leaning on the one before it is quoted only as the best evidence itself.
-            return e not in chosen and words <= MAX_WORDS and not redundant and not _LEANS.match(e.chunk.text)
+            return e not in chosen and words <= MAX_WORDS and not redundant and not leans_on_previous(e.chunk.text)
 
         if asks_for_quantity(question):
             figure = next(iter(self.figures(question, evidence, ())), None) if quantity_heads(question) else None

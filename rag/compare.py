@@ -9,7 +9,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import lru_cache, partial
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -19,17 +19,20 @@ from rag import prompts
 from rag.citations import SUPPORT_OVERLAP, Source, gate, support
 from rag.config import Settings
 from rag.embed import embed_texts
+from rag.index import split_sentences
 from rag.llm import LLM, LLMError
 from rag.models import Citation, Paper
 from rag.retrieve import Retriever
+from rag.roles import cell_features, role_model
 from rag.store import Chunk
 from rag.text import STOPWORDS, content_words, has_figure
 from rag.themes import distinctive_terms
+from rag.tuned import CELLS, STATED_AT
 
 log = logging.getLogger(__name__)
 
 NOT_STATED = "not stated in the abstract"
-MAX_CELL_WORDS = 40
+CELL_WORDS = 45  # a second sentence joins a cell only if the two fit (the most a reader scans at a glance)
 JSON_ATTEMPTS = 2  # the first try and one retry that shows the model its parse error
 RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
 AMBIGUOUS_MARGIN = 0.05
@@ -274,16 +277,17 @@ class NameResolver:
 
         Names may end at any word or where a purpose clause begins ("… as ways to make training efficient",
         "…: how does each …"). The reading whose names are surest wins (each adds its certainty above RESOLVED),
-        then the one with the most names, then the one whose resolved names use the most words and unresolved ones
-        the fewest, so a purpose clause or a description after a name ("bunny small multimodal models") is neither
-        taken for a name nor reported as one.
+        then the one with fewest unknown names holding a purpose clause, then the one with the most names, then the
+        one whose resolved names use the most words and unresolved ones the fewest, so a purpose clause or a
+        description after a name ("bunny small multimodal models") is neither taken for a name nor reported as one.
         """
         ends = {m.start() for m in _PURPOSE.finditer(piece)} | {m.start() for m in re.finditer(r"\s", piece)}
-        best: tuple[tuple[float, int, int], Reading] = ((0.0, 0, 0), [])
+        best: tuple[tuple[float, int, int, int], Reading] = ((0.0, 0, 0, 0), [])
         for end in sorted(ends - {0} | {len(piece)}):
             reading = self._names(piece[:end])
             value = (
                 sum(m.certainty - RESOLVED for _, m in reading if m.paper),
+                -sum(not m.paper and bool(_PURPOSE.search(name)) for name, m in reading),
                 len(reading),
                 sum(len(name.split()) * (1 if m.paper else -1) for name, m in reading),
             )
@@ -342,110 +346,16 @@ def _cues(*patterns: str) -> re.Pattern[str]:
     return re.compile(r"\b(?:" + "|".join(patterns) + r")", re.IGNORECASE)
 
 
+# NOTE: the four columns in rag.tuned.CELLS are filled by fitted models over each sentence's role (rag/roles.py);
+# their descriptions only label them. The limitations column and custom ones are found by cue words and meaning.
 ASPECTS: dict[str, Aspect] = {
-    "problem addressed": Aspect(
-        "problem addressed",
-        "the problem, challenge or bottleneck that motivates the work",
-        _cues(
-            r"however",
-            r"challeng",
-            r"problem",
-            r"bottleneck",
-            r"suffer",
-            r"prohibitive",
-            r"costly",
-            r"limit",
-            r"difficult",
-            r"struggl",
-            r"remain",
-            r"issue",
-            r"demand",
-            r"hinder",
-            r"inefficien",
-            r"expensive",
-            r"need",
-            r"lack",
-            r"exceed",
-            r"grow",
-        ),
-        early=0.25,
-        threshold=0.5,
-    ),
-    "approach": Aspect(
-        "approach",
-        "the method, system or technique the paper proposes and how it works",
-        _cues(
-            r"we (?:propose|present|introduce|develop|design|build|describe)",
-            r"this (?:paper|work) (?:proposes|"
-            r"presents|introduces|describes)",
-            r"(?:introduces|proposes|presents)\b",
-            r"our (?:approach|method|"
-            r"system|framework|technique)",
-            r"by (?:splitting|using|leveraging|combining|exploiting|partitioning)",
-            r"consists of",
-            r"based on",
-            r"leverag",
-            r"which (?:allows|enables)",
-            r"framework",
-            r"novel",
-        ),
-        early=0.1,
-        threshold=0.5,
-    ),
+    "problem addressed": Aspect("problem addressed", "the problem, challenge or bottleneck that motivates the work"),
+    "approach": Aspect("approach", "the method, system or technique the paper proposes and how it works"),
     "evaluation and reported results": Aspect(
-        "evaluation and reported results",
-        "experiments, benchmarks and the results the paper reports",
-        _cues(
-            r"achiev",
-            r"outperform",
-            r"result",
-            r"experiment",
-            r"evaluat",
-            r"show",
-            r"demonstrat",
-            r"improv",
-            r"speed-?up",
-            r"accuracy",
-            r"benchmark",
-            r"surpass",
-            r"state-of-the-art",
-            r"higher",
-            r"better",
-            r"compared to",
-            r"up to",
-        ),
-        figure_bonus=0.45,
-        early=-0.15,
-        threshold=0.5,
+        "evaluation and reported results", "experiments, benchmarks and the results the paper reports"
     ),
     "efficiency/cost claims": Aspect(
-        "efficiency/cost claims",
-        "claims about speed, memory, compute, energy or monetary cost",
-        _cues(
-            r"memory",
-            r"throughput",
-            r"latency",
-            r"speed",
-            r"faster",
-            r"cost",
-            r"energy",
-            r"power",
-            r"flops?\b",
-            r"efficien",
-            r"overhead",
-            r"communication",
-            r"bandwidth",
-            r"gpu hours",
-            r"cheap",
-            r"utiliz",
-            r"reduc",
-            r"tokens?/s",
-            r"per second",
-            r"compute",
-            r"resource",
-        ),
-        figure_bonus=0.1,
-        threshold=0.55,
+        "efficiency/cost claims", "claims about speed, memory, compute, energy or monetary cost"
     ),
     "limitations": Aspect(
         "limitations",
@@ -472,10 +382,6 @@ ASPECTS: dict[str, Aspect] = {
         threshold=0.6,
     ),
 }
-
-
-_PRIORITY = ["evaluation and reported results", "approach", "problem addressed", "efficiency/cost claims",
-             "limitations"]  # fmt: skip
 
 
 # NOTE: MiniLM barely links a short aspect name ("hardware target") to the sentence that informs it
@@ -522,33 +428,15 @@ _DISCOURSE = re.compile(
 )
 
 
-def shorten(sentence: str, focus: Callable[[str], float], max_words: int = MAX_CELL_WORDS) -> str:
-    """A verbatim excerpt of the sentence of at most `max_words`: the clauses `focus` scores highest."""
+def tidy(sentence: str) -> str:
+    """A whole sentence for a cell, without an opener that points elsewhere ("In this paper, ", "Moreover, ")."""
     text = _DISCOURSE.sub("", sentence.strip())
-    text = text[:1].upper() + text[1:]
-    if len(text.split()) <= max_words:
-        return text
-    clauses = re.split(r"(?<=[,;:])\s+|\s+(?=\((?:[a-z]|i+|\d)\)\s)", text)
-    best: tuple[float, int, int] | None = None
-    for i in range(len(clauses)):
-        words = 0
-        for j in range(i, len(clauses)):
-            words += len(clauses[j].split())
-            if words > max_words:
-                break
-            value = focus(" ".join(clauses[i : j + 1])) + 0.01 * words
-            if best is None or value > best[0]:
-                best = (value, i, j)
-    if best is None:
-        return " ".join(text.split()[:max_words]) + " …"
-    _, i, j = best
-    excerpt = " ".join(clauses[i : j + 1]).rstrip(",;:")
-    return ("… " if i > 0 else "") + excerpt + (" …" if j < len(clauses) - 1 else "")
+    return text[:1].upper() + text[1:]
 
 
 @dataclass
 class _Sentence:
-    chunk: Chunk
+    text: str
     rank: float  # position in the abstract, 0 (first) to 1 (last)
 
 
@@ -567,81 +455,71 @@ class CellFiller:
         return np.stack([self._descriptions[a.description] for a in aspects])
 
     def score(self, aspect: Aspect, sentence: _Sentence, similarity: float) -> float:
-        text = sentence.chunk.text
+        """How well a sentence fits a column found by cue words and meaning (limitations, custom columns)."""
+        text = sentence.text
         value = 0.5 * similarity
         if aspect.cues is not None:
             value += min(0.5, 0.25 * len(aspect.cues.findall(text)))
         if aspect.words:
             value += 0.5 * len(aspect.words & content_words(text)) / len(aspect.words)
-        if aspect.figure_bonus and states_figure(text):
-            value += aspect.figure_bonus
         value += aspect.early * (1 - 2 * sentence.rank)
         return value
 
-    def fill(self, n: int, chunks: Sequence[Chunk], aspects: Sequence[Aspect]) -> dict[str, Cell]:
-        """One cell per aspect: the best fitting sentence, verbatim, cited as [n], or NOT_STATED."""
-        if not chunks:
+    def fill(self, n: int, paper: Paper, chunks: Sequence[Chunk], aspects: Sequence[Aspect]) -> dict[str, Cell]:
+        """One cell per aspect: whole sentences, verbatim, cited as [n], or NOT_STATED.
+
+        A default column takes the sentence its fitted model (rag.tuned.CELLS) finds likeliest to inform it, and a
+        second one at least half as likely when both fit in CELL_WORDS; under STATED_AT it is not stated. A column
+        may show a sentence another column shows too: a result that is also the paper's cost claim belongs in both.
+        """
+        texts = split_sentences(paper.abstract)
+        if not texts:
             return {a.name: Cell(text=NOT_STATED) for a in aspects}
-        total = max(len(chunks) - 1, 1)
-        sentences = [_Sentence(c, i / total) for i, c in enumerate(chunks)]
-        stored = [c.embedding for c in chunks if c.embedding is not None]
-        vectors = np.stack(stored) if len(stored) == len(chunks) else None
-        if vectors is None:
-            vectors = self.embed([c.text for c in chunks])
-        descriptions = self.describe(aspects)
-        sims = vectors @ descriptions.T
-        scores = {
-            a.name: [self.score(a, s, float(sims[i, j])) for i, s in enumerate(sentences)]
-            for j, a in enumerate(aspects)
-        }
-        # NOTE: the default aspects claim sentences in this order and do not share them, so a figure lands
-        # in the results cell and the approach cell does not repeat it; custom aspects may reuse any sentence.
-        order = sorted(aspects, key=lambda a: _PRIORITY.index(a.name) if a.name in _PRIORITY else len(_PRIORITY))
-        used: set[int] = set()
         cells: dict[str, Cell] = {}
-        for aspect in order:
-            default = aspect.name in ASPECTS
-            ranked = sorted(range(len(sentences)), key=lambda i: scores[aspect.name][i], reverse=True)
-            pick = [i for i in ranked if scores[aspect.name][i] >= aspect.threshold and not (default and i in used)]
-            if aspect.name == "efficiency/cost claims" and not pick:
-                # NOTE: a results sentence may be the only efficiency claim ("1.7x higher throughput").
-                pick = [i for i in ranked if scores[aspect.name][i] >= aspect.threshold + 0.1]
-            if not pick:
-                cells[aspect.name] = Cell(text=NOT_STATED)
-                continue
-            chosen = [pick[0]]
-            if aspect.figure_bonus >= 0.3:
-                chosen = self._with_second_figure(pick, sentences, chosen)
-            used.update(chosen)
-            quote = _stitch([sentences[i].chunk.text.strip() for i in sorted(chosen)], sorted(chosen))
-            whole = sum(len(sentences[i].chunk.text.split()) for i in chosen)
-            budget = MAX_CELL_WORDS if whole <= MAX_CELL_WORDS else MAX_CELL_WORDS // len(chosen)
-            text = " ".join(
-                shorten(sentences[i].chunk.text, partial(self._focus, aspect), budget) for i in sorted(chosen)
-            )
-            cells[aspect.name] = Cell(text=text, citations=[n], quote=quote)
+        learned = [a for a in aspects if a.name in CELLS]
+        if learned:
+            probs = role_model().predict(texts)
+            for aspect in learned:
+                p = CELLS[aspect.name].probabilities(cell_features(texts, probs, aspect.name))
+                cells[aspect.name] = self._cell(n, texts, _pick(p, texts, STATED_AT[aspect.name], second=True))
+        found = [a for a in aspects if a.name not in CELLS]
+        if found:
+            total = max(len(texts) - 1, 1)
+            sentences = [_Sentence(text, i / total) for i, text in enumerate(texts)]
+            # NOTE: the stored chunk vectors serve when the chunks are the sentences (a sentence over the chunk
+            # size is stored in pieces; cells show whole sentences).
+            stored = [c.embedding for c in chunks if c.embedding is not None]
+            same = len(stored) == len(texts) and [c.text for c in chunks] == texts
+            vectors = np.stack(stored) if same else self.embed(texts)
+            sims = vectors @ self.describe(found).T
+            for j, aspect in enumerate(found):
+                scores = np.array([self.score(aspect, s, float(sims[i, j])) for i, s in enumerate(sentences)])
+                cells[aspect.name] = self._cell(n, texts, _pick(scores, texts, aspect.threshold, second=False))
         return {a.name: cells[a.name] for a in aspects}
 
     @staticmethod
-    def _with_second_figure(pick: list[int], sentences: Sequence[_Sentence], chosen: list[int]) -> list[int]:
-        """Results cells take a second figure sentence when both fit the word budget together."""
-        first = sentences[chosen[0]].chunk.text
-        for i in pick[1:3]:
-            other = sentences[i].chunk.text
-            if states_figure(other) and len(first.split()) + len(other.split()) <= MAX_CELL_WORDS:
-                return [*chosen, i]
-        return chosen
+    def _cell(n: int, texts: Sequence[str], chosen: Sequence[int]) -> Cell:
+        if not chosen:
+            return Cell(text=NOT_STATED)
+        order = sorted(chosen)
+        return Cell(
+            text=" ".join(tidy(texts[i]) for i in order),
+            citations=[n],
+            quote=_stitch([texts[i].strip() for i in order], order),
+        )
 
-    @staticmethod
-    def _focus(aspect: Aspect, text: str) -> float:
-        value = 0.0
-        if aspect.cues is not None:
-            value += len(aspect.cues.findall(text))
-        if aspect.figure_bonus and states_figure(text):
-            value += 3
-        if aspect.words:
-            value += 2 * len(aspect.words & content_words(text))
-        return value
+
+def _pick(values: np.ndarray, texts: Sequence[str], floor: float, *, second: bool) -> list[int]:
+    """The best sentence at or above `floor`, and with `second` the runner-up when at least half as good and both
+    fit in CELL_WORDS."""
+    ranked = [int(i) for i in np.argsort(-values, kind="stable")]
+    if not ranked or values[ranked[0]] < floor:
+        return []
+    best = ranked[0]
+    if not second or len(ranked) < 2 or values[ranked[1]] < values[best] / 2:
+        return [best]
+    fits = len(texts[best].split()) + len(texts[ranked[1]].split()) <= CELL_WORDS
+    return [best, ranked[1]] if fits else [best]
 
 
 # --- the comparison -----------------------------------------------------------------------------
@@ -726,7 +604,7 @@ class Comparer:
                 paper_id=paper.paper_id,
                 title=paper.title,
                 name=system_name(paper.title) or name,
-                cells=self.filler.fill(n, by_paper.get(paper.paper_id, []), specs),
+                cells=self.filler.fill(n, paper, by_paper.get(paper.paper_id, []), specs),
             )
             for n, (name, paper) in enumerate(found, 1)
         ]

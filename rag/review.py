@@ -367,7 +367,7 @@ class Reviewer:
         paragraphs = [lead] if lead else []
         for item in group:
             n = numbers[item.paper.paper_id]
-            cells = filler.fill(n, by_paper.get(item.paper.paper_id, []), aspects)
+            cells = filler.fill(n, item.paper, by_paper.get(item.paper.paper_id, []), aspects)
             quotes = [c.quote for c in cells.values() if c.text != NOT_STATED and c.quote]
             if not quotes and by_paper.get(item.paper.paper_id):
                 quotes = [by_paper[item.paper.paper_id][0].text]

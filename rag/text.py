@@ -139,6 +139,18 @@ def asks_for_quantity(question: str) -> bool:
     return bool(_QUANTITY.search(question))
 
 
+_LEANS = re.compile(
+    r"^(however|moreover|furthermore|additionally|in addition|as a result|therefore|thus|hence|consequently|"
+    r"to (address|tackle|solve|overcome) (this|these|that|them|such)|based on (this|these)|this|these|it|they|such)\b",
+    re.IGNORECASE,
+)
+
+
+def leans_on_previous(sentence: str) -> bool:
+    """Whether a sentence opens by pointing back ("However, …", "To address these challenges, …", "It …")."""
+    return bool(_LEANS.match(sentence.strip()))
+
+
 def has_figure(text: str) -> bool:
     """Whether a sentence states a figure beyond years and list markers."""
     if _WORD_FIGURE.search(text):
