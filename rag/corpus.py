@@ -15,6 +15,7 @@ from pathlib import Path
 
 from rag.errors import RagError
 from rag.models import Paper
+from rag.text import plain
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
 MAX_ABSTRACT_CHARS = 20_000
@@ -114,7 +115,8 @@ def _record_to_paper(record: dict[str, object], source: str, where: str, result:
             raise CorpusError(
                 f"{source}: {where}: {name} is {kind.get(type(fields[name]).__name__, 'not text')}, not text"
             )
-    title, abstract = _clean(fields.get("title")), _clean(fields.get("abstract"))
+    raw_title = _clean(fields.get("title"))
+    title, abstract = plain(raw_title), plain(_clean(fields.get("abstract")))
     if not title:
         result.skipped["missing title"] += 1
         return
@@ -127,7 +129,7 @@ def _record_to_paper(record: dict[str, object], source: str, where: str, result:
     url = _clean(fields.get("url")) or None
     doi = _clean(fields.get("doi")) or None
     paper = Paper(
-        paper_id=make_paper_id(title, own_id=_clean(fields.get("id")) or None, url=url, doi=doi),
+        paper_id=make_paper_id(raw_title, own_id=_clean(fields.get("id")) or None, url=url, doi=doi),
         title=title,
         abstract=abstract,
         url=url,

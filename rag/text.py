@@ -139,6 +139,28 @@ def asks_for_quantity(question: str) -> bool:
     return bool(_QUANTITY.search(question))
 
 
+_GREEK_MACROS = {
+    "alpha": "α", "beta": "β", "gamma": "γ", "delta": "δ", "epsilon": "ε", "theta": "θ", "lambda": "λ", "mu": "μ",
+    "pi": "π", "sigma": "σ", "tau": "τ", "phi": "φ", "omega": "ω", "Gamma": "Γ", "Delta": "Δ", "Theta": "Θ",
+    "Lambda": "Λ", "Pi": "Π", "Sigma": "Σ", "Phi": "Φ", "Omega": "Ω",
+}  # fmt: skip
+_MACROS = {"times": "×", "sim": "~", "approx": "≈", "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "eg": "e.g.",
+           "ie": "i.e.", "etal": "et al.", "%": "%", "&": "&", "_": "_"} | _GREEK_MACROS  # fmt: skip
+_SUPERSCRIPT = str.maketrans("0123456789+-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻")
+
+
+def plain(text: str) -> str:
+    """LaTeX left in an abstract as a reader would write it: '2.4\\times' and '2times' → '2.4×' and '2×',
+    'sim!2times' → '~2×', '{\\Lambda}' → 'Λ', 'M^{3}ViT' → 'M³ViT', '{De}coupled' → 'Decoupled', 'Models~(MLLMs)' →
+    'Models (MLLMs)'. English is left alone: '2.4 times', 'sometimes'."""
+    text = re.sub(r"\\sim\s*!?\s*|(?<![A-Za-z])sim\s?!\s?(?=\d)", "~", text)
+    text = re.sub(r"(\d)(?:\s?\\times|times)\b", r"\1×", text)
+    text = re.sub(r"\^\{?([0-9+-]+)\}?", lambda m: m.group(1).translate(_SUPERSCRIPT), text)
+    text = re.sub(r"\\([A-Za-z]+|[%&_])", lambda m: _MACROS.get(m.group(1), m.group(1)), text)
+    text = re.sub(r"\{([^\W\d_][^{}]*)\}", r"\1", text)  # NOTE: BibTeX's case guards, not sets like {0, 1}
+    return re.sub(r"(?<=[A-Za-z])~(?=[A-Z(\[])", " ", text)
+
+
 _LEANS = re.compile(
     r"^(however|moreover|furthermore|additionally|in addition|as a result|therefore|thus|hence|consequently|"
     r"to (address|tackle|solve|overcome) (this|these|that|them|such)|based on (this|these)|this|these|it|they|such)\b",

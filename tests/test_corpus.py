@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,34 @@ def test_parsers_never_crash_on_arbitrary_text(text: str, suffix: str) -> None:
 def test_jsonl_round_trips_any_title(title: str) -> None:
     result = read_text(json.dumps({"title": title, "abstract": ABSTRACT}), "t.jsonl", ".jsonl")
     assert result.papers[0].title == " ".join(title.split())
+
+
+@pytest.mark.parametrize(
+    ("raw", "shown"),
+    [
+        ("with up to 2.4\\times speedup", "with up to 2.4× speedup"),
+        ("LookupViT provides 2times reduction in FLOPs", "LookupViT provides 2× reduction in FLOPs"),
+        ("Muon achieves sim!2times computational efficiency", "Muon achieves ~2× computational efficiency"),
+        ("(2) {\\Lambda}-shaped attention", "(2) Λ-shaped attention"),
+        ("M^{3}ViT achieves higher accuracy", "M³ViT achieves higher accuracy"),
+        ("We introduce {De}coupled {Mo}mentum (DeMo)", "We introduce Decoupled Momentum (DeMo)"),
+        ("Large Language Models~(MLLMs) is crucial", "Large Language Models (MLLMs) is crucial"),
+        ("existing strategies (\\eg, average pool)", "existing strategies (e.g., average pool)"),
+        # NOTE: English and mathematics stay as written
+        ("reduces memory by 2.4 times, while", "reduces memory by 2.4 times, while"),
+        ("sometimes (~100% utilisation) over {0, 1}", "sometimes (~100% utilisation) over {0, 1}"),
+    ],
+)
+def test_latex_left_in_abstracts_reads_as_text(tmp_path: Path, raw: str, shown: str) -> None:
+    path = tmp_path / "papers.jsonl"
+    record = {"title": "A {Title} with 2\\times", "abstract": f"{raw}. And a second sentence for length."}
+    path.write_text(json.dumps(record))
+    paper = read_file(path).papers[0]
+    assert paper.abstract == f"{shown}. And a second sentence for length."
+    assert paper.title == "A Title with 2×"
+    assert paper.paper_id == make_paper_id("A {Title} with 2\\times")  # NOTE: ids do not move
+
+
+def test_no_latex_left_in_the_bundled_corpus() -> None:
+    text = " ".join(f"{p.title} {p.abstract}" for p in read_file(BUNDLED).papers)
+    assert not re.search(r"\\[A-Za-z]|\d(?:\\times|times)\b|sim!|\^\{|\{[A-Za-z]", text)
