@@ -7,7 +7,7 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -25,13 +25,14 @@ from rag.models import Citation, Paper
 from rag.retrieve import Retriever
 from rag.roles import cell_features, role_model
 from rag.store import Chunk
-from rag.text import STOPWORDS, content_words, has_figure
-from rag.themes import distinctive_terms
+from rag.text import STOPWORDS, content_words, has_figure, stem
+from rag.themes import distinctive_terms, vocabulary_of
 from rag.tuned import CELLS, STATED_AT
 
 log = logging.getLogger(__name__)
 
 NOT_STATED = "not stated in the abstract"
+RESULTS = "evaluation and reported results"
 CELL_WORDS = 45  # a second sentence joins a cell only if the two fit (the most a reader scans at a glance)
 JSON_ATTEMPTS = 2  # the first try and one retry that shows the model its parse error
 RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
@@ -640,34 +641,50 @@ class Comparer:
     # --- offline synthesis ----------------------------------------------------------------------
 
     def synthesis(self, rows: Sequence[Row], sources: Sequence[Source], aspects: Sequence[Aspect]) -> str:
-        """Shared and distinctive terms of the compared abstracts, and which aspects each leaves unstated."""
+        """A few cited sentences composed from the matrix: what the papers share, what sets each apart, the figures
+        each reports, and what the abstracts leave unstated. Terms are those of paper titles (noun phrases, unlike
+        'achieve' or 'different'); figures are quoted as the abstract states them."""
         if not rows:
             return "Nothing to compare: no paper was resolved."
         docs = [f"{s.paper.title}. {' '.join(s.sentences)}" for s in sources]
         cite = {r.paper_id: f"{r.name} [{s.n}]" for r, s in zip(rows, sources, strict=True)}
+        titles = vocabulary_of([p.title for p in self.retriever.papers.values()])
         parts: list[str] = []
         if len(rows) > 1:
-            shared = self._shared_terms(docs)
-            if shared:
-                groups = []
-                for term, members in shared:
-                    who = "all" if len(members) == len(rows) else join_names([cite[rows[i].paper_id] for i in members])
-                    groups.append(f"*{term}* ({who})")
-                parts.append("Common ground: " + "; ".join(groups) + ".")
-            distinct = distinctive_terms([[d] for d in docs], top=3)
-            lines = [f"{cite[r.paper_id]}: {', '.join(f'*{t}*' for t in terms)}"
-                     for r, terms in zip(rows, distinct, strict=True) if terms]  # fmt: skip
-            if lines:
-                parts.append("Distinctive to each: " + "; ".join(lines) + ".")
+            shared = self._shared_terms(docs, titles)
+            everyone = [t for t, members in shared if len(members) == len(rows)]
+            if everyone:
+                both = "both" if len(rows) == 2 else "all"
+                parts.append(f"{join_names(list(cite.values()))} {both} concern {join_names(everyone)}.")
+            for term, members in shared:
+                if len(members) < len(rows):
+                    parts.append(f"{join_names([cite[rows[i].paper_id] for i in members])} also share {term}.")
+            # NOTE: a paper's own name sets it apart, but tells the reader nothing
+            own = {stem(w) for r in rows for w in norm_words(r.name)}
+            distinct = distinctive_terms([[d] for d in docs], top=2, exclude=own, vocabulary=titles)
+            apart = [f"{cite[r.paper_id]} for {join_names(terms)}" for r, terms in zip(rows, distinct, strict=True)
+                     if terms]  # fmt: skip
+            if apart:
+                parts.append("What sets each apart: " + "; ".join(apart) + ".")
+        figures = [(cite[r.paper_id], _figure_clause(r.cells[RESULTS].text)) for r in rows if RESULTS in r.cells]
+        reported = [f"{who} reports “{clause}”" for who, clause in figures if clause]
+        if reported:
+            parts.append("; ".join(reported) + ".")
+        unstated: dict[tuple[str, ...], list[str]] = {}
         for aspect in aspects:
-            silent = [cite[r.paper_id] for r in rows if r.cells[aspect.name].text == NOT_STATED]
-            if silent and len(silent) < len(rows):
-                parts.append(f"The abstract of {join_names(silent)} does not state {aspect.name}.")
-            elif silent and len(rows) > 1:
-                parts.append(f"None of the abstracts states {aspect.name}.")
+            silent = tuple(cite[r.paper_id] for r in rows if r.cells[aspect.name].text == NOT_STATED)
+            if silent:
+                unstated.setdefault(silent, []).append(aspect.name)
+        for silent, columns in unstated.items():
+            what = join_names(columns, "or")
+            if len(silent) < len(rows):
+                parts.append(f"The abstract of {join_names(list(silent))} does not state {what}.")
+            else:
+                parts.append(f"None of the abstracts states {what}." if len(rows) > 1 else f"It does not state {what}.")
         return " ".join(parts)
 
-    def _shared_terms(self, docs: Sequence[str], top: int = 3) -> list[tuple[str, list[int]]]:
+    def _shared_terms(self, docs: Sequence[str], titles: Collection[str], top: int = 3) -> list[tuple[str, list[int]]]:
+        """Title terms two or more of the documents use, the most widely shared and rarest in the library first."""
         from rag.themes import surface_form, term_counter
 
         vectorizer = term_counter()
@@ -680,7 +697,8 @@ class Comparer:
         idf = np.log((1 + len(corpus)) / (1 + df))
         vocab = vectorizer.get_feature_names_out()
         spread = present.sum(axis=0)
-        ranked = sorted((j for j in range(len(vocab)) if spread[j] >= 2), key=lambda j: (-spread[j], -idf[j]))
+        shared = (j for j in range(len(vocab)) if spread[j] >= 2 and str(vocab[j]) in titles)
+        ranked = sorted(shared, key=lambda j: (-spread[j], -idf[j]))
         out: list[tuple[str, list[int]]] = []
         for j in ranked:
             term = str(vocab[j])
@@ -799,6 +817,27 @@ class Comparer:
         return checked.text
 
 
+_LEAD_IN = re.compile(r"^(?:[\w-]+\s+){0,3}?(?:show|demonstrate|indicate|confirm|find|reveal)s?\s+that\s+", re.I)
+FIGURE_CLAUSE_WORDS = 30  # a longer sentence is cut at ';' or ', while/whereas/but' to its clause with the figure
+
+
+def _figure_clause(text: str) -> str:
+    """The sentence (or clause of a long one) of a results cell that states a figure, without its lead-in
+    ('Experiments show that X outperforms Y by up to 23%' → 'X outperforms Y by up to 23%'), or ''."""
+    if text == NOT_STATED:
+        return ""
+    for sentence in split_sentences(text):
+        sentence = _LEAD_IN.sub("", sentence.strip())
+        pieces = [sentence]
+        if len(sentence.split()) > FIGURE_CLAUSE_WORDS:
+            pieces = re.split(r";\s+|,\s+(?=(?:while|whereas|but)\b)", sentence)
+        for piece in pieces:
+            piece = piece.strip().rstrip(",;:.")
+            if states_figure(piece) and len(piece.split()) <= FIGURE_CLAUSE_WORDS:
+                return piece[:1].upper() + piece[1:]
+    return ""
+
+
 def _stitch(pieces: Sequence[str], positions: Sequence[int]) -> str:
     """Verbatim sentences joined as they stand in the abstract: adjacent ones by a space, others by ' … '."""
     out = pieces[0]
@@ -814,7 +853,7 @@ def _json_object(reply: str) -> str:
     return text[start : end + 1] if 0 <= start < end else text
 
 
-def join_names(items: Sequence[str]) -> str:
+def join_names(items: Sequence[str], conjunction: str = "and") -> str:
     """'A', 'A and B', 'A, B and C'."""
     items = list(items)
-    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" {conjunction} " + items[-1]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable
 from functools import lru_cache
 
@@ -146,13 +147,16 @@ _GREEK_MACROS = {
 }  # fmt: skip
 _MACROS = {"times": "×", "sim": "~", "approx": "≈", "le": "≤", "leq": "≤", "ge": "≥", "geq": "≥", "eg": "e.g.",
            "ie": "i.e.", "etal": "et al.", "%": "%", "&": "&", "_": "_"} | _GREEK_MACROS  # fmt: skip
+_ACCENTS = {'"': "\u0308", "'": "\u0301", "`": "\u0300", "^": "\u0302", "~": "\u0303"}  # combining marks
 _SUPERSCRIPT = str.maketrans("0123456789+-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻")
 
 
 def plain(text: str) -> str:
     """LaTeX left in an abstract as a reader would write it: '2.4\\times' and '2times' → '2.4×' and '2×',
-    'sim!2times' → '~2×', '{\\Lambda}' → 'Λ', 'M^{3}ViT' → 'M³ViT', '{De}coupled' → 'Decoupled', 'Models~(MLLMs)' →
-    'Models (MLLMs)'. English is left alone: '2.4 times', 'sometimes'."""
+    'na\\"ive' → 'naïve', 'sim!2times' → '~2×', '{\\Lambda}' → 'Λ', 'M^{3}ViT' → 'M³ViT', '{De}coupled' →
+    'Decoupled', 'Models~(MLLMs)' → 'Models (MLLMs)'. English is left alone: '2.4 times', 'sometimes'."""
+    accented = re.sub(r"""\\(["'`^~])\{?([A-Za-z])\}?""", lambda m: m.group(2) + _ACCENTS[m.group(1)], text)
+    text = unicodedata.normalize("NFC", accented)
     text = re.sub(r"\\sim\s*!?\s*|(?<![A-Za-z])sim\s?!\s?(?=\d)", "~", text)
     text = re.sub(r"(\d)(?:\s?\\times|times)\b", r"\1×", text)
     text = re.sub(r"\^\{?([0-9+-]+)\}?", lambda m: m.group(1).translate(_SUPERSCRIPT), text)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -188,6 +189,15 @@ def test_informative_cells_cite_a_verbatim_sentence(table: Comparison) -> None:
             assert len(sentences) == 1 or len(cell.text.split()) <= CELL_WORDS
     assert [c.n for c in table.citations] == [1, 2, 3]
     assert "[1]" in table.synthesis and "[3]" in table.synthesis
+
+
+def test_synthesis_is_cited_sentences_with_figures_as_stated(table: Comparison) -> None:
+    abstracts = " ".join(" ".join(p.abstract.split()) for p in read_file(BUNDLED).papers).lower()
+    assert "*" not in table.synthesis and "Common ground" not in table.synthesis
+    assert all(f"[{n}]" in table.synthesis for n in (1, 2, 3))
+    assert "all concern pipeline parallelism" in table.synthesis
+    figures = re.findall(r"reports “([^”]+)”", table.synthesis)
+    assert len(figures) >= 2 and all(f.lower() in abstracts for f in figures)
 
 
 def test_custom_aspects_and_not_stated(bundled: Settings) -> None:
