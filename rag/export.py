@@ -96,6 +96,8 @@ def write_comparison(table: Comparison, fmt: str, output: str | Path | None) -> 
 def review_markdown(draft: ReviewDraft) -> str:
     """The draft as Markdown: title, outline, sections, references and the coverage report."""
     lines = [f"# {draft.title}", ""]
+    if draft.refusal:
+        lines += [draft.refusal, ""]
     if draft.outline:
         lines += ["**Outline**", "", *[f"{i}. {h}" for i, h in enumerate(draft.outline, 1)], ""]
     for section in draft.sections:

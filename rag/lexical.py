@@ -145,11 +145,16 @@ class LexicalIndex:
         self.model = bm25s.BM25(k1=BM25_K1)
         self.model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=self.vocab), show_progress=False)
         self.size = len(papers)
+        self.document_frequency = Counter(t for doc in corpus for t in set(doc))
         self._lock = threading.Lock()
 
     def tokens(self, text: str) -> list[str]:
         """The text's terms as the index holds them."""
         return fold_acronyms(terms(text), self.acronyms, self._long_forms)
+
+    def weight(self, term: str) -> float:
+        """Inverse document frequency of a term; a term in no paper weighs like the rarest."""
+        return float(np.log((self.size + 1) / (self.document_frequency.get(term, 0) + 0.5)))
 
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper, in the order the index was built from."""

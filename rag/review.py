@@ -23,6 +23,7 @@ from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import count_tokens
 from rag.themes import cluster, distinctive_terms, heading, vocabulary_of
+from rag.tuned import COVERED
 
 log = logging.getLogger(__name__)
 
@@ -52,8 +53,37 @@ SENTENCE_POOL = 5000
 DUPLICATE_SIMILARITY = 0.97
 OFF_THEME_SIMILARITY = 0.35
 MAX_THEMES = 5
+COVERED_AT = 0.5  # a topic less likely covered than not is refused (rag.tuned.COVERED)
 
 Reason = Literal["below threshold", "duplicate", "off-theme"]
+
+
+def topic_signals(retriever: Retriever, topic: str) -> dict[str, float]:
+    """What tells a topic the library covers from one it does not (rag.tuned.COVERED reads these by name): how
+    relevant the best papers are (the search ranker's calibrated probability), how much of the topic's weight of
+    words the best papers' texts hold, how much no indexed paper holds, and the best cosines."""
+    scored = retriever.score(topic)
+    ranked = scored.ranked()[:3]
+    lexical = retriever.lexical
+    words = set(lexical.tokens(topic))
+    weight = {w: lexical.weight(w) for w in words}
+    total = sum(weight.values()) or 1.0
+
+    def held(paper_id: str) -> float:
+        paper = retriever.papers[paper_id]
+        return sum(weight[w] for w in words & set(lexical.tokens(f"{paper.title} {paper.abstract}"))) / total
+
+    relevance = [p for _, p in ranked] + [0.0] * (3 - len(ranked))
+    features = scored.features if len(scored.ids) else np.zeros((1, 3))
+    return {
+        "top relevance": relevance[0],
+        "third relevance": relevance[2],
+        "topic words in the best paper": held(ranked[0][0]) if ranked else 0.0,
+        "topic words in the best three papers": float(np.mean([held(pid) for pid, _ in ranked])) if ranked else 0.0,
+        "topic words in no indexed paper": sum(weight[w] for w in words if w not in lexical.vocab) / total,
+        "best sentence cosine": float(features[:, 0].max()),
+        "whole-abstract cosine": float(features[:, 1].max()),
+    }
 
 
 class Section(BaseModel):
@@ -103,6 +133,7 @@ class ReviewDraft(BaseModel):
 
     topic: str
     title: str
+    refusal: str = ""  # why nothing was drafted: the library does not cover the topic
     markdown: str = ""
     outline: list[str] = Field(default_factory=list)
     sections: list[Section] = Field(default_factory=list)
@@ -119,6 +150,11 @@ class _Scored:
     paper: Paper
     score: float
     vector: np.ndarray
+
+
+def _lower_first(text: str) -> str:
+    """'Pipeline parallelism' → 'pipeline parallelism', but 'KV cache' and 'LLM serving' stay as written."""
+    return text[:1].lower() + text[1:] if text[1:2].islower() else text
 
 
 def _z(values: np.ndarray) -> np.ndarray:
@@ -182,6 +218,12 @@ class Reviewer:
         order = np.argsort(-score)
         scored = [_Scored(self.papers[i], round(float(score[i]), 3), self.vectors[i]) for i in order]
         return scored, relevant, cite
+
+    def uncovered(self, topic: str) -> list[str] | None:
+        """None when the library covers the topic (rag.tuned.COVERED); otherwise the titles of the closest papers."""
+        if COVERED.probability(topic_signals(self.retriever, topic)) >= COVERED_AT:
+            return None
+        return [self.retriever.papers[pid].title for pid, _ in self.retriever.score(topic).ranked()[:3]]
 
     def _best_sentence(self, vector: np.ndarray) -> np.ndarray:
         """Per paper, the cosine of its sentence closest to the vector."""
@@ -249,6 +291,13 @@ class Reviewer:
         draft = ReviewDraft(topic=topic, title=_title(topic))
         if not topic:
             draft.warnings.append("give a topic to review")
+            draft.markdown = review_markdown(draft)
+            return draft
+        closest = self.uncovered(topic)
+        if closest is not None:
+            titles = join_names([f"“{t}”" for t in closest])
+            draft.refusal = f"No indexed paper is about “{topic}”; nothing was drafted. The closest are {titles}."
+            draft.coverage.indexed = len(self.papers)
             draft.markdown = review_markdown(draft)
             return draft
         cited, left, thresholds = self.select(topic)
@@ -336,7 +385,11 @@ class Reviewer:
         words = terms(topic)
         exclude = {part for w in [*words, *fold_acronyms(words, acronyms)] for part in [w, *acronyms.get(w, ())]}
         titles = vocabulary_of([p.title for p in self.papers])
-        names = [heading(t[:2]) for t in distinctive_terms(docs, background, exclude=exclude, vocabulary=titles)]
+        ranked = distinctive_terms(docs, background, top=4, exclude=exclude, vocabulary=titles)
+        # NOTE: a phrase of two words from the papers' titles ("KV cache", "speculative decoding") names a theme
+        # better than two single words joined ("Serving and token").
+        names = [heading([next(t for t in found if " " in t)] if any(" " in t for t in found[:3]) else found[:2])
+                 for found in ranked]  # fmt: skip
         return _unique(names)
 
     @staticmethod
@@ -351,7 +404,7 @@ class Reviewer:
             for name, g in zip(names, groups, strict=True)
         )
         text = (
-            f"This draft reviews {total} indexed paper{'s' if total != 1 else ''} on {topic[0].lower() + topic[1:]}, "
+            f"This draft reviews {total} indexed paper{'s' if total != 1 else ''} on {_lower_first(topic)}, "
             f"in {len(groups)} theme{'s' if len(groups) != 1 else ''}: {themes}."
         )
         return Section(heading="Introduction", text=text, paper_ids=[c.paper.paper_id for g in groups for c in g])

@@ -111,14 +111,27 @@ def distinctive_terms(
     return out
 
 
+_PHRASE_END = {"for", "with", "via", "in", "on", "using", "and", "or", "of", "from", "to", "at", "by", "through",
+               "towards", "toward", "as", "is", "are", "beyond", "without", "under", "across", "into"}  # fmt: skip
+
+
 def vocabulary_of(texts: Sequence[str]) -> set[str]:
-    """The lower-cased unigrams and bigrams of the texts, as distinctive_terms counts them."""
-    vectorizer = term_counter()
-    try:
-        vectorizer.fit(texts)
-    except ValueError:  # NOTE: only stop words
-        return set()
-    return {str(t) for t in vectorizer.get_feature_names_out()}
+    """The words of the texts (titles, say) and their two-word noun phrases, lower-cased as distinctive_terms counts
+    them. A phrase is two words side by side that end where a title's phrase ends (at its end, at punctuation or
+    before a preposition): 'language models' and 'speculative decoding', not 'large language' or 'llms scratch'."""
+    vocabulary: set[str] = set()
+    for text in texts:
+        for segment in re.split(r"[:;,.?!()\[\]]|\s[-–—]\s", text.lower()):
+            words = re.findall(TERM_PATTERN, segment)
+            for i, word in enumerate(words):
+                if word in STOPWORDS:
+                    continue
+                vocabulary.add(word)
+                following = words[i + 1] if i + 1 < len(words) else None
+                ends = i + 2 == len(words) or (i + 2 < len(words) and words[i + 2] in _PHRASE_END)
+                if following and following not in STOPWORDS and ends:
+                    vocabulary.add(f"{word} {following}")
+    return vocabulary
 
 
 def term_stems(term: str) -> set[str]:

@@ -187,6 +187,15 @@ def test_review_drafts_sections_references_and_coverage(bundled: object) -> None
     assert {d.key for d in at.download_button} == {"review_download_md", "review_download_bib"}
 
 
+def test_review_of_a_topic_the_library_does_not_cover_says_so(bundled: object) -> None:
+    at = app().switch_page("ui/pages/review.py").run()
+    at.text_input(key="review_topic").input("protein folding with diffusion models")
+    at.button(key="review_run").click().run()
+    no_failures(at)
+    assert "No indexed paper is about" in at.info[0].value
+    assert not at.download_button and not [s for s in at.subheader if s.value == "References"]
+
+
 def test_library_topic_map_is_drawn_by_theme(bundled: object) -> None:
     at = app().switch_page("ui/pages/library.py").run()
     assert not at.get("vega_lite_chart")  # NOTE: drawn only when its tab is open

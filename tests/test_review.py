@@ -35,6 +35,39 @@ def test_coverage_is_consistent(draft: ReviewDraft) -> None:
     assert cov.thresholds["cite"] >= cov.thresholds["relevant"]
 
 
+@pytest.mark.parametrize(
+    "topic",
+    ["protein folding with diffusion models", "graph neural networks for traffic forecasting",
+     "causes of the 2008 financial crisis"],
+)  # fmt: skip
+def test_a_topic_the_library_does_not_cover_is_refused(bundled: Settings, topic: str) -> None:
+    from rag import api
+
+    refused = api.review(topic, bundled)
+    assert refused.refusal.startswith(f"No indexed paper is about “{topic}”")
+    assert refused.sections == [] and refused.references == [] and refused.coverage.relevant == []
+    assert refused.refusal in refused.markdown and "The closest are “" in refused.refusal
+
+
+def test_theme_names_are_phrases_of_their_papers_titles(draft: ReviewDraft) -> None:
+    from rag.themes import vocabulary_of
+
+    assert draft.refusal == ""
+    titles = {r.paper_id: r.title for r in draft.references}
+    for section in draft.sections[1:]:
+        phrases = vocabulary_of([titles[pid] for pid in section.paper_ids])
+        parts = [p.strip().lower() for p in re.split(r",| and ", section.heading)]
+        assert all(part in phrases for part in parts), (section.heading, parts)
+
+
+def test_title_phrases_end_where_a_title_phrase_ends() -> None:
+    from rag.themes import vocabulary_of
+
+    words = vocabulary_of(["Efficient Large Language Models from Scratch: Speculative Decoding for LLM Serving"])
+    assert {"language models", "speculative decoding", "llm serving", "scratch"} <= words
+    assert not {"large language", "models scratch", "decoding llm"} & words
+
+
 def test_sections_cite_only_listed_references(draft: ReviewDraft) -> None:
     numbers = {r.n for r in draft.references}
     assert numbers == set(range(1, len(numbers) + 1))

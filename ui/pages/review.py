@@ -34,6 +34,9 @@ def coverage(report: Coverage) -> None:
 def show(draft: ReviewDraft) -> None:
     st.header(md_escape(draft.title), anchor=False)
     show_warnings(draft.warnings)
+    if draft.refusal:
+        st.info(md_escape(draft.refusal), icon=":material/search_off:")
+        return
     outline, body = st.columns([1, 3], gap="large")
     with outline, st.container(border=True):
         st.markdown("**Outline**")
