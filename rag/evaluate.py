@@ -16,6 +16,7 @@ from rag.answer import Turn, contextualise
 from rag.config import Settings
 from rag.corpus import normalise_title, numbered_lines
 from rag.errors import RagError
+from rag.text import plain
 
 
 class EvalItem(BaseModel):
@@ -115,7 +116,10 @@ def evaluate(path: Path, settings: Settings, k: int | None = None) -> EvalReport
     resolve = _resolver(retriever.papers)
     golds: list[list[str]] = []
     for n, item in enumerate(items, 1):  # NOTE: every line is checked before the first question runs
-        found = [resolve.get(g) or resolve.get(normalise_title(g)) for g in item.gold]
+        found = [
+            resolve.get(g) or resolve.get(normalise_title(g)) or resolve.get(normalise_title(plain(g)))
+            for g in item.gold
+        ]
         if None in found:
             missing = item.gold[found.index(None)]
             raise RagError(f"{path}: question {n}: gold paper {missing!r} is not in the index")

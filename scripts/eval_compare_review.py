@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from rag import api  # noqa: E402
 from rag.compare import DEFAULT_ASPECTS, NOT_STATED, Comparison  # noqa: E402
 from rag.config import get_settings  # noqa: E402
-from rag.text import content_words  # noqa: E402
+from rag.text import content_words, plain  # noqa: E402
 
 RESULTS = "evaluation and reported results"
 
@@ -48,6 +48,7 @@ def _verbatim(quote: str, abstract: str) -> bool:
 
 def _found(fact: str, text: str) -> bool:
     """A fact phrase is in a cell when the cell holds it verbatim or holds 80% of its content words."""
+    fact = plain(fact)  # NOTE: phrases were copied from the abstracts as written, LaTeX and all
     if _squash(fact) in _squash(text):
         return True
     words = content_words(fact)
@@ -76,7 +77,7 @@ def eval_compare(paths: list[Path], verbose: bool) -> dict[str, Any]:
             aspects = [*DEFAULT_ASPECTS, extra["name"]] if extra else None
             table: Comparison = api.compare(rec["request"], settings, aspects=aspects)
             got = {r.title: r for r in table.rows}
-            gold = rec["gold"]
+            gold = [plain(t) for t in rec["gold"]]
             f = forms.setdefault(rec.get("form", "list"), Counter())
             f["requests"] += 1
             f["all_found"] += all(t in got for t in gold)
@@ -89,7 +90,7 @@ def eval_compare(paths: list[Path], verbose: bool) -> dict[str, Any]:
             )
             misses = []
             for title, by_aspect in _facts(rec).items():
-                row = got.get(title)
+                row = got.get(plain(title))
                 for aspect, facts in by_aspect.items():
                     for fact in facts:
                         f["facts"] += 1
@@ -100,7 +101,7 @@ def eval_compare(paths: list[Path], verbose: bool) -> dict[str, Any]:
                         if not in_cell:
                             misses.append((title[:30], aspect, fact))
             for title, fact in (extra.get("facts") or {}).items():
-                row = got.get(title)
+                row = got.get(plain(title))
                 cell = row.cells[extra["name"]].text if row is not None else ""
                 f["extra"] += 1
                 f["extra_ok"] += (cell == NOT_STATED) if fact is None else _found(fact, cell)
