@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import streamlit as st
 
@@ -12,7 +13,8 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 from ui import sidebar  # NOTE: after the environment above, which the model libraries read at import
 from ui.common import guard
 
-st.set_page_config(page_title="Paper RAG", page_icon=":material/menu_book:", layout="wide")
+# NOTE: a material icon as page icon is fetched from fonts.gstatic.com; this one comes from the machine
+st.set_page_config(page_title="Paper RAG", page_icon=str(Path(__file__).parent / "ui" / "icon.png"), layout="wide")
 
 pages = [
     st.Page("ui/pages/ask.py", title="Ask", icon=":material/forum:", default=True),

@@ -25,7 +25,7 @@ from rag.models import Citation, Paper
 from rag.retrieve import Retriever
 from rag.roles import cell_features, role_model
 from rag.store import Chunk
-from rag.text import STOPWORDS, content_words, has_figure, stem
+from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, stem
 from rag.themes import distinctive_terms, vocabulary_of
 from rag.tuned import CELLS, STATED_AT
 
@@ -424,7 +424,8 @@ def states_figure(text: str) -> bool:
 
 _DISCOURSE = re.compile(
     r"^(?:in this (?:paper|work|study)|in addition|additionally|furthermore|moreover|specifically|as a result|"
-    r"overall|to this end|to address (?:this|these)(?: \w+)?|in particular|finally|besides|notably)\s*,\s*",
+    r"overall|to this end|to address (?:this|these)(?: \w+)?|in particular|finally|besides|notably|however|"
+    r"thus|therefore|hence|consequently|nevertheless|unfortunately|in contrast)\s*,\s*",
     re.IGNORECASE,
 )
 
@@ -480,9 +481,15 @@ class CellFiller:
         learned = [a for a in aspects if a.name in CELLS]
         if learned:
             probs = role_model().predict(texts)
+            # NOTE: a sentence that points back ("It uses …", "These tokens …") counts half when sentences are ranked
+            # (not when deciding whether the column is stated): read alone in a cell, it needs the one before it
+            standalone = np.array([0.5 if leans_on_previous(t) else 1.0 for t in texts])
             for aspect in learned:
                 p = CELLS[aspect.name].probabilities(cell_features(texts, probs, aspect.name))
-                cells[aspect.name] = self._cell(n, texts, _pick(p, texts, STATED_AT[aspect.name], second=True))
+                stated = p.max() >= STATED_AT[aspect.name]
+                cells[aspect.name] = self._cell(
+                    n, texts, _pick(p * standalone, texts, 0.0, second=True) if stated else []
+                )
         found = [a for a in aspects if a.name not in CELLS]
         if found:
             total = max(len(texts) - 1, 1)

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from rag.compare import DEFAULT_ASPECTS, NOT_STATED
 from tests.servers import SECRET, FakeLLM, source_sentences
 
 # NOTE: the fake LLM endpoint fixture lives in tests/servers.py; this makes pytest see it here.
@@ -158,10 +159,11 @@ def test_compare_two_papers_gives_a_cited_matrix(bundled: object) -> None:
     at.multiselect(key="compare_papers").set_value(paper_ids("WebLLM", "Pathways"))
     at.button(key="compare_run").click().run()
     no_failures(at)
-    matrix = at.dataframe[0].value
-    assert sorted(matrix["Paper"]) == ["[1] Pathways", "[2] WebLLM"]
-    assert "approach" in matrix.columns
-    assert matrix.drop(columns=["Paper"]).apply(lambda col: col.str.contains(r"\[\d\]")).any().any()
+    matrix = at.table[0].value
+    assert sorted(matrix.columns) == ["[1] Pathways", "[2] WebLLM"]
+    assert list(matrix.index) == list(DEFAULT_ASPECTS)
+    for n, column in enumerate(matrix.columns, 1):
+        assert matrix[column].str.endswith((f"[{n}]", NOT_STATED)).all()
     assert {d.key for d in at.download_button} == {"compare_download_md", "compare_download_csv"}
     at.toggle(key="compare_quotes").set_value(True).run()
     assert any(label.startswith("WebLLM") for label in (e.label for e in at.expander))

@@ -40,6 +40,9 @@ HOSTILE = [
 ]
 
 
+REQUESTED: list[str] = []  # every URL the browser asked for, from every test of the module
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,6 +114,7 @@ def page(server: tuple[str, float], tmp_path_factory: pytest.TempPathFactory) ->
         context = p.chromium.launch_persistent_context(
             str(profile), executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1100}
         )
+        context.on("request", lambda request: REQUESTED.append(request.url))
         yield context.pages[0] if context.pages else context.new_page()
         context.close()
 
@@ -166,3 +170,27 @@ def test_hostile_paper_renders_as_text(server: tuple[str, float], page: Page) ->
     assert page.locator("img[onerror]").count() == 0
     assert page.locator("script:has-text('alert(1)')").count() == 0
     shot(page, "hostile")
+
+
+def test_every_page_works_and_nothing_is_fetched_from_another_host(server: tuple[str, float], page: Page) -> None:
+    url, _ = server
+    page.goto(f"{url}/compare")
+    page.get_by_placeholder("e.g. compare methods for efficient LLM inference").fill(
+        "Compare GPipe, Zero Bubble Pipeline Parallelism and 2BP as ways to make pipeline-parallel training efficient"
+    )
+    page.get_by_role("button", name="Compare").click()
+    page.get_by_text("all concern pipeline parallelism").wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    shot(page, "compare")
+    page.goto(f"{url}/review")
+    page.get_by_placeholder("e.g. memory-efficient training of LLMs").fill("speculative decoding")
+    page.get_by_role("button", name="Draft the review").click()
+    page.get_by_text("References", exact=True).wait_for(timeout=60_000)
+    assert page.locator("[data-testid='stException']").count() == 0
+    shot(page, "review")
+    page.goto(f"{url}/library")
+    page.get_by_placeholder("Search titles and abstracts by meaning…").wait_for(timeout=60_000)
+    shot(page, "library")
+    assert page.locator("[data-testid='stException']").count() == 0
+    hosts = {request.split("/")[2] for request in REQUESTED if request.startswith("http")}
+    assert hosts == {url.split("/")[2]}, hosts

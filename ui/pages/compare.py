@@ -22,25 +22,21 @@ def cell_text(cell: Cell | None) -> str:
 
 
 def matrix(table: Comparison) -> pd.DataFrame:
-    rows = [
-        {"Paper": f"[{n}] {row.name}", **{aspect: cell_text(row.cells.get(aspect)) for aspect in table.aspects}}
+    """Aspects down, papers across: a few papers side by side read like a comparison, and any number of aspects
+    (the user's own included) stays on screen."""
+    columns = {
+        f"[{n}] {row.name}": [cell_text(row.cells.get(aspect)) for aspect in table.aspects]
         for n, row in enumerate(table.rows, 1)
-    ]
-    return pd.DataFrame(rows, columns=["Paper", *table.aspects])
+    }
+    return pd.DataFrame(columns, index=pd.Index(table.aspects, name="aspect"))
 
 
 def show(table: Comparison) -> None:
     show_warnings(table.warnings)
     if table.unresolved:
         st.warning("Not found in the library: " + md_escape(", ".join(map(str, table.unresolved))))
-    columns = {aspect: st.column_config.TextColumn(width=260) for aspect in table.aspects}
-    st.dataframe(
-        matrix(table),
-        hide_index=True,
-        key="compare_table",
-        row_height=110,
-        column_config={"Paper": st.column_config.TextColumn(pinned=True, width=150), **columns},
-    )
+    # NOTE: a static table wraps every cell whole; a data grid clipped whole sentences and hid columns and rows
+    st.table(matrix(table))
     if st.toggle("Show the supporting quotes", key="compare_quotes"):
         for row in table.rows:
             with st.expander(md_escape(row.title), expanded=True):
