@@ -11,6 +11,7 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from rag.compare import DEFAULT_ASPECTS, NOT_STATED
+from rag.config import Settings
 from tests.servers import SECRET, FakeLLM, source_sentences
 
 # NOTE: the fake LLM endpoint fixture lives in tests/servers.py; this makes pytest see it here.
@@ -232,3 +233,30 @@ def test_llm_answer_streams_with_the_session_key_and_renders_as_text(bundled: ob
 
 def secret_free(node: object) -> bool:
     return SECRET not in str(getattr(node, "proto", ""))
+
+
+WEBLLM = "What does WebLLM use for GPU acceleration in the browser?"
+
+
+def test_the_conversation_survives_a_reload_and_keeps_no_key(bundled: Settings) -> None:
+    at = app()
+    at.radio(key="set_engine").set_value("llm").run()
+    at.text_input(key="set_api_key").input("sk-test-never-saved-4242").run()
+    at.radio(key="set_engine").set_value("extractive").run()
+    at = ask(at, WEBLLM)
+    no_failures(at)
+    cid = at.query_params["c"]
+    cid = cid[0] if isinstance(cid, list) else cid
+    reloaded = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    reloaded.query_params["c"] = cid
+    reloaded.run()
+    no_failures(reloaded)
+    assert [a.question for a in reloaded.session_state["chat"]] == [WEBLLM]
+    assert len(reloaded.chat_message) == 2
+    saved = (bundled.home / "conversations" / f"{cid}.json").read_text()
+    assert "WebGPU" in saved and "sk-test-never-saved-4242" not in saved
+    other = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    other.query_params["c"] = "../../etc/passwd"
+    other.run()
+    no_failures(other)
+    assert other.session_state["chat"] == []

@@ -14,6 +14,7 @@ from rag.export import answer_markdown
 from rag.models import Answer
 from rag.prompts import CANNOT_ANSWER
 from rag.retrieve import Retriever
+from ui import conversation
 from ui.common import guard, highlight, markers, md_escape, retriever, settings, show_paper, show_warnings
 
 EXAMPLES = (
@@ -106,13 +107,14 @@ def turns(chat: list[Answer]) -> list[Turn]:
 
 
 config = settings()
-chat: list[Answer] = st.session_state.setdefault("chat", [])
+chat = conversation.load(config)
 papers = retriever(config)
 
 top = st.columns([4, 1], vertical_alignment="center")
 top[0].title("Ask the papers", anchor=False)
 if chat and top[1].button("New conversation", icon=":material/add_comment:", key="ask_clear"):
     chat.clear()
+    conversation.save(config, chat)
     st.rerun()
 
 if not chat:
@@ -138,4 +140,5 @@ if question:
         answer = run(question, config, turns(chat))
         if answer is not None:
             chat.append(answer)
+            conversation.save(config, chat)
             st.rerun()
