@@ -16,7 +16,7 @@ from rag.answer import Turn, contextualise
 from rag.config import Settings
 from rag.corpus import normalise_title, numbered_lines
 from rag.errors import RagError
-from rag.text import plain
+from rag.text import content_words, plain
 
 
 class EvalItem(BaseModel):
@@ -36,12 +36,32 @@ class EvalItem(BaseModel):
         return bool(self.gold) if self.answerable is None else self.answerable
 
 
+class ExtraAspect(BaseModel):
+    """A column the request adds, and per paper title the phrase its cell should hold (None: not stated)."""
+
+    name: str
+    facts: dict[str, str | None] = Field(default_factory=dict)
+
+
+class CompareItem(BaseModel):
+    """One line of a comparison eval file: the request, the papers it names (titles) and, per paper and column,
+    phrases its cell should hold."""
+
+    request: str
+    gold: list[str]
+    form: str = ""
+    unresolved: list[str] = Field(default_factory=list)
+    facts: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
+    extra_aspect: ExtraAspect | None = None
+
+
 class EvalReport(BaseModel):
-    """Figures overall and per question kind, plus per-question rows."""
+    """Figures overall and per question kind (or request form), plus per-item rows."""
 
     file: str
     engine: str
     questions: int
+    unit: str = "questions"
     metrics: dict[str, float | int | None]
     by_kind: dict[str, dict[str, float | int | None]]
     rows: list[dict[str, Any]]
@@ -108,9 +128,13 @@ def _summarise(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
 
 
 def evaluate(path: Path, settings: Settings, k: int | None = None) -> EvalReport:
-    """Run every question of the file through search and ask, and score the results."""
+    """Run every question of the file through search and ask, and score the results; a file of comparison requests
+    (lines with "request") goes through `compare` instead."""
     from rag.api import ask, get_retriever
 
+    first = next((line for _, line in numbered_lines(path, "eval file")), "")
+    if first.lstrip().startswith("{") and '"request"' in first:
+        return evaluate_comparisons(path, settings)
     items = load_items(path)
     retriever = get_retriever(settings)
     resolve = _resolver(retriever.papers)
@@ -194,7 +218,7 @@ def render_report(report: EvalReport, width: int = 80) -> Any:
         used += need
     tables = []
     for n, kinds in enumerate(parts):
-        title = f"{report.file} — {report.questions} questions, engine {report.engine}" if n == 0 else None
+        title = f"{report.file} — {report.questions} {report.unit}, engine {report.engine}" if n == 0 else None
         table = Table(title=title, title_justify="left")
         table.add_column("metric", no_wrap=True)
         for kind in kinds:
@@ -207,3 +231,105 @@ def render_report(report: EvalReport, width: int = 80) -> Any:
 
 def dump(report: EvalReport) -> str:
     return json.dumps(report.model_dump(mode="json"), indent=2)
+
+
+def fact_found(fact: str, text: str) -> bool:
+    """A phrase is in a cell when the cell holds it (spacing and '×' aside) or holds 80% of its content words."""
+
+    def squash(value: str) -> str:
+        return re.sub(r"[\s×]+|times", "", value.lower().replace("×", "x"))
+
+    fact = plain(fact)  # NOTE: phrases copied from abstracts may carry the LaTeX the product turns into text
+    if squash(fact) in squash(text):
+        return True
+    words = content_words(fact)
+    return bool(words) and len(words & content_words(text)) >= 0.8 * len(words)
+
+
+def evaluate_comparisons(path: Path, settings: Settings) -> EvalReport:
+    """Run every comparison request of the file and score it per request form: named papers found, unknown names
+    reported, papers added that were not named, phrases found in the right cell (and anywhere in the right row), a
+    user-added column, cell length and cells cut mid-sentence."""
+    from rag.api import compare
+    from rag.compare import DEFAULT_ASPECTS, NOT_STATED
+
+    items = []
+    for n, line in numbered_lines(path, "eval file"):
+        try:
+            items.append(CompareItem.model_validate_json(line))
+        except ValidationError as exc:
+            raise RagError(f"{path}:{n}: not a comparison request ({exc.errors()[0]['msg']})") from None
+    rows: list[dict[str, Any]] = []
+    for item in items:
+        extra = item.extra_aspect
+        table = compare(item.request, settings, aspects=[*DEFAULT_ASPECTS, extra.name] if extra else None)
+        got = {normalise_title(r.title): r for r in table.rows}
+        gold = [normalise_title(plain(t)) for t in item.gold]
+        facts = [
+            (normalise_title(plain(title)), aspect, fact)
+            for title, by_aspect in item.facts.items()
+            for aspect, phrases in by_aspect.items()
+            for fact in phrases
+        ]
+        in_cell = [t in got and aspect in got[t].cells and fact_found(fact, got[t].cells[aspect].text)
+                   for t, aspect, fact in facts]  # fmt: skip
+        in_row = [t in got and any(fact_found(fact, c.text) for c in got[t].cells.values()) for t, _, fact in facts]
+        extra_ok = []
+        for title, fact in (extra.facts if extra else {}).items():
+            row = got.get(normalise_title(plain(title)))
+            cell = row.cells[extra.name].text if row is not None and extra is not None else ""
+            extra_ok.append(cell == NOT_STATED if fact is None else fact_found(fact, cell))
+        cells = [c.text for r in table.rows for c in r.cells.values()]
+        stated = [c for c in cells if c != NOT_STATED]
+        rows.append(
+            {
+                "request": item.request,
+                "kind": item.form or "request",
+                "all_found": all(g in got for g in gold),
+                "named": len(gold),
+                "found": sum(g in got for g in gold),
+                "wrongly_added": len(set(got) - set(gold)),
+                "unknown": len(item.unresolved),
+                "unknown_reported": sum(any(u.lower() in x.lower() for x in table.unresolved) for u in item.unresolved),
+                "facts": len(facts),
+                "in_cell": sum(in_cell),
+                "in_row": sum(in_row),
+                "extra": len(extra_ok),
+                "extra_ok": sum(extra_ok),
+                "words": [len(c.split()) for c in stated],
+                "cut": sum("…" in c for c in stated),
+                "cells": len(cells),
+                "not_stated": len(cells) - len(stated),
+            }
+        )
+    forms: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for result in rows:
+        forms[result["kind"]].append(result)
+    return EvalReport(
+        file=str(path),
+        engine=settings.engine,
+        questions=len(rows),
+        unit="comparison requests",
+        metrics=_summarise_comparisons(rows),
+        by_kind={form: _summarise_comparisons(group) for form, group in forms.items()},
+        rows=rows,
+    )
+
+
+def _summarise_comparisons(rows: list[dict[str, Any]]) -> dict[str, float | int | None]:
+    def share(part: str, whole: str) -> float | None:
+        total = sum(r[whole] for r in rows)
+        return round(sum(r[part] for r in rows) / total, 3) if total else None
+
+    return {
+        "every_name_found": _mean([float(r["all_found"]) for r in rows]),
+        "names_found": share("found", "named"),
+        "wrongly_added": sum(r["wrongly_added"] for r in rows),
+        "unknown_reported": share("unknown_reported", "unknown"),
+        "facts_in_right_cell": share("in_cell", "facts"),
+        "facts_in_right_row": share("in_row", "facts"),
+        "added_column_right": share("extra_ok", "extra"),
+        "median_cell_words": _median([w for r in rows for w in r["words"]]),
+        "cut_cells": sum(r["cut"] for r in rows),
+        "not_stated_cells": share("not_stated", "cells"),
+    }

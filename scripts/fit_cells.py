@@ -27,11 +27,10 @@ from sklearn.model_selection import GroupKFold, cross_val_predict
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path[:0] = [str(ROOT), str(ROOT / "scripts")]
-
-from eval_compare_review import _found  # noqa: E402
+sys.path.insert(0, str(ROOT))
 
 from rag.corpus import read_file  # noqa: E402
+from rag.evaluate import fact_found  # noqa: E402
 from rag.index import split_sentences  # noqa: E402
 from rag.roles import ASPECT_ROLE, CELL_FEATURES, COLUMNS, ROLES, placement, read_labels  # noqa: E402
 from rag.roles import C as ROLE_C  # noqa: E402
@@ -96,7 +95,7 @@ def main() -> int:
             sentences = abstracts[pid]
             p = np.stack([by_sentence[(pid, i)] for i in range(len(sentences))])
             rows.append(features_of(sentences, p, aspect))
-            labels += [any(_found(f, s) for f in facts[pid][aspect]) for s in sentences]
+            labels += [any(fact_found(f, s) for f in facts[pid][aspect]) for s in sentences]
             owner += [pid] * len(sentences)
         x, y, owner_a = np.vstack(rows), np.array(labels), np.array(owner)
         for k in range(FOLDS):
@@ -146,7 +145,7 @@ def main() -> int:
                     cell = " ".join(sentences[i] for i in sorted(chosen))
                     words.append(len(cell.split()))
                     for fact in facts[pid][aspect]:
-                        ok = _found(fact, cell)
+                        ok = fact_found(fact, cell)
                         hit, total = hit + ok, total + 1
                         per[aspect][0] += ok
                         per[aspect][1] += 1

@@ -52,3 +52,24 @@ def test_eval_rejects_bad_files_in_one_line_before_asking_anything(bundled_home:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("\n", encoding="utf-8")
     one_line_error(run_cli("eval", str(empty), env=env), "no questions")
+
+
+def test_eval_scores_comparison_requests_per_form(bundled_home: Path, tmp_path: Path) -> None:
+    zero, two_bp = "Zero Bubble Pipeline Parallelism", "2BP: 2-Stage Backpropagation"
+    requests = [
+        {"request": "Compare zero bubble and 2BP as ways to train faster", "form": "purpose", "gold": [zero, two_bp],
+         "facts": {zero: {"evaluation and reported results": ["up to 23% in throughput"]},
+                   two_bp: {"evaluation and reported results": ["1.70x increase in throughput"]}}},
+        {"request": "2BP vs FlashZip", "form": "list", "gold": [two_bp], "unresolved": ["FlashZip"],
+         # NOTE: a phrase the abstract never states: the figures must notice
+         "facts": {two_bp: {"approach": ["quantum annealing of the pipeline"]}}},
+    ]  # fmt: skip
+    path = write_jsonl(tmp_path / "compare.jsonl", requests)
+    result = run_cli("eval", str(path), "--json", env=cli_env(RAG_HOME=str(bundled_home)))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["questions"] == 2 and report["unit"] == "comparison requests"
+    purpose, listed = report["by_kind"]["purpose"], report["by_kind"]["list"]
+    assert purpose["every_name_found"] == 1.0 and purpose["facts_in_right_cell"] == 1.0
+    assert listed["unknown_reported"] == 1.0 and listed["facts_in_right_cell"] == 0.0
+    assert report["metrics"]["wrongly_added"] == 0 and report["metrics"]["cut_cells"] == 0
