@@ -7,6 +7,7 @@ import re
 import statistics
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,9 @@ class EvalItem(BaseModel):
     @property
     def is_answerable(self) -> bool:
         return bool(self.gold) if self.answerable is None else self.answerable
+
+
+Summary = Callable[[list[dict[str, Any]]], dict[str, float | int | None]]
 
 
 class ExtraAspect(BaseModel):
@@ -184,17 +188,7 @@ def evaluate(path: Path, settings: Settings, k: int | None = None) -> EvalReport
                 "warnings": answer.warnings,
             }
         )
-    kinds: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        kinds[row["kind"]].append(row)
-    return EvalReport(
-        file=str(path),
-        engine=settings.engine,
-        questions=len(rows),
-        metrics=_summarise(rows),
-        by_kind={kind: _summarise(group) for kind, group in sorted(kinds.items())},
-        rows=rows,
-    )
+    return _report(path, settings, rows, _summarise, "questions")
 
 
 def render_report(report: EvalReport, width: int = 80) -> Any:
@@ -302,16 +296,21 @@ def evaluate_comparisons(path: Path, settings: Settings) -> EvalReport:
                 "not_stated": len(cells) - len(stated),
             }
         )
-    forms: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for result in rows:
-        forms[result["kind"]].append(result)
+    return _report(path, settings, rows, _summarise_comparisons, "comparison requests")
+
+
+def _report(path: Path, settings: Settings, rows: list[dict[str, Any]], summarise: Summary, unit: str) -> EvalReport:
+    """The figures over all rows and per kind (question style or request form), kinds in alphabetical order."""
+    kinds: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        kinds[row["kind"]].append(row)
     return EvalReport(
         file=str(path),
         engine=settings.engine,
         questions=len(rows),
-        unit="comparison requests",
-        metrics=_summarise_comparisons(rows),
-        by_kind={form: _summarise_comparisons(group) for form, group in forms.items()},
+        unit=unit,
+        metrics=summarise(rows),
+        by_kind={kind: summarise(group) for kind, group in sorted(kinds.items())},
         rows=rows,
     )
 
