@@ -17,7 +17,7 @@ from rag.models import Answer, Paper
 from rag.retrieve import Retriever
 from rag.review import ReviewDraft, Reviewer
 from rag.store import Store, reopen
-from rag.themes import cluster, distinctive_terms, heading, project
+from rag.themes import cluster, distinctive_terms, project, theme_name, unique_names, vocabulary_of
 
 if TYPE_CHECKING:
     from rag.index import CheckReport, IngestReport, Progress
@@ -153,10 +153,12 @@ def topic_map(settings: Settings | None = None) -> list[dict[str, Any]]:
     papers, vectors = ensure_index(settings).all_papers(with_embeddings=True)
     if not papers or vectors is None:
         return []
-    labels = cluster(vectors, max_k=max(2, min(12, round((len(papers) / 2) ** 0.5))))
+    # NOTE: about √(n/2) themes (9 at 168 papers), not the silhouette's pick, which split 168 papers in two
+    labels = cluster(vectors, clusters=max(2, min(12, round((len(papers) / 2) ** 0.5))))
     docs = [f"{p.title}. {p.abstract}" for p in papers]
     groups = [[d for d, label in zip(docs, labels, strict=True) if label == k] for k in range(int(labels.max()) + 1)]
-    names = [heading(terms[:2]) for terms in distinctive_terms(groups)]
+    titles = vocabulary_of([p.title for p in papers])
+    names = unique_names([theme_name(terms) for terms in distinctive_terms(groups, top=4, vocabulary=titles)])
     coords = project(vectors)
     return [
         {"paper_id": p.paper_id, "title": p.title, "x": float(x), "y": float(y), "theme": names[int(label)]}

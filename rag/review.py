@@ -22,7 +22,7 @@ from rag.models import Paper
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import count_tokens
-from rag.themes import cluster, distinctive_terms, heading, vocabulary_of
+from rag.themes import cluster, distinctive_terms, theme_name, unique_names, vocabulary_of
 from rag.tuned import COVERED
 
 log = logging.getLogger(__name__)
@@ -386,11 +386,7 @@ class Reviewer:
         exclude = {part for w in [*words, *fold_acronyms(words, acronyms)] for part in [w, *acronyms.get(w, ())]}
         titles = vocabulary_of([p.title for p in self.papers])
         ranked = distinctive_terms(docs, background, top=4, exclude=exclude, vocabulary=titles)
-        # NOTE: a phrase of two words from the papers' titles ("KV cache", "speculative decoding") names a theme
-        # better than two single words joined ("Serving and token").
-        names = [heading([next(t for t in found if " " in t)] if any(" " in t for t in found[:3]) else found[:2])
-                 for found in ranked]  # fmt: skip
-        return _unique(names)
+        return unique_names([theme_name(found) for found in ranked])
 
     @staticmethod
     def introduction(
@@ -446,7 +442,7 @@ class Reviewer:
                 draft.warnings.append(f"the model's name for theme “{fallback}” was unusable; it keeps that name")
                 name = fallback
             names.append(name)
-        return _unique(names)
+        return unique_names(names)
 
     def _llm_section(
         self, llm: LLM, topic: str, name: str, group: Sequence[_Scored], by_paper: dict[str, list[Chunk]],
@@ -528,14 +524,3 @@ def _cite(sentence: str, n: int) -> str:
     text = sentence.strip()
     end = text[-1] if text and text[-1] in ".!?" else "."
     return f"{text.rstrip('.!?').rstrip()} [{n}]{end}"
-
-
-def _unique(names: Sequence[str]) -> list[str]:
-    """Names made distinct by numbering repeats ('Other work', 'Other work (2)')."""
-    out: list[str] = []
-    for name in names:
-        candidate, k = name, 2
-        while candidate in out:
-            candidate, k = f"{name} ({k})", k + 1
-        out.append(candidate)
-    return out

@@ -17,8 +17,9 @@ log = logging.getLogger(__name__)
 TERM_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9]*(?:-[a-zA-Z0-9]+)*\b"
 
 
-def cluster(vectors: np.ndarray, max_k: int = 6) -> np.ndarray:
-    """Cluster labels for unit-length vectors: k-means, k picked by cosine silhouette (2..max_k).
+def cluster(vectors: np.ndarray, max_k: int = 6, clusters: int | None = None) -> np.ndarray:
+    """Cluster labels for unit-length vectors: k-means, with `clusters` clusters when given, else their number
+    picked by cosine silhouette (2..max_k).
 
     Fewer than four vectors make one cluster; labels are renumbered by cluster size, largest first.
     """
@@ -29,7 +30,7 @@ def cluster(vectors: np.ndarray, max_k: int = 6) -> np.ndarray:
     from sklearn.metrics import silhouette_score
 
     best: tuple[float, np.ndarray] | None = None
-    for k in range(2, min(max_k, n - 1) + 1):
+    for k in [min(clusters, n - 1)] if clusters else range(2, min(max_k, n - 1) + 1):
         labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(vectors)
         if len(set(labels)) < 2:
             continue
@@ -150,6 +151,24 @@ def surface_form(term: str, docs: Sequence[str]) -> str:
     # NOTE: prefer lower case over sentence-initial capitals; keep acronyms and CamelCase.
     lower = forms.get(form.lower(), 0)
     return form.lower() if form != form.lower() and form[1:] == form[1:].lower() and lower else form
+
+
+def theme_name(terms: Sequence[str]) -> str:
+    """A theme's name from its distinctive terms, best first: a two-word phrase of paper titles among the first three
+    ("KV cache", "speculative decoding") names it better than two single words joined ("Serving and token")."""
+    phrase = next((t for t in terms[:3] if " " in t), None)
+    return heading([phrase] if phrase else terms[:2])
+
+
+def unique_names(names: Sequence[str]) -> list[str]:
+    """Names made distinct by numbering repeats ('Other work', 'Other work (2)')."""
+    out: list[str] = []
+    for name in names:
+        candidate, k = name, 2
+        while candidate in out:
+            candidate, k = f"{name} ({k})", k + 1
+        out.append(candidate)
+    return out
 
 
 def heading(terms: Sequence[str]) -> str:

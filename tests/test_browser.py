@@ -191,6 +191,10 @@ def test_every_page_works_and_nothing_is_fetched_from_another_host(server: tuple
     page.goto(f"{url}/library")
     page.get_by_placeholder("Search titles and abstracts by meaning…").wait_for(timeout=60_000)
     shot(page, "library")
+    page.get_by_role("tab", name="Topic map").click()
+    page.locator("[data-testid='stVegaLiteChart']").wait_for(timeout=60_000)
+    page.wait_for_timeout(1500)  # NOTE: let the chart draw its points before the screenshot
+    shot(page, "topic-map")
     assert page.locator("[data-testid='stException']").count() == 0
     hosts = {request.split("/")[2] for request in REQUESTED if request.startswith("http")}
     assert hosts == {url.split("/")[2]}, hosts

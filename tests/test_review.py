@@ -10,7 +10,7 @@ import pytest
 
 from rag.config import Settings
 from rag.review import ReviewDraft
-from rag.themes import cluster, distinctive_terms, heading
+from rag.themes import cluster, distinctive_terms, heading, vocabulary_of
 from tests.servers import FakeLLM, llm_settings, source_sentences
 
 TOPIC = "Pipeline parallelism and scheduling for distributed training of large models"
@@ -133,7 +133,11 @@ def test_topic_map(bundled: Settings) -> None:
     points = api.topic_map(bundled)
     assert len(points) == 168
     assert set(points[0]) == {"paper_id", "title", "x", "y", "theme"}
-    assert 2 <= len({p["theme"] for p in points}) <= 12
+    themes = {p["theme"] for p in points}
+    assert len(themes) == 9  # about √(n/2): a library of 168 papers is not two topics
+    phrases = vocabulary_of([p["title"] for p in points])
+    named = [t for t in themes if all(part.lower() in phrases for part in re.split(r" and | \(\d+\)$", t) if part)]
+    assert len(named) == len(themes)
     assert all(np.isfinite([p["x"], p["y"]]).all() for p in points)
 
 

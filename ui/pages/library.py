@@ -103,7 +103,13 @@ def topic_map(config: Settings, papers: dict[str, Paper]) -> None:
         .encode(
             x=alt.X("x", axis=None),
             y=alt.Y("y", axis=None),
-            color=alt.Color("theme:N", title="Theme", legend=alt.Legend(orient="bottom", columns=3, labelLimit=320)),
+            # NOTE: ten distinct hues; the default palette pairs light and dark shades of one hue
+            color=alt.Color(
+                "theme:N",
+                title="Theme",
+                scale=alt.Scale(scheme="tableau10"),
+                legend=alt.Legend(orient="bottom", columns=3, labelLimit=320),
+            ),
             tooltip=[alt.Tooltip("title:N", title="Title"), alt.Tooltip("theme:N", title="Theme")],
         )
         .add_params(pick)
