@@ -1,17 +1,21 @@
-"""Corpus readers: files of paper abstracts (text page, JSON Lines, JSON, CSV, BibTeX) → papers."""
+"""Corpus readers: files of paper abstracts (text page, JSON Lines, JSON or CSL JSON, CSV, BibTeX, RIS, PDF) and
+folders of them → papers."""
 
 from __future__ import annotations
 
 import csv
 import hashlib
 import io
+import itertools
 import json
 import re
+import statistics
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rag.errors import RagError
 from rag.models import Paper
@@ -24,6 +28,14 @@ _ABSTRACT_MIN_CHARS = 200
 _PAGE_CHROME = re.compile(r"^Subscribe(?=[A-Z0-9])")
 _ARXIV = re.compile(r"(?:arxiv\.org/(?:abs|pdf)/|arxiv:)\s*(\d{4}\.\d{4,5})", re.IGNORECASE)
 _DOI = re.compile(r"\b(10\.\d{4,9}/[^\s\"<>]+)", re.IGNORECASE)
+_PDF_PAGES = 2  # NOTE: title and abstract are on the first pages; reading no further bounds the work a PDF can ask for
+# "Abstract" alone on its line or run in ("Abstract—We", "ABSTRACT. We"); "A BSTRACT" is how pypdf reads small capitals
+_ABSTRACT_HEADING = re.compile(r"^[ \t]*a ?bstract[ \t]*(?:$|[.:—–-]+)", re.IGNORECASE | re.MULTILINE)
+_NEXT_HEADING = re.compile(
+    r"^[ \t]*(?:(?:1|I)\.?[ \t]*)?i ?ntroduction[ \t]*$|^[ \t]*(?:keywords|key words|index terms|ccs concepts)\b",
+    re.IGNORECASE | re.MULTILINE,
+)
+_LIGATURES = {c: unicodedata.normalize("NFKC", chr(c)) for c in range(0xFB00, 0xFB07)}  # 'ﬁ' → 'fi', as it was typed
 
 
 class CorpusError(RagError):
@@ -141,30 +153,31 @@ def _record_to_paper(record: dict[str, object], source: str, where: str, result:
     result.papers.append(paper)
 
 
-def _decode(path: Path) -> str:
+def _read_bytes(path: Path) -> bytes:
     try:
         size = path.stat().st_size
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if path.is_dir():
-        raise CorpusError(f"{path}: is a folder; give the corpus files inside it")
     if size == 0:
         raise CorpusError(f"{path}: file is empty")
     if size > MAX_FILE_BYTES:
         raise CorpusError(f"{path}: {size / 1e6:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MiB limit; split it")
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _decode(data: bytes, source: str) -> str:
     if b"\x00" in data[:65536]:
-        raise CorpusError(f"{path}: looks binary (NUL bytes); expected UTF-8 text")
+        raise CorpusError(f"{source}: looks binary (NUL bytes); expected UTF-8 text")
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
-        raise CorpusError(f"{path}:{line}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from None
+        raise CorpusError(f"{source}:{line}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from None
     if not text.strip():
-        raise CorpusError(f"{path}: file has no text")
+        raise CorpusError(f"{source}: file has no text")
     return text
 
 
@@ -221,7 +234,42 @@ def _read_json(text: str, result: ReadResult) -> None:
     for i, record in enumerate(data, 1):
         if not isinstance(record, dict):
             raise CorpusError(f"{result.source}: record {i} is not an object with title and abstract")
-        _record_to_paper(record, result.source, f"record {i}", result)
+        _record_to_paper(_from_csl(record) if _is_csl(record) else record, result.source, f"record {i}", result)
+
+
+def _is_csl(record: dict[str, Any]) -> bool:
+    """Whether a JSON record is a CSL item (Zotero's "CSL JSON" export): names as objects, a date as an object."""
+    names = record.get("author")
+    return isinstance(record.get("issued"), dict) or (
+        isinstance(names, list) and any(isinstance(n, dict) for n in names)
+    )
+
+
+def _from_csl(item: dict[str, Any]) -> dict[str, object]:
+    """A CSL item as the record every reader gives: names as BibTeX and RIS write them ("Family, Given"), the year
+    out of `issued` ({"date-parts": [[2023, 5]]}, or its "raw" or "literal" text)."""
+    names = item.get("author")
+    if isinstance(names, list):
+        names = [_csl_name(n) if isinstance(n, dict) else n for n in names]
+    issued = item.get("issued")
+    if isinstance(issued, dict):
+        parts = issued.get("date-parts")
+        first = parts[0] if isinstance(parts, list) and parts else None
+        issued = first[0] if isinstance(first, list) and first else issued.get("raw") or issued.get("literal")
+    record = {
+        "title": item.get("title"),
+        "abstract": item.get("abstract"),
+        "authors": names,
+        "year": issued,
+        "url": item.get("URL"),
+        "doi": item.get("DOI"),
+    }
+    record["id"] = _citation_key(record, item.get("id"))
+    return record
+
+
+def _csl_name(name: dict[str, Any]) -> str:
+    return _clean(name.get("literal")) or ", ".join(_clean(name.get(k)) for k in ("family", "given") if name.get(k))
 
 
 def _read_csv(text: str, result: ReadResult) -> None:
@@ -256,12 +304,69 @@ def _read_bibtex(text: str, result: ReadResult) -> None:
         raise CorpusError(f"{result.source}: no BibTeX entries found")
     for entry in library.entries:
         record: dict[str, object] = {k.lower(): f.value for k, f in entry.fields_dict.items()}
-        record["id"] = None
-        if not (_ARXIV.search(f"{record.get('url', '')} arxiv:{record.get('eprint', '')}") or record.get("doi")):
-            record["id"] = entry.key
-        elif record.get("eprint") and not record.get("url"):
+        record["id"] = _citation_key(record, entry.key)
+        if record["id"] is None and record.get("eprint") and not record.get("url"):
             record["url"] = f"https://arxiv.org/abs/{record['eprint']}"
         _record_to_paper(record, result.source, f"entry {entry.key} (line {(entry.start_line or 0) + 1})", result)
+
+
+def _citation_key(record: dict[str, object], key: object) -> object:
+    """A reference manager's key names a paper only in its own library: it is the paper's id only when no arXiv id or
+    DOI names the paper everywhere."""
+    if _ARXIV.search(f"{record.get('url') or ''} arxiv:{record.get('eprint') or ''}") or record.get("doi"):
+        return None
+    return key
+
+
+def _read_ris(text: str, result: ReadResult) -> None:
+    """RIS (Zotero, EndNote, Mendeley): records from a 'TY  -' line to an 'ER  -' line.
+
+    NOTE: a record's ID is not its paper id, unlike a BibTeX key: EndNote numbers its records 1, 2, 3 in every file."""
+    import rispy
+
+    starts = _ris_starts(text, result.source)
+    try:
+        # NOTE: without blank lines, which rispy adds to the previous record's last field, or fails on
+        entries = rispy.loads("\n".join(line for line in text.split("\n") if line.strip()))
+    except Exception as exc:  # NOTE: rispy has no error of its own; _ris_starts rejects what makes it fail
+        raise CorpusError(f"{result.source}: malformed RIS ({type(exc).__name__})") from None
+    for entry, line in zip(entries, starts, strict=True):
+        record = {
+            "title": entry.get("title") or entry.get("primary_title"),
+            "abstract": entry.get("abstract") or entry.get("notes_abstract"),
+            "authors": entry.get("authors") or entry.get("first_authors"),
+            "year": entry.get("year") or entry.get("publication_year") or entry.get("date"),
+            "url": (entry.get("urls") or [None])[0],
+            "doi": entry.get("doi"),
+        }
+        _record_to_paper(record, result.source, f"record at line {line}", result)
+
+
+def _ris_starts(text: str, source: str) -> list[int]:
+    """The line of each RIS record, found as rispy finds them. A record without its 'ER  -' line, which rispy
+    would drop or merge with the next without a word, and text before a record's first field are errors."""
+    starts: list[int] = []
+    open_at: int | None = None
+    fields = False
+    for n, line in enumerate(text.split("\n"), 1):
+        is_tag = line[2:5] == "  -" and line[:2].isupper() and line[:1].isalpha()  # as rispy tells a field's line
+        if open_at is None:
+            if line.startswith("TY"):
+                starts.append(open_at := n)
+                fields = False
+        elif line.startswith("ER  -"):
+            open_at = None
+        elif line.startswith("TY  -"):
+            break
+        elif is_tag:
+            fields = True
+        elif line.strip() and not fields:
+            raise CorpusError(f"{source}:{n}: expected a field ('TI  - A title') after the record's 'TY' line")
+    if open_at is not None:
+        raise CorpusError(f"{source}:{open_at}: RIS record has no 'ER  -' line to end it")
+    if not starts:
+        raise CorpusError(f"{source}: no RIS records (each starts with a 'TY  - ' line and ends with 'ER  - ')")
+    return starts
 
 
 READERS: dict[str, Callable[[str, ReadResult], None]] = {
@@ -272,15 +377,82 @@ READERS: dict[str, Callable[[str, ReadResult], None]] = {
     ".csv": _read_csv,
     ".tsv": _read_csv,
     ".bib": _read_bibtex,
+    ".ris": _read_ris,
 }
+FORMATS = frozenset([*READERS, ".pdf"])  # the file suffixes read_file and read_path read
+
+
+def _read_pdf(data: bytes, result: ReadResult) -> None:
+    """Title and abstract from the first pages of a paper's PDF. A PDF whose abstract cannot be found (no "Abstract"
+    heading, or no heading after it) is skipped, and the skip names the file: its abstract is never guessed."""
+    pages, meta_title, meta_authors = _pdf_contents(data, result.source)
+    text = "\n".join(line for lines in pages for line, _ in lines)
+    start = _ABSTRACT_HEADING.search(text)
+    end = _NEXT_HEADING.search(text, start.end()) if start else None
+    if not start or not end:
+        result.skipped[f"PDF with no abstract found ({result.source})"] += 1
+        return
+    # NOTE: a word broken at a line end ("hallucina-", "tion") is joined: such a hyphen is rarely part of the word
+    abstract = re.sub(r"(?<=[a-z])-\n(?=[a-z])", "", text[start.end() : end.start()])
+    # NOTE: a metadata title is used only when page 1 shows it: it is often a template's, a file's or a tool's
+    shown, meta = normalise_title(" ".join(line for line, _ in pages[0])), normalise_title(meta_title)
+    title = meta_title if meta and f" {meta} " in f" {shown} " else _pdf_title(pages[0])
+    _record_to_paper({"title": title, "abstract": abstract, "authors": meta_authors}, result.source, "page 1", result)
+
+
+def _pdf_contents(data: bytes, source: str) -> tuple[list[list[tuple[str, float]]], str, str | None]:
+    """The lines of a PDF's first pages, and the title and authors of its metadata; one error when it cannot be
+    read."""
+    from pypdf import PdfReader
+
+    try:
+        reader = PdfReader(io.BytesIO(data))
+        if reader.is_encrypted and not reader.decrypt(""):  # NOTE: "" opens a PDF that only restricts printing
+            raise CorpusError(f"{source}: PDF needs a password; save a copy without one")
+        meta = reader.metadata
+        pages = [_pdf_lines(page) for page in reader.pages[:_PDF_PAGES]]
+        return pages, _clean(meta.title if meta else None), meta.author if meta else None
+    except CorpusError:
+        raise
+    except Exception as exc:  # NOTE: pypdf raises many kinds (PdfReadError, ValueError, KeyError...) on a damaged file
+        why = _clean(str(exc))[:120] or type(exc).__name__
+        raise CorpusError(f"{source}: damaged or unsupported PDF ({why}); re-download or re-save it") from None
+
+
+def _pdf_lines(page: Any) -> list[tuple[str, float]]:
+    """A page's lines of text, each with the height of its largest type (0 for turned text, like arXiv's stamp)."""
+    lines = [("", 0.0)]
+
+    def visit(text: str, cm: list[float], tm: list[float], font: object, size: float) -> None:
+        height = round(float(size) * abs(tm[2] * cm[1] + tm[3] * cm[3]), 1)
+        for i, part in enumerate(text.translate(_LIGATURES).split("\n")):
+            if i:
+                lines.append(("", 0.0))
+            line, top = lines[-1]
+            lines[-1] = (line + part, max(top, height) if part.strip() else top)
+
+    page.extract_text(visitor_text=visit)
+    return lines
+
+
+def _pdf_title(lines: list[tuple[str, float]]) -> str:
+    """The first lines in the largest type above the abstract, or the first line when no type stands out."""
+    above = itertools.takewhile(lambda line: not _ABSTRACT_HEADING.match(line[0]), lines)
+    head = [(line, size) for line, size in above if line.strip() and size]
+    if not head:
+        return ""
+    top = max(size for _, size in head)
+    if top <= statistics.median(size for line, size in lines if line.strip()):
+        return head[0][0]
+    run = itertools.dropwhile(lambda line: line[1] < top, head)
+    return " ".join(line for line, _ in itertools.takewhile(lambda line: line[1] == top, run))
 
 
 def read_text(text: str, source: str, suffix: str) -> ReadResult:
     """Parse corpus text in the format named by `suffix` (e.g. ".jsonl")."""
     reader = READERS.get(suffix.lower())
     if reader is None:
-        known = ", ".join(sorted(READERS))
-        raise CorpusError(f"{source}: unknown format {suffix or '(no extension)'!r}; use one of {known}")
+        raise _unknown_format(source, suffix)
     result = ReadResult(source=source)
     reader(text, result)
     _drop_duplicates(result)
@@ -290,15 +462,54 @@ def read_text(text: str, source: str, suffix: str) -> ReadResult:
     return result
 
 
+def read_bytes(data: bytes, source: str, suffix: str) -> ReadResult:
+    """Parse a corpus file's bytes in the format named by `suffix` (e.g. ".pdf"); `source` names it in messages.
+
+    A PDF gives its one paper, or none and the reason it was skipped; a file of any other format that gives no paper
+    is an error."""
+    if suffix.lower() == ".pdf":
+        result = ReadResult(source=source)
+        _read_pdf(data, result)
+        return result
+    return read_text(_decode(data, source), source, suffix)
+
+
 def read_file(path: str | Path) -> ReadResult:
     """Read one corpus file; raises CorpusError naming the file and line when it cannot."""
     path = Path(path)
-    if path.suffix.lower() not in READERS:
-        known = ", ".join(sorted(READERS))
-        raise CorpusError(f"{path}: unknown format {path.suffix or '(no extension)'!r}; use one of {known}")
+    if path.is_dir():
+        raise CorpusError(f"{path}: is a folder; give the corpus files inside it")
+    if path.suffix.lower() not in FORMATS:
+        raise _unknown_format(str(path), path.suffix)
     if path.suffix.lower() in (".txt", ".jsonl") and path.is_file():
         _check_lines(path)
-    return read_text(_decode(path), str(path), path.suffix)
+    return read_bytes(_read_bytes(path), str(path), path.suffix)
+
+
+def read_path(path: str | Path) -> list[ReadResult]:
+    """Read a corpus file, or every corpus file in a folder and its subfolders, in order of their paths.
+
+    In a folder, hidden files and folders (".git", ".DS_Store") and files of other formats (notes, figures) are
+    ignored, as a folder of papers holds them too; a corpus file that cannot be read is an error naming it, as when
+    it is named alone. A folder without a corpus file is an error naming the folder."""
+    path = Path(path)
+    if not path.is_dir():
+        return [read_file(path)]
+    files = sorted(
+        p
+        for p in path.rglob("*")
+        if p.suffix.lower() in FORMATS
+        and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        and p.is_file()
+    )
+    if not files:
+        raise CorpusError(f"{path}: no corpus files in this folder (looked for {', '.join(sorted(FORMATS))})")
+    return [read_file(p) for p in files]
+
+
+def _unknown_format(source: str, suffix: str) -> CorpusError:
+    known = ", ".join(sorted(FORMATS))
+    return CorpusError(f"{source}: unknown format {suffix or '(no extension)'!r}; use one of {known}")
 
 
 MAX_LINE_BYTES = 1 << 20  # a line-based file's record fits in a line; none is this long (MAX_ABSTRACT_CHARS is 20,000)

@@ -7,14 +7,50 @@ import re
 from pathlib import Path
 
 import pytest
+from fpdf import FPDF
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from rag.corpus import CorpusError, make_paper_id, read_file, read_text
+from rag.corpus import MAX_FILE_BYTES, CorpusError, make_paper_id, read_file, read_path, read_text
 from rag.text import plain
 from tests.conftest import BUNDLED
+from tests.servers import run_cli
 
 ABSTRACT = "We study pipeline parallelism for training large models. " * 5
+LONG_TITLE = "Zero Bubble Pipeline Parallelism for the Training of Large Models at Scale on Clusters"
+RIS = f"TY  - JOUR\nTI  - T one\nAU  - A\nAU  - B\nPY  - 2024\nAB  - {ABSTRACT}\nER  - \n"
+
+
+def make_pdf(
+    title: str = "T one",
+    heading: str = "Abstract",
+    abstract: str = ABSTRACT,
+    after: str = "1 Introduction",
+    meta_title: str | None = None,
+    password: str | None = None,
+    stamp: bool = False,
+    compress: bool = True,
+) -> bytes:
+    """A real PDF laid out as a paper: title, authors, the abstract under its heading, the first section."""
+    pdf = FPDF()
+    pdf.core_fonts_encoding = "windows-1252"  # NOTE: has the dash of "Abstract—"
+    pdf.set_compression(compress)
+    pdf.add_page()
+    pdf.set_author("A and B")
+    if meta_title:
+        pdf.set_title(meta_title)
+    if password is not None:
+        pdf.set_encryption(owner_password="owner", user_password=password)
+    if stamp:  # arXiv's margin stamp: large type, turned
+        pdf.set_font("Times", size=20)
+        with pdf.rotation(90, x=10, y=250):
+            pdf.text(10, 250, "arXiv:2401.10241v2 [cs.LG] 20 Jan 2024")
+    body = [(18, title), (11, "A, B\nUniversity of Somewhere"), (12, heading), (10, abstract), (12, after)]
+    for size, text in [*body, (10, "Body text. " * 40)]:
+        if text:
+            pdf.set_font("Helvetica", size=size)
+            pdf.multi_cell(0, size / 2, text, new_x="LMARGIN", new_y="NEXT")
+    return bytes(pdf.output())
 
 
 def test_bundled_corpus_has_168_papers_with_clean_first_title() -> None:
@@ -34,15 +70,38 @@ def test_bundled_corpus_has_168_papers_with_clean_first_title() -> None:
         ("a.csv", f'title,abstract,year,authors\n"T one","{ABSTRACT}",2024,"A; B"\n'),
         ("a.bib", f"@article{{key1, title={{T one}}, abstract={{{ABSTRACT}}}, year={{2024}}, author={{A and B}}}}"),
         ("a.txt", f"junk header\nT one\n{ABSTRACT}\n"),
+        ("a.ris", RIS),
+        (
+            "a.ris",
+            f"TY  - JOUR\r\nT1  - T one\r\nA1  - A\r\nA1  - B\r\nY1  - 2024///\r\nN2  - {ABSTRACT}\r\nER  - \r\n",
+        ),
+        ("a.ris", RIS.replace(ABSTRACT, ABSTRACT.replace("parallelism ", "parallelism\n", 1))),  # on two lines
+        (
+            "a.json",  # CSL JSON, as Zotero exports it
+            json.dumps(
+                [
+                    {
+                        "id": "http://zotero.org/users/1/items/ABCD",
+                        "type": "article-journal",
+                        "title": "T one",
+                        "abstract": ABSTRACT,
+                        "author": [{"family": "A"}, {"literal": "B"}],
+                        "issued": {"date-parts": [[2024, 5]]},
+                    }
+                ]
+            ),
+        ),
+        ("a.pdf", make_pdf()),
     ],
 )
-def test_formats_give_the_same_paper(tmp_path: Path, name: str, content: str) -> None:
+def test_formats_give_the_same_paper(tmp_path: Path, name: str, content: str | bytes) -> None:
     path = tmp_path / name
-    path.write_text(content)
+    path.write_bytes(content if isinstance(content, bytes) else content.encode())
     [paper] = read_file(path).papers
     assert (paper.title, paper.abstract) == ("T one", ABSTRACT.strip())
-    if name != "a.txt":
-        assert (paper.year, paper.authors) == (2024, ["A", "B"])
+    # NOTE: a text page has no authors or year; a PDF has its metadata's authors, and no year anyone wrote down
+    expected = {"a.txt": (None, []), "a.pdf": (None, ["A", "B"])}.get(name, (2024, ["A", "B"]))
+    assert (paper.year, paper.authors) == expected
 
 
 @pytest.mark.parametrize(
@@ -59,6 +118,15 @@ def test_formats_give_the_same_paper(tmp_path: Path, name: str, content: str) ->
         ("none.jsonl", '{"title": "only a title"}\n', "no papers with a title and an abstract (1 missing abstract)"),
         ("bad.bib", "@article{k, title={T}, abstract={unclosed", "malformed BibTeX"),
         ("scalar.jsonl", "[1, 2]\n", "scalar.jsonl:1: expected a JSON object"),
+        ("csl.json", json.dumps([{"title": ["T"], "issued": {"date-parts": [[2024]]}}]), "record 1: title is a list"),
+        ("none.ris", "TI  - T\nAB  - text\n", "none.ris: no RIS records"),
+        ("open.ris", "x\nTY  - JOUR\nTI  - T\nAB  - text\n", "open.ris:2: RIS record has no 'ER  -' line"),
+        ("merged.ris", "TY  - JOUR\nTI  - T\nTY  - JOUR\nTI  - U\nER  - \n", "merged.ris:1: RIS record has no"),
+        ("stray.ris", "TY  - JOUR\nTI  - T\nER  - \nTY  - JOUR\nstray\nER  - \n", "stray.ris:5: expected a field"),
+        ("noabs.ris", "TY  - JOUR\nTI  - T\nER  - \n", "no papers with a title and an abstract (1 missing abstract)"),
+        ("damaged.pdf", b"%PDF-1.7\n1 0 obj << /Type /Catalog", "damaged.pdf: damaged or unsupported PDF"),
+        ("text.pdf", "Title\nAbstract\nNot a PDF at all.\n", "text.pdf: damaged or unsupported PDF"),
+        ("locked.pdf", make_pdf(password="secret"), "locked.pdf: PDF needs a password"),
     ],
 )
 def test_bad_files_rejected_whole_with_one_line(tmp_path: Path, name: str, content: str | bytes, message: str) -> None:
@@ -68,6 +136,110 @@ def test_bad_files_rejected_whole_with_one_line(tmp_path: Path, name: str, conte
         read_file(path)
     assert message in str(err.value)
     assert "\n" not in str(err.value) and name in str(err.value)
+
+
+def test_files_over_the_size_limit_are_rejected_unread(tmp_path: Path) -> None:
+    for name in ("big.pdf", "big.ris"):
+        with (tmp_path / name).open("wb") as f:
+            f.truncate(MAX_FILE_BYTES + 1)  # NOTE: sparse: no disk used
+        with pytest.raises(CorpusError, match=rf"{name}: 268 MB is over the 256 MiB limit"):
+            read_file(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("pdf", "title"),
+    [
+        (make_pdf(heading="ABSTRACT", after="I. INTRODUCTION"), "T one"),
+        (make_pdf(heading="", abstract=f"Abstract—{ABSTRACT}", after="Index Terms—pipelines, training"), "T one"),
+        (make_pdf(heading="", abstract=f"Abstract. {ABSTRACT}", after="Keywords: pipelines"), "T one"),
+        (make_pdf(title=LONG_TITLE), LONG_TITLE),  # on two lines
+        (make_pdf(title="Zero bubble", meta_title="Zero Bubble"), "Zero Bubble"),
+        (make_pdf(meta_title="Microsoft Word - draft3.docx"), "T one"),
+        (make_pdf(stamp=True), "T one"),
+    ],
+)
+def test_pdf_title_and_abstract_from_the_first_page(tmp_path: Path, pdf: bytes, title: str) -> None:
+    path = tmp_path / "paper.pdf"
+    path.write_bytes(pdf)
+    [paper] = read_file(path).papers
+    assert (paper.title, paper.abstract, paper.locator) == (title, ABSTRACT.strip(), "page 1")
+
+
+@pytest.mark.parametrize(
+    "pdf",
+    [
+        make_pdf(heading="", after="Introduction"),  # no heading
+        make_pdf(after=""),  # nothing marks where the abstract ends
+        make_pdf(heading="", abstract="Abstract reasoning is what we study in this paper. " * 3),  # not a heading
+    ],
+)
+def test_a_pdf_without_a_findable_abstract_is_skipped_by_name(tmp_path: Path, pdf: bytes) -> None:
+    path = tmp_path / "no-abstract.pdf"
+    path.write_bytes(pdf)
+    result = read_file(path)
+    assert result.papers == []
+    assert dict(result.skipped) == {f"PDF with no abstract found ({path})": 1}
+
+
+def test_a_pdf_that_only_restricts_printing_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "restricted.pdf"
+    path.write_bytes(make_pdf(password=""))
+    assert [p.title for p in read_file(path).papers] == ["T one"]
+
+
+def test_a_folder_gives_every_corpus_file_in_it_in_order(tmp_path: Path) -> None:
+    files = {
+        "b.ris": RIS.replace("T one", "T two"),
+        "a/c.pdf": make_pdf(title="T three"),
+        "a/none.pdf": make_pdf(heading=""),
+        "notes.md": "# reading list",
+        ".hidden/d.jsonl": "not read",
+        "a/.e.json": "not read",
+    }
+    for name, content in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(content if isinstance(content, bytes) else content.encode())
+    results = read_path(tmp_path)
+    assert [r.source for r in results] == [str(tmp_path / n) for n in ("a/c.pdf", "a/none.pdf", "b.ris")]
+    assert [p.title for r in results for p in r.papers] == ["T three", "T two"]
+    assert results[1].skipped == {f"PDF with no abstract found ({tmp_path / 'a/none.pdf'})": 1}
+    assert [r.source for r in read_path(tmp_path / "b.ris")] == [str(tmp_path / "b.ris")]
+
+
+def test_rag_ingest_reads_a_folder_and_names_the_pdf_it_skipped(tmp_path: Path) -> None:
+    folder = tmp_path / "library"
+    (folder / "pdfs").mkdir(parents=True)
+    (folder / "zotero.ris").write_text(RIS)
+    (folder / "pdfs" / "paper.pdf").write_bytes(make_pdf(title="T three"))
+    (folder / "pdfs" / "scan.pdf").write_bytes(make_pdf(heading=""))
+    ingest = run_cli("ingest", str(folder))
+    assert ingest.returncode == 0, ingest.stderr
+    assert (
+        "2 added" in ingest.stdout and f"PDF with no abstract found ({folder / 'pdfs' / 'scan.pdf'})" in ingest.stdout
+    )
+    listed = run_cli("papers", "--json")
+    assert sorted(json.loads(line)["title"] for line in listed.stdout.splitlines()) == ["T one", "T three"]
+
+
+@pytest.mark.parametrize(
+    ("files", "message"),
+    [
+        ({}, "no corpus files in this folder (looked for .bib, .csv, .json"),
+        ({"notes.md": "x", ".git/config.json": "{}"}, "no corpus files in this folder"),
+        ({"a.ris": RIS, "sub/b.jsonl": "{oops"}, "b.jsonl:1: invalid JSON"),
+    ],
+)
+def test_a_folder_without_readable_corpus_files_is_one_line(
+    tmp_path: Path, files: dict[str, str], message: str
+) -> None:
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    for name, content in files.items():
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text(content)
+    with pytest.raises(CorpusError) as err:
+        read_path(folder)
+    assert message in str(err.value) and "papers" in str(err.value) and "\n" not in str(err.value)
 
 
 def test_skipped_records_are_counted(tmp_path: Path) -> None:
@@ -105,13 +277,87 @@ def test_paper_ids_are_stable(kwargs: dict[str, str], expected: str) -> None:
     assert pid == make_paper_id("Zero Bubble Pipeline Parallelism", **kwargs)
 
 
+CSL = {"title": "T one", "abstract": ABSTRACT, "author": [{"family": "Smith", "given": "Jane"}]}
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "expected"),
+    [
+        ("a.bib", f"@article{{smith24, title={{T one}}, abstract={{{ABSTRACT}}}}}", "smith24"),
+        (
+            "a.bib",
+            f"@article{{smith24, title={{T one}}, abstract={{{ABSTRACT}}}, eprint={{2401.10241}}}}",
+            "arxiv:2401.10241",
+        ),
+        ("a.json", json.dumps([{**CSL, "id": "smith24"}]), "smith24"),
+        (
+            "a.json",
+            json.dumps([{**CSL, "id": "smith24", "DOI": "10.1145/3600006.3613165"}]),
+            "doi:10.1145/3600006.3613165",
+        ),
+        (
+            "a.json",
+            json.dumps([{**CSL, "id": "smith24", "URL": "https://arxiv.org/abs/2401.10241"}]),
+            "arxiv:2401.10241",
+        ),
+        ("a.ris", RIS.replace("ER  -", "ID  - 7\nER  -"), make_paper_id("T one")),  # EndNote numbers: 1, 2, 3...
+        ("a.ris", RIS.replace("ER  -", "DO  - 10.1145/3600006.3613165\nER  -"), "doi:10.1145/3600006.3613165"),
+        (
+            "a.ris",
+            RIS.replace("ER  -", "UR  - https://arxiv.org/abs/2401.10241; https://x.org\nER  -"),
+            "arxiv:2401.10241",
+        ),
+    ],
+)
+def test_a_reference_managers_key_is_the_id_only_without_doi_or_arxiv(name: str, content: str, expected: str) -> None:
+    [paper] = read_text(content, name, Path(name).suffix).papers
+    assert paper.paper_id == expected
+
+
+@pytest.mark.parametrize(
+    ("item", "authors", "year"),
+    [
+        ({"author": [{"family": "Smith", "given": "Jane"}, {"literal": "OpenAI"}]}, ["Smith, Jane", "OpenAI"], None),
+        ({"author": [{"given": "Jane"}], "issued": {"date-parts": [["2023", 5, 1]]}}, ["Jane"], 2023),
+        ({"issued": {"raw": "May 2022"}}, ["Smith, Jane"], 2022),
+        ({"issued": {"literal": "2021"}}, ["Smith, Jane"], 2021),
+        ({"issued": {"date-parts": []}}, ["Smith, Jane"], None),
+    ],
+)
+def test_csl_names_and_dates(item: dict[str, object], authors: list[str], year: int | None) -> None:
+    [paper] = read_text(json.dumps([{**CSL, **item}]), "zotero.json", ".json").papers
+    assert (paper.authors, paper.year) == (authors, year)
+
+
 @settings(max_examples=150, deadline=None)
-@given(text=st.text(max_size=2000), suffix=st.sampled_from([".txt", ".jsonl", ".json", ".csv", ".bib"]))
+@given(text=st.text(max_size=2000), suffix=st.sampled_from([".txt", ".jsonl", ".json", ".csv", ".bib", ".ris"]))
 def test_parsers_never_crash_on_arbitrary_text(text: str, suffix: str) -> None:
     try:
         result = read_text(text, f"fuzz{suffix}", suffix)
     except CorpusError as exc:
         assert "\n" not in str(exc)
+    else:
+        assert all(p.title and p.abstract for p in result.papers)
+
+
+RIS_LINE = st.one_of(
+    st.builds(
+        "{}  - {}".format,
+        st.sampled_from(["TY", "TI", "T1", "AB", "AU", "PY", "DA", "UR", "DO", "ER", "XY"]),
+        st.text(max_size=20),
+    ),
+    st.sampled_from(["", " ", "ER  -", "TY", "TY  -"]),
+    st.text(max_size=20),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(lines=st.lists(RIS_LINE, max_size=30), newline=st.sampled_from(["\n", "\r\n"]))
+def test_ris_never_crashes_on_tag_lines_in_any_order(lines: list[str], newline: str) -> None:
+    try:
+        result = read_text(newline.join(lines), "fuzz.ris", ".ris")
+    except CorpusError as exc:
+        assert "\n" not in str(exc) and str(exc).startswith("fuzz.ris")
     else:
         assert all(p.title and p.abstract for p in result.papers)
 
