@@ -31,15 +31,14 @@ browser:
 
 run: install
 	$(VENV)/bin/rag ingest
-	$(VENV)/bin/streamlit run app.py --server.headless true --server.address 127.0.0.1 \
-		--server.port $${PORT:-8501} --browser.gatherUsageStats false
+	$(VENV)/bin/rag app --port $${PORT:-8501}
 
 test: install-test browser
 	$(VENV)/bin/pytest
 
 lint: install-test
-	$(VENV)/bin/ruff check rag ui tests app.py scripts
-	$(VENV)/bin/ruff format --check rag ui tests app.py scripts
+	$(VENV)/bin/ruff check rag tests app.py scripts
+	$(VENV)/bin/ruff format --check rag tests app.py scripts
 	$(VENV)/bin/mypy rag
 
 bench: install

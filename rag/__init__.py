@@ -2,14 +2,14 @@
 
 `import rag` is cheap; the functions below load the pipeline on first use:
 `rag.ask(question)`, `rag.ask_stream(question)`, `rag.compare(request)`, `rag.review(topic)`,
-`rag.ingest_paths(paths)`, `rag.list_papers()`, `rag.get_retriever()`.
+`rag.search(query)`, `rag.papers()`, `rag.ingest_paths(paths)`.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["ask", "ask_stream", "compare", "get_retriever", "ingest_paths", "list_papers", "review", "topic_map"]
+__all__ = ["ask", "ask_stream", "compare", "get_retriever", "ingest_paths", "papers", "review", "search", "topic_map"]
 
 
 def __getattr__(name: str) -> Any:

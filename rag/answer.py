@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -14,7 +14,7 @@ from rag.citations import SUPPORT_OVERLAP, Source, gate, support, verify
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
 from rag.llm import LLM, LLMError
-from rag.models import Answer, Citation, Claim, Paper, SearchHit
+from rag.models import Answer, Citation, Claim, Paper, SearchHit, Turn
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import (
@@ -70,14 +70,6 @@ _GENERIC = {
               "improvement", "improve", "increase", "reduction", "reduce", "speedup", "boost", "better", "faster",
               "factor", "fraction", "share", "percentage", "percent", "times", "large", "big", "long", "fast")
 }  # fmt: skip
-
-
-@dataclass
-class Turn:
-    """One earlier question of a conversation and the papers its answer used."""
-
-    question: str
-    paper_ids: list[str] = field(default_factory=list)
 
 
 @dataclass

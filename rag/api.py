@@ -7,20 +7,29 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from rag.answer import Turn
 from rag.answer import ask_stream as answer_stream
-from rag.compare import Comparer, Comparison
-from rag.config import BUNDLED_CORPUS, Settings, get_settings
-from rag.corpus import ReadResult, read_file
+from rag.compare import DEFAULT_ASPECTS, Comparer
+from rag.config import BUNDLED_CORPUS, Settings, env_notices, get_settings
+from rag.corpus import ReadResult, json_line, numbered_lines, read_path
+from rag.errors import RagError
 from rag.locks import version
-from rag.models import Answer, Paper
+from rag.models import Answer, CheckReport, Comparison, EvalReport, IngestReport, Paper, ReviewDraft, SearchHit, Turn
+from rag.prompts import CANNOT_ANSWER
 from rag.retrieve import Retriever
-from rag.review import ReviewDraft, Reviewer
+from rag.review import Reviewer
 from rag.store import Store, reopen
 from rag.themes import cluster, distinctive_terms, project, theme_name, unique_names, vocabulary_of
 
 if TYPE_CHECKING:
-    from rag.index import CheckReport, IngestReport, Progress
+    from rag.index import Progress
+
+# NOTE: the front ends (the CLI, the app) and users' scripts import rag.api, rag.models and rag.export only
+__all__ = [
+    "CANNOT_ANSWER", "DEFAULT_ASPECTS", "RagError", "Retriever", "Settings",
+    "ask", "ask_stream", "check_index", "compare", "ensure_index", "env_notices", "evaluate", "forget_retriever",
+    "get_retriever", "get_settings", "ingest_paths", "papers", "read_history", "read_paths", "read_texts", "review",
+    "search", "topic_map",
+]  # fmt: skip
 
 _retrievers: dict[tuple[str, str], tuple[Retriever, str]] = {}  # retriever, index version it read
 _retrievers_lock = threading.Lock()
@@ -32,8 +41,8 @@ def _key(settings: Settings) -> tuple[str, str]:
 
 
 def read_paths(paths: Sequence[str | Path]) -> list[ReadResult]:
-    """Parse every file before touching the index, so one bad file changes nothing."""
-    return [read_file(p) for p in (paths or [BUNDLED_CORPUS])]
+    """Parse every file (every corpus file of a folder) before touching the index, so one bad file changes nothing."""
+    return [result for p in (paths or [BUNDLED_CORPUS]) for result in read_path(p)]
 
 
 def ingest_paths(
@@ -106,10 +115,15 @@ def forget_retriever(settings: Settings) -> None:
         _generations[key] = _generations.get(key, 0) + 1
 
 
-def list_papers(settings: Settings | None = None) -> list[Paper]:
-    """Every indexed paper, sorted by title."""
-    papers, _ = ensure_index(settings or get_settings()).all_papers()
-    return sorted(papers, key=lambda p: p.title.lower())
+def papers(settings: Settings | None = None) -> list[Paper]:
+    """Every indexed paper, sorted by title (the bundled corpus is indexed first if the index is empty)."""
+    found, _ = ensure_index(settings or get_settings()).all_papers()
+    return sorted(found, key=lambda p: p.title.lower())
+
+
+def search(query: str, settings: Settings | None = None, k: int | None = None) -> list[SearchHit]:
+    """The k papers most relevant to a query, best first, each with its relevance and best-matching sentence."""
+    return get_retriever(settings).search(query, k=k)
 
 
 def ask(question: str, settings: Settings | None = None, k: int | None = None, history: Sequence[Turn] = ()) -> Answer:
@@ -145,6 +159,42 @@ def review(topic: str, settings: Settings | None = None) -> ReviewDraft:
     """A cited literature-review draft of a topic, with a coverage report."""
     settings = settings or get_settings()
     return Reviewer(get_retriever(settings), settings).review(topic)
+
+
+def evaluate(path: str | Path, settings: Settings | None = None, k: int | None = None) -> EvalReport:
+    """Score the pipeline on a file of labelled questions or comparison requests, overall and per style."""
+    from rag.evaluate import evaluate as run  # NOTE: rag.evaluate calls back into this module
+
+    return run(Path(path), settings or get_settings(), k=k)
+
+
+def read_texts(path: str | Path, field: str = "text") -> Iterator[str]:
+    """Each non-empty line of a batch file: plain text, or a JSON object's `field` (or question, query, …)."""
+    for n, line in numbered_lines(path, "batch file"):
+        if not line.startswith("{"):
+            yield line
+            continue
+        record = json_line(path, n, line)
+        values = record if isinstance(record, dict) else {}
+        keys = [field, "question", "query", "request", "topic", "text"]
+        value = next((values[k] for k in keys if isinstance(values.get(k), str)), None)
+        if value is None:
+            raise RagError(f"{path}:{n}: no {field!r} field in the JSON object")
+        yield value
+
+
+def read_history(path: str | Path) -> list[Turn]:
+    """Earlier turns from a JSON Lines file: `rag ask --json` output, or {"question", "paper_ids"} objects."""
+    turns = []
+    for n, line in numbered_lines(path, "history file"):
+        record: Any = json_line(path, n, line)
+        if not isinstance(record, dict) or not isinstance(record.get("question"), str):
+            raise RagError(f"{path}:{n}: expected an object with a 'question' string")
+        ids = record.get("paper_ids") or [
+            c.get("paper_id") for c in record.get("citations") or [] if isinstance(c, dict)
+        ]
+        turns.append(Turn(record["question"], [str(i) for i in ids if i]))
+    return turns
 
 
 def topic_map(settings: Settings | None = None) -> list[dict[str, Any]]:

@@ -9,10 +9,9 @@ import os
 import re
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
-from rag.errors import RagError
+from rag.models import RagError
 
 log = logging.getLogger("rag")
 
@@ -25,48 +24,21 @@ def _emit(obj: Any) -> None:
 
 def _inputs(args: argparse.Namespace, field: str = "text") -> Iterator[str]:
     """The positional text, or each non-empty line of --batch (JSON Lines or plain text)."""
-    from rag.corpus import json_line, numbered_lines
+    from rag.api import read_texts
 
     if args.batch:
-        for n, line in numbered_lines(args.batch, "batch file"):
-            if not line.startswith("{"):
-                yield line
-                continue
-            record = json_line(args.batch, n, line)
-            values = record if isinstance(record, dict) else {}
-            keys = [field, "question", "query", "request", "topic", "text"]
-            value = next((values[k] for k in keys if isinstance(values.get(k), str)), None)
-            if value is None:
-                raise RagError(f"{args.batch}:{n}: no {field!r} field in the JSON object")
-            yield value
+        yield from read_texts(args.batch, field)
     elif args.text:
         yield " ".join(args.text)
     else:
         raise RagError("give the text as an argument or --batch FILE")
 
 
-def _env_notice() -> None:
-    """Say so when a `.env` in the working directory points the LLM at an endpoint: the key goes there."""
-    from dotenv import dotenv_values
-
-    from rag.config import shown_url
-
-    path = Path(".env")
-    if not path.is_file():
-        return
-    try:
-        values = dotenv_values(path)
-    except (OSError, UnicodeDecodeError):
-        return
-    for name in ("OPENAI_BASE_URL", "RAG_OPENAI_BASE_URL", "RAG_CHROMA_URL"):
-        if values.get(name) and not os.environ.get(name):
-            print(f"note: {path.resolve()} sets {name}={shown_url(values[name])}", file=sys.stderr)
-
-
 def _settings(args: argparse.Namespace) -> Any:
-    from rag.config import get_settings
+    from rag.api import env_notices, get_settings
 
-    _env_notice()
+    for notice in env_notices():
+        print(f"note: {notice}", file=sys.stderr)
 
     overrides: dict[str, Any] = {}
     if getattr(args, "engine", None):
@@ -122,9 +94,9 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_papers(args: argparse.Namespace) -> int:
-    from rag.api import list_papers
+    from rag import api
 
-    papers = list_papers(_settings(args))
+    papers = api.papers(_settings(args))
     if args.json:
         for paper in papers:
             _emit(paper)
@@ -138,11 +110,11 @@ def cmd_papers(args: argparse.Namespace) -> int:
 
 
 def cmd_search(args: argparse.Namespace) -> int:
-    from rag.api import get_retriever
+    from rag import api
 
-    retriever = get_retriever(_settings(args))
+    settings = _settings(args)
     for query in _inputs(args):
-        hits = retriever.search(query, k=args.k)
+        hits = api.search(query, settings, k=args.k)
         if args.json:
             _emit({"query": query, "results": [h.model_dump(mode="json") for h in hits]})
             continue
@@ -151,25 +123,6 @@ def cmd_search(args: argparse.Namespace) -> int:
             table.add_row(str(i), f"{hit.score:.3f}", safe(hit.title))
         _stdout_console().print(table)
     return 0
-
-
-def _history(path: str | None) -> list[Any]:
-    """Earlier turns from a JSON Lines file: `rag ask --json` output, or {"question", "paper_ids"} objects."""
-    from rag.answer import Turn
-    from rag.corpus import json_line, numbered_lines
-
-    if not path:
-        return []
-    turns = []
-    for n, line in numbered_lines(path, "history file"):
-        record: Any = json_line(path, n, line)
-        if not isinstance(record, dict) or not isinstance(record.get("question"), str):
-            raise RagError(f"{path}:{n}: expected an object with a 'question' string")
-        ids = record.get("paper_ids") or [
-            c.get("paper_id") for c in record.get("citations") or [] if isinstance(c, dict)
-        ]
-        turns.append(Turn(record["question"], [str(i) for i in ids if i]))
-    return turns
 
 
 def _print_answer(answer: Any, as_json: bool) -> None:
@@ -190,10 +143,10 @@ def _warn(warnings: list[str]) -> None:
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
-    from rag.api import ask
+    from rag.api import ask, read_history
 
     settings = _settings(args)
-    history = _history(args.history)
+    history = read_history(args.history) if args.history else []
     for question in _inputs(args, "question"):
         _print_answer(ask(question, settings, k=args.k, history=history), args.json)
     return 0
@@ -201,12 +154,12 @@ def cmd_ask(args: argparse.Namespace) -> int:
 
 def cmd_chat(args: argparse.Namespace) -> int:
     """Questions from standard input, one a line; each follow-up is read in the light of the earlier turns."""
-    from rag.answer import Turn
-    from rag.api import ask, get_retriever
+    from rag.api import ask, get_retriever, read_history
+    from rag.models import Turn
 
     settings = _settings(args)
     get_retriever(settings)  # NOTE: load (or build) the index before the first prompt, not after it
-    history: list[Turn] = _history(args.history)
+    history: list[Turn] = read_history(args.history) if args.history else []
     interactive = sys.stdin.isatty()
     if interactive:
         print("Ask about the indexed papers; follow-ups may say 'it' or 'they'. Empty line or Ctrl-D to quit.")
@@ -258,20 +211,38 @@ def cmd_review(args: argparse.Namespace) -> int:
         elif args.json:
             _emit(draft)
         else:
-            _stdout_console().print(_markdown(draft.markdown))
+            _stdout_console().print(_markdown(write_review(draft, "md", None)))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from rag.evaluate import evaluate, render_report
+    from rag.api import evaluate
+    from rag.export import render_report
 
-    report = evaluate(Path(args.file), _settings(args), k=args.k)
+    report = evaluate(args.file, _settings(args), k=args.k)
     if args.json:
         _emit(report)
     else:
         console = _stdout_console()
         console.print(render_report(report, console.width))
     return 0
+
+
+def cmd_app(args: argparse.Namespace) -> int:
+    """Serve the Streamlit app on loopback with the settings shipped beside it (rag/app/config.toml)."""
+    import tomllib
+    from importlib import resources
+
+    app = resources.files("rag.app")
+    config = tomllib.loads((app / "config.toml").read_text())
+    flags = [
+        f"--{section}.{key}={str(value).lower() if isinstance(value, bool) else value}"
+        for section, options in config.items()
+        for key, value in options.items()
+    ]
+    command = [sys.executable, "-m", "streamlit", "run", str(app / "main.py"), *flags, f"--server.port={args.port}"]
+    print(f"Serving the app on http://127.0.0.1:{args.port} (Ctrl-C stops it)", file=sys.stderr, flush=True)
+    os.execv(sys.executable, command)  # NOTE: Streamlit takes this process, so signals reach it directly
 
 
 # --- plumbing -------------------------------------------------------------------------------
@@ -334,9 +305,14 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     p = add("ingest", cmd_ingest, "index corpus files (default: the bundled corpus)", text=False)
-    p.add_argument("paths", nargs="*", help=".txt, .jsonl, .json, .csv or .bib files")
+    p.add_argument(
+        "paths", nargs="*", help="corpus files (.txt, .jsonl, .json, .csv, .tsv, .bib, .ris, .pdf) or folders of them"
+    )
     p.add_argument("--check", action="store_true", help="find papers with missing chunks or embeddings; re-embed them")
     add("papers", cmd_papers, "list the indexed papers", text=False)
+    p = sub.add_parser("app", help="serve the app on http://127.0.0.1:PORT", description="serve the app on loopback")
+    p.set_defaults(func=cmd_app)
+    p.add_argument("--port", type=int, default=8501, help="the port (default 8501)")
     p = add("search", cmd_search, "find papers for a query (hybrid BM25 + dense)")
     p.add_argument("--k", type=int, default=10, help="how many papers")
     p = add("ask", cmd_ask, "answer a question with verified citations")
@@ -383,6 +359,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
+    if not args.verbose:
+        logging.getLogger("pypdf").setLevel(logging.ERROR)  # NOTE: it warns about every untidy PDF it still reads
     for handler in logging.getLogger().handlers:
         handler.addFilter(_redact_record)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -10,10 +10,9 @@ import unicodedata
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import BaseModel, ValidationError
 
 from rag import prompts
 from rag.citations import SUPPORT_OVERLAP, Source, gate, support
@@ -21,7 +20,7 @@ from rag.config import Settings
 from rag.embed import embed_texts
 from rag.index import split_sentences
 from rag.llm import LLM, LLMError
-from rag.models import Citation, Paper
+from rag.models import Cell, Citation, Comparison, Paper, Row
 from rag.retrieve import Retriever
 from rag.roles import cell_features, role_model
 from rag.store import Chunk
@@ -46,42 +45,6 @@ DEFAULT_ASPECTS = (
     "efficiency/cost claims",
     "limitations",
 )
-
-
-# --- result types -------------------------------------------------------------------------------
-
-
-class Cell(BaseModel):
-    """One cell of the matrix: a short statement, its citation and the verbatim supporting sentence."""
-
-    text: str
-    citations: list[int] = Field(default_factory=list)
-    quote: str = ""
-    origin: str = "extractive"
-
-
-class Row(BaseModel):
-    """One paper of the comparison and its cells, keyed by aspect."""
-
-    paper_id: str
-    title: str
-    name: str
-    cells: dict[str, Cell]
-
-
-class Comparison(BaseModel):
-    """A comparison matrix, as `rag compare --json` prints it."""
-
-    request: str
-    aspects: list[str]
-    rows: list[Row]
-    synthesis: str
-    citations: list[Citation] = Field(default_factory=list)
-    unresolved: list[str] = Field(default_factory=list)
-    engine: str = "extractive"
-    warnings: list[str] = Field(default_factory=list)
-    usage: dict[str, Any] = Field(default_factory=dict)
-    prompt: dict[str, str] = Field(default_factory=dict)
 
 
 class _CellOut(BaseModel):

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from importlib import resources
 from pathlib import Path
 from typing import Literal
 
@@ -12,7 +14,9 @@ from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_EMBED_MODEL = "all-MiniLM-L6-v2"
-BUNDLED_CORPUS = Path(__file__).resolve().parent.parent / "data" / "trending-papers.txt"
+# NOTE: package data, shipped in the wheel; pip installs a wheel unpacked, so they are files on disk
+DATA = Path(str(resources.files("rag") / "data"))
+BUNDLED_CORPUS = DATA / "trending-papers.txt"
 # NOTE: part of every index name; raise it when what the index stores changes, so an old index is never read.
 # 2: a paper record's abstract moved from its Chroma document to its metadata.
 # 3: a paper record's vector encodes its title and abstract, not the mean of its sentence vectors.
@@ -148,6 +152,23 @@ class Settings(BaseSettings):
 
 
 _SECRET_PARAM = re.compile(r"(key|token|secret|password|passwd|pwd|auth|signature|sig|credential)", re.IGNORECASE)
+
+
+def env_notices(path: Path = Path(".env")) -> list[str]:
+    """What a `.env` in the working directory changes about where requests go (the API key goes there too)."""
+    from dotenv import dotenv_values
+
+    if not path.is_file():
+        return []
+    try:
+        values = dotenv_values(path)
+    except (OSError, UnicodeDecodeError):
+        return []
+    return [
+        f"{path.resolve()} sets {name}={shown_url(values[name])}"
+        for name in ("OPENAI_BASE_URL", "RAG_OPENAI_BASE_URL", "RAG_CHROMA_URL")
+        if values.get(name) and not os.environ.get(name)
+    ]
 
 
 def shown_url(url: str | None) -> str:

@@ -13,10 +13,11 @@ from typing import Any
 
 from pydantic import BaseModel, Field, ValidationError
 
-from rag.answer import Turn, contextualise
+from rag.answer import contextualise
 from rag.config import Settings
 from rag.corpus import normalise_title, numbered_lines
 from rag.errors import RagError
+from rag.models import EvalReport, Turn
 from rag.text import content_words, plain
 
 
@@ -57,18 +58,6 @@ class CompareItem(BaseModel):
     unresolved: list[str] = Field(default_factory=list)
     facts: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
     extra_aspect: ExtraAspect | None = None
-
-
-class EvalReport(BaseModel):
-    """Figures overall and per question kind (or request form), plus per-item rows."""
-
-    file: str
-    engine: str
-    questions: int
-    unit: str = "questions"
-    metrics: dict[str, float | int | None]
-    by_kind: dict[str, dict[str, float | int | None]]
-    rows: list[dict[str, Any]]
 
 
 def load_items(path: Path) -> list[EvalItem]:
@@ -189,38 +178,6 @@ def evaluate(path: Path, settings: Settings, k: int | None = None) -> EvalReport
             }
         )
     return _report(path, settings, rows, _summarise, "questions")
-
-
-def render_report(report: EvalReport, width: int = 80) -> Any:
-    """A readable table of the figures, overall and per kind; split in several when too wide for `width`."""
-    from rich.console import Group
-    from rich.table import Table
-
-    names = list(report.metrics)
-    columns = {"all": report.metrics, **report.by_kind}
-    cells = {kind: ["–" if values[n] is None else str(values[n]) for n in names] for kind, values in columns.items()}
-    # NOTE: a column takes its widest cell plus 3 for padding and border; the metric names never fold.
-    metric_width = max(map(len, ["metric", *names])) + 4
-    parts: list[list[str]] = [[]]
-    used = metric_width
-    for kind in columns:
-        need = max(map(len, [kind, *cells[kind]])) + 3
-        if parts[-1] and used + need > width:
-            parts.append([])
-            used = metric_width
-        parts[-1].append(kind)
-        used += need
-    tables = []
-    for n, kinds in enumerate(parts):
-        title = f"{report.file} — {report.questions} {report.unit}, engine {report.engine}" if n == 0 else None
-        table = Table(title=title, title_justify="left")
-        table.add_column("metric", no_wrap=True)
-        for kind in kinds:
-            table.add_column(kind, justify="right", no_wrap=True)
-        for i, name in enumerate(names):
-            table.add_row(name, *(cells[kind][i] for kind in kinds))
-        tables.append(table)
-    return Group(*tables)
 
 
 def dump(report: EvalReport) -> str:

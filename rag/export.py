@@ -1,4 +1,4 @@
-"""Exports: answers, comparison matrices and review drafts as Markdown, CSV, JSON and BibTeX."""
+"""Exports: answers, comparison matrices and review drafts as Markdown, CSV, JSON and BibTeX; eval reports as tables."""
 
 from __future__ import annotations
 
@@ -7,15 +7,11 @@ import hashlib
 import io
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rag.errors import RagError
-from rag.models import Answer, Paper
+from rag.models import Answer, Comparison, EvalReport, Paper, Reference, ReviewDraft
 from rag.text import STOPWORDS
-
-if TYPE_CHECKING:
-    from rag.compare import Comparison
-    from rag.review import Reference, ReviewDraft
 
 
 def answer_markdown(answer: Answer) -> str:
@@ -166,7 +162,7 @@ def review_bibtex(draft: ReviewDraft) -> str:
 
 def write_review(draft: ReviewDraft, fmt: str, output: str | Path | None) -> str:
     """The review as md, bib or json: the text itself, or a one-line message after writing `output`."""
-    writers = {"md": lambda d: d.markdown, "bib": review_bibtex, "json": lambda d: d.model_dump_json(indent=2)}
+    writers = {"md": review_markdown, "bib": review_bibtex, "json": lambda d: d.model_dump_json(indent=2)}
     return _write(writers, fmt, draft, output, f"review with {len(draft.references)} references")
 
 
@@ -182,3 +178,35 @@ def _write(writers: dict[str, Any], fmt: str, obj: Any, output: str | Path | Non
     except OSError as exc:
         raise RagError(f"cannot write {path} ({exc.strerror}); choose another --output path") from None
     return f"wrote {what} as {fmt} to {path}"
+
+
+def render_report(report: EvalReport, width: int = 80) -> Any:
+    """A readable table of the figures, overall and per kind; split in several when too wide for `width`."""
+    from rich.console import Group
+    from rich.table import Table
+
+    names = list(report.metrics)
+    columns = {"all": report.metrics, **report.by_kind}
+    cells = {kind: ["–" if values[n] is None else str(values[n]) for n in names] for kind, values in columns.items()}
+    # NOTE: a column takes its widest cell plus 3 for padding and border; the metric names never fold.
+    metric_width = max(map(len, ["metric", *names])) + 4
+    parts: list[list[str]] = [[]]
+    used = metric_width
+    for kind in columns:
+        need = max(map(len, [kind, *cells[kind]])) + 3
+        if parts[-1] and used + need > width:
+            parts.append([])
+            used = metric_width
+        parts[-1].append(kind)
+        used += need
+    tables = []
+    for n, kinds in enumerate(parts):
+        title = f"{report.file} — {report.questions} {report.unit}, engine {report.engine}" if n == 0 else None
+        table = Table(title=title, title_justify="left")
+        table.add_column("metric", no_wrap=True)
+        for kind in kinds:
+            table.add_column(kind, justify="right", no_wrap=True)
+        for i, name in enumerate(names):
+            table.add_row(name, *(cells[kind][i] for kind in kinds))
+        tables.append(table)
+    return Group(*tables)

@@ -6,7 +6,6 @@ import logging
 import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -17,28 +16,13 @@ from rag.config import Settings
 from rag.corpus import CorpusError, ReadResult
 from rag.embed import Done, embed_texts, get_embedder
 from rag.locks import writer
-from rag.models import Paper
+from rag.models import CheckReport, IngestReport, Paper
 from rag.store import Chunk, Store, StoreError, chunk_id, is_read_only
 from rag.text import count_tokens, token_counter
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # hears papers done and papers to do
-
-
-@dataclass
-class IngestReport:
-    """What one ingest did, per file and in total."""
-
-    index: str
-    files: list[str] = field(default_factory=list)
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    chunks_embedded: int = 0
-    skipped: dict[str, int] = field(default_factory=dict)
-    total_papers: int = 0
 
 
 @lru_cache(maxsize=1)
@@ -235,16 +219,6 @@ def _write_batch(
     )
     store.put_papers(batch, vectors[len(nodes) :], [len(ns) for ns in nodes_per_paper])
     return len(nodes)
-
-
-@dataclass
-class CheckReport:
-    """What `rag ingest --check` found and re-embedded."""
-
-    index: str
-    papers: int = 0
-    damaged: list[str] = field(default_factory=list)
-    chunks_embedded: int = 0
 
 
 def check(settings: Settings, page: int = 256) -> CheckReport:

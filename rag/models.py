@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+
+from rag.errors import RagError as RagError  # NOTE: re-exported: the one error family the front doors catch
 
 
 class Paper(BaseModel):
@@ -75,3 +78,153 @@ class Answer(BaseModel):
     unanswered: list[str] = Field(default_factory=list)
     prompt: dict[str, str] = Field(default_factory=dict)
     draft: str = ""  # the model's unverified draft, when it failed verification and the extractive answer is shown
+
+
+@dataclass
+class Turn:
+    """One earlier question of a conversation and the papers its answer used."""
+
+    question: str
+    paper_ids: list[str] = field(default_factory=list)
+
+
+# --- comparisons ---------------------------------------------------------------------------------
+
+
+class Cell(BaseModel):
+    """One cell of the matrix: a short statement, its citation and the verbatim supporting sentence."""
+
+    text: str
+    citations: list[int] = Field(default_factory=list)
+    quote: str = ""
+    origin: str = "extractive"
+
+
+class Row(BaseModel):
+    """One paper of the comparison and its cells, keyed by aspect."""
+
+    paper_id: str
+    title: str
+    name: str
+    cells: dict[str, Cell]
+
+
+class Comparison(BaseModel):
+    """A comparison matrix, as `rag compare --json` prints it."""
+
+    request: str
+    aspects: list[str]
+    rows: list[Row]
+    synthesis: str
+    citations: list[Citation] = Field(default_factory=list)
+    unresolved: list[str] = Field(default_factory=list)
+    engine: str = "extractive"
+    warnings: list[str] = Field(default_factory=list)
+    usage: dict[str, Any] = Field(default_factory=dict)
+    prompt: dict[str, str] = Field(default_factory=dict)
+
+
+# --- reviews -------------------------------------------------------------------------------------
+
+Reason = Literal["below threshold", "duplicate", "off-theme"]
+
+
+class Section(BaseModel):
+    """One section of the draft: a heading and cited text, written by the model or stitched offline."""
+
+    heading: str
+    text: str
+    paper_ids: list[str] = Field(default_factory=list)
+    origin: Literal["extractive", "llm"] = "extractive"
+
+
+class Reference(BaseModel):
+    """A numbered entry of the reference list."""
+
+    n: int
+    paper_id: str
+    title: str
+    url: str | None = None
+    year: int | None = None
+    authors: list[str] = Field(default_factory=list)
+
+
+class CoverageItem(BaseModel):
+    """A paper found relevant: whether the draft cites it, and if not, why not."""
+
+    paper_id: str
+    title: str
+    score: float
+    cited: bool
+    n: int | None = None
+    reason: Reason | None = None
+    detail: str = ""
+
+
+class Coverage(BaseModel):
+    """Which relevant papers the draft cites and which it leaves out, with the thresholds used."""
+
+    relevant: list[CoverageItem] = Field(default_factory=list)
+    cited: list[str] = Field(default_factory=list)
+    left_out: list[CoverageItem] = Field(default_factory=list)
+    indexed: int = 0
+    thresholds: dict[str, float] = Field(default_factory=dict)
+
+
+class ReviewDraft(BaseModel):
+    """A literature-review draft, as `rag review --json` prints it."""
+
+    topic: str
+    title: str
+    refusal: str = ""  # why nothing was drafted: the library does not cover the topic
+    outline: list[str] = Field(default_factory=list)
+    sections: list[Section] = Field(default_factory=list)
+    references: list[Reference] = Field(default_factory=list)
+    coverage: Coverage = Field(default_factory=Coverage)
+    engine: str = "extractive"
+    warnings: list[str] = Field(default_factory=list)
+    usage: dict[str, Any] = Field(default_factory=dict)
+    prompt: dict[str, str] = Field(default_factory=dict)
+
+
+# --- ingests ------------------------------------------------------------------------------------
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did, per file and in total."""
+
+    index: str
+    files: list[str] = field(default_factory=list)
+    added: int = 0
+    updated: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    chunks_embedded: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    total_papers: int = 0
+
+
+@dataclass
+class CheckReport:
+    """What `rag ingest --check` found and re-embedded."""
+
+    index: str
+    papers: int = 0
+    damaged: list[str] = field(default_factory=list)
+    chunks_embedded: int = 0
+
+
+# --- evaluation ---------------------------------------------------------------------------------
+
+
+class EvalReport(BaseModel):
+    """Figures overall and per question kind (or request form), plus per-item rows."""
+
+    file: str
+    engine: str
+    questions: int
+    unit: str = "questions"
+    metrics: dict[str, float | int | None]
+    by_kind: dict[str, dict[str, float | int | None]]
+    rows: list[dict[str, Any]]

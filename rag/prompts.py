@@ -1,4 +1,4 @@
-"""Prompt templates: files in `prompts/`, checked for missing or unknown variables."""
+"""Prompt templates: files in `prompts/` (package data, rag/data/prompts), checked for missing or unknown variables."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from rag.config import DATA
 from rag.errors import RagError
 
-PROMPT_DIR = Path(__file__).resolve().parent.parent / "prompts"
+PROMPT_DIR = DATA / "prompts"
 
 # Shared fragments the tests can name.
 CANNOT_ANSWER = "The indexed abstracts do not answer this question."

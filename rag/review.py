@@ -6,10 +6,8 @@ import logging
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, Field
 
 from rag import prompts
 from rag.citations import Source, gate
@@ -18,7 +16,7 @@ from rag.config import Settings
 from rag.embed import embed_query, embed_texts
 from rag.lexical import fold_acronyms, lexical_index, terms
 from rag.llm import LLM, LLMError
-from rag.models import Paper
+from rag.models import Coverage, CoverageItem, Paper, Reason, Reference, ReviewDraft, Section
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import count_tokens
@@ -55,8 +53,6 @@ OFF_THEME_SIMILARITY = 0.35
 MAX_THEMES = 5
 COVERED_AT = 0.5  # a topic less likely covered than not is refused (rag.tuned.COVERED)
 
-Reason = Literal["below threshold", "duplicate", "off-theme"]
-
 
 def topic_signals(retriever: Retriever, topic: str) -> dict[str, float]:
     """What tells a topic the library covers from one it does not (rag.tuned.COVERED reads these by name): how
@@ -84,65 +80,6 @@ def topic_signals(retriever: Retriever, topic: str) -> dict[str, float]:
         "best sentence cosine": float(features[:, 0].max()),
         "whole-abstract cosine": float(features[:, 1].max()),
     }
-
-
-class Section(BaseModel):
-    """One section of the draft: a heading and cited text, written by the model or stitched offline."""
-
-    heading: str
-    text: str
-    paper_ids: list[str] = Field(default_factory=list)
-    origin: Literal["extractive", "llm"] = "extractive"
-
-
-class Reference(BaseModel):
-    """A numbered entry of the reference list."""
-
-    n: int
-    paper_id: str
-    title: str
-    url: str | None = None
-    year: int | None = None
-    authors: list[str] = Field(default_factory=list)
-
-
-class CoverageItem(BaseModel):
-    """A paper found relevant: whether the draft cites it, and if not, why not."""
-
-    paper_id: str
-    title: str
-    score: float
-    cited: bool
-    n: int | None = None
-    reason: Reason | None = None
-    detail: str = ""
-
-
-class Coverage(BaseModel):
-    """Which relevant papers the draft cites and which it leaves out, with the thresholds used."""
-
-    relevant: list[CoverageItem] = Field(default_factory=list)
-    cited: list[str] = Field(default_factory=list)
-    left_out: list[CoverageItem] = Field(default_factory=list)
-    indexed: int = 0
-    thresholds: dict[str, float] = Field(default_factory=dict)
-
-
-class ReviewDraft(BaseModel):
-    """A literature-review draft, as `rag review --json` prints it."""
-
-    topic: str
-    title: str
-    refusal: str = ""  # why nothing was drafted: the library does not cover the topic
-    markdown: str = ""
-    outline: list[str] = Field(default_factory=list)
-    sections: list[Section] = Field(default_factory=list)
-    references: list[Reference] = Field(default_factory=list)
-    coverage: Coverage = Field(default_factory=Coverage)
-    engine: str = "extractive"
-    warnings: list[str] = Field(default_factory=list)
-    usage: dict[str, Any] = Field(default_factory=dict)
-    prompt: dict[str, str] = Field(default_factory=dict)
 
 
 @dataclass
@@ -285,20 +222,16 @@ class Reviewer:
 
     def review(self, topic: str) -> ReviewDraft:
         """The draft: title, outline, one cited section per theme, references and coverage."""
-        from rag.export import review_markdown
-
         topic = topic.strip()
         draft = ReviewDraft(topic=topic, title=_title(topic))
         if not topic:
             draft.warnings.append("give a topic to review")
-            draft.markdown = review_markdown(draft)
             return draft
         closest = self.uncovered(topic)
         if closest is not None:
             titles = join_names([f"“{t}”" for t in closest])
             draft.refusal = f"No indexed paper is about “{topic}”; nothing was drafted. The closest are {titles}."
             draft.coverage.indexed = len(self.papers)
-            draft.markdown = review_markdown(draft)
             return draft
         cited, left, thresholds = self.select(topic)
         groups = self.themes(cited)
@@ -361,7 +294,6 @@ class Reviewer:
         )
         if not cited:
             draft.warnings.append("no indexed paper is relevant enough to this topic; try broader words")
-        draft.markdown = review_markdown(draft)
         return draft
 
     def themes(self, cited: Sequence[_Scored]) -> list[list[_Scored]]:

@@ -1,7 +1,7 @@
 """What each sentence of an abstract does: sets the scene, states the problem, describes the method, reports a
 result; and whether it speaks of cost (speed, memory, energy, money).
 
-The model is fitted when first needed, from sentences labelled by hand: data/sentence_roles.jsonl holds the 1,054
+The model is fitted when first needed, from sentences labelled by hand: rag/data/sentence_roles.jsonl holds the 1,054
 sentences of the 126 dev papers' abstracts, labelled blind (from the abstracts alone) by two helper sessions. A
 TF-IDF of words and word pairs plus the sentence's place in its abstract feed a multinomial logistic regression;
 five folds grouped by paper give 0.79 accuracy over the five roles and 0.84 on "speaks of cost"
@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from rag.config import DATA
 from rag.text import has_figure, leans_on_previous
 
-LABELS = Path(__file__).resolve().parent.parent / "data" / "sentence_roles.jsonl"
+LABELS = DATA / "sentence_roles.jsonl"
 ROLES = ("background", "problem", "method", "result", "other")
 COLUMNS = (*ROLES, "cost")  # what `RoleModel.predict` returns, one column each
 C = 10.0  # inverse regularisation, chosen by scripts/fit_cells.py from 0.3, 1, 3, 10, 30 (grouped five-fold CV)

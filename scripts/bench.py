@@ -74,7 +74,7 @@ def machine() -> dict[str, str]:
     import torch
 
     return {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "cpu": cpu,
         "cores": str(len(os.sched_getaffinity(0))),
         "ram": f"{mem_kb / 2**20:.1f} GiB",

@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 
 from rag import api  # noqa: E402
 from rag.config import get_settings  # noqa: E402
-from rag.evaluate import evaluate_comparisons, render_report  # noqa: E402
+from rag.evaluate import evaluate_comparisons  # noqa: E402
+from rag.export import render_report  # noqa: E402
 
 
 def _topics(path: Path) -> list[dict[str, Any]]:

@@ -23,10 +23,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
-from rag.answer import Answerer, Turn, contextualise
+from rag.answer import Answerer, contextualise
 from rag.api import ask, get_retriever
 from rag.config import get_settings
 from rag.corpus import normalise_title
+from rag.models import Turn
 from rag.retrieve import Retriever, ranker_features
 
 EVAL = Path(__file__).resolve().parent.parent / "eval"

@@ -3,7 +3,7 @@ per default column, which sentence of an abstract informs it (CELLS in rag/tuned
 
     python scripts/fit_cells.py
 
-Data: data/sentence_roles.jsonl (the 126 dev papers' abstract sentences, labelled blind by role and by whether they
+Data: rag/data/sentence_roles.jsonl (the 126 dev papers' abstract sentences, labelled blind by role and by whether they
 speak of cost) and eval/compare_dev.jsonl (28 comparison requests written blind, with phrases from each abstract
 that a good cell for each column would hold). The held-out requests (eval/compare_heldout.jsonl, on the other 42
 papers) are never fitted on. Every model is cross-validated in five folds grouped by paper; the cell models are fitted
@@ -73,7 +73,7 @@ def main() -> int:
     probs = out_of_fold_roles(records, ROLE_C)  # the chosen one, printed last
     by_sentence = {(r["paper"], int(r["i"])): probs[k] for k, r in enumerate(records)}  # type: ignore[call-overload]
 
-    papers = {p.title: p for p in read_file(ROOT / "data" / "trending-papers.txt").papers}
+    papers = {p.title: p for p in read_file(ROOT / "rag" / "data" / "trending-papers.txt").papers}
     requests = [json.loads(line) for line in (ROOT / "eval" / "compare_dev.jsonl").read_text().splitlines() if line]
     facts: dict[str, dict[str, list[str]]] = {}
     for rec in requests:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-CORPUS = ROOT / "data" / "trending-papers.txt"
+CORPUS = ROOT / "rag" / "data" / "trending-papers.txt"
 # NOTE: a plain splitter keeps this script free of nltk; the synthetic texts only need plausible sentences.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(])")
 

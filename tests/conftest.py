@@ -17,7 +17,7 @@ os.environ["RAG_CACHE_DIR"] = tempfile.mkdtemp(prefix="rag-test-cache-")
 pytest_plugins = ["tests.servers"]
 
 ROOT = Path(__file__).resolve().parent.parent
-BUNDLED = ROOT / "data" / "trending-papers.txt"
+BUNDLED = ROOT / "rag" / "data" / "trending-papers.txt"
 
 
 @pytest.fixture(autouse=True)

@@ -332,7 +332,7 @@ def bundled_records(start: int, stop: int) -> list[dict[str, Any]]:
     """Papers of the bundled corpus as JSON Lines records (real abstracts, stable ids)."""
     from rag.corpus import read_file
 
-    papers = read_file(ROOT / "data" / "trending-papers.txt").papers[start:stop]
+    papers = read_file(ROOT / "rag" / "data" / "trending-papers.txt").papers[start:stop]
     return [{"id": p.paper_id, "title": p.title, "abstract": p.abstract} for p in papers]
 
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from rag.api import ask, compare, get_retriever, review
+from rag.app.pages.ask import EXAMPLES
 from rag.config import Settings
 from tests.servers import VENV_BIN, cli_env, run_cli
-from ui.pages.ask import EXAMPLES
 
 README = (Path(__file__).parent.parent / "README.md").read_text()
 
@@ -61,7 +61,7 @@ def test_the_readme_review_example_cites_kv_cache_papers(bundled: Settings) -> N
 
 
 def test_the_readme_follow_up_is_about_the_earlier_answers_papers(bundled: Settings) -> None:
-    from rag.answer import Turn
+    from rag.models import Turn
 
     first = ask("Which papers accelerate LLM inference on custom hardware?", bundled)
     earlier = [c.paper_id for c in first.citations] + [h.paper_id for h in first.related]

@@ -118,7 +118,7 @@ def test_hostile_text_renders_as_text(small: Path) -> None:
 
 def test_library_lists_and_searches_papers(bundled: object) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("ui/pages/library.py").run()
+    at.switch_page("rag/app/pages/library.py").run()
     assert len(at.dataframe[0].value) == 168
     at.text_input(key="library_search").input("in-browser LLM inference with WebGPU").run()
     no_failures(at)
@@ -127,7 +127,7 @@ def test_library_lists_and_searches_papers(bundled: object) -> None:
 
 
 def test_library_upload_of_a_bad_file_shows_a_clear_error(bundled: object) -> None:
-    at = app().switch_page("ui/pages/library.py").run()
+    at = app().switch_page("rag/app/pages/library.py").run()
     at.file_uploader(key="library_upload").set_value(("broken.jsonl", b'{"title": "x", "abstract"\n', "text/plain"))
     at.run()
     at.button(key="library_add").click().run()
@@ -138,7 +138,7 @@ def test_library_upload_of_a_bad_file_shows_a_clear_error(bundled: object) -> No
 
 
 def test_library_upload_adds_papers(small: Path, tmp_path: Path) -> None:
-    at = app().switch_page("ui/pages/library.py").run()
+    at = app().switch_page("rag/app/pages/library.py").run()
     assert len(at.dataframe[0].value) == 1
     record = {"title": "Sparse lemur attention", "abstract": "Lemur attention is sparse and fast."}
     at.file_uploader(key="library_upload").set_value(("new.jsonl", json.dumps(record).encode(), "text/plain"))
@@ -150,13 +150,13 @@ def test_library_upload_adds_papers(small: Path, tmp_path: Path) -> None:
 
 
 def paper_ids(*prefixes: str) -> list[str]:
-    from rag.api import list_papers
+    from rag.api import papers
 
-    return [p.paper_id for p in list_papers() if p.title.startswith(prefixes)]
+    return [p.paper_id for p in papers() if p.title.startswith(prefixes)]
 
 
 def test_compare_two_papers_gives_a_cited_matrix(bundled: object) -> None:
-    at = app().switch_page("ui/pages/compare.py").run()
+    at = app().switch_page("rag/app/pages/compare.py").run()
     at.multiselect(key="compare_papers").set_value(paper_ids("WebLLM", "Pathways"))
     at.button(key="compare_run").click().run()
     no_failures(at)
@@ -171,7 +171,7 @@ def test_compare_two_papers_gives_a_cited_matrix(bundled: object) -> None:
 
 
 def test_compare_asks_for_two_papers(bundled: object) -> None:
-    at = app().switch_page("ui/pages/compare.py").run()
+    at = app().switch_page("rag/app/pages/compare.py").run()
     at.multiselect(key="compare_papers").set_value(paper_ids("WebLLM"))
     at.button(key="compare_run").click().run()
     assert "at least two papers" in at.warning[0].value
@@ -179,7 +179,7 @@ def test_compare_asks_for_two_papers(bundled: object) -> None:
 
 
 def test_review_drafts_sections_references_and_coverage(bundled: object) -> None:
-    at = app().switch_page("ui/pages/review.py").run()
+    at = app().switch_page("rag/app/pages/review.py").run()
     at.text_input(key="review_topic").input("efficient LLM inference")
     at.button(key="review_run").click().run()
     no_failures(at)
@@ -191,7 +191,7 @@ def test_review_drafts_sections_references_and_coverage(bundled: object) -> None
 
 
 def test_review_of_a_topic_the_library_does_not_cover_says_so(bundled: object) -> None:
-    at = app().switch_page("ui/pages/review.py").run()
+    at = app().switch_page("rag/app/pages/review.py").run()
     at.text_input(key="review_topic").input("protein folding with diffusion models")
     at.button(key="review_run").click().run()
     no_failures(at)
@@ -200,7 +200,7 @@ def test_review_of_a_topic_the_library_does_not_cover_says_so(bundled: object) -
 
 
 def test_library_topic_map_is_drawn_by_theme(bundled: object) -> None:
-    at = app().switch_page("ui/pages/library.py").run()
+    at = app().switch_page("rag/app/pages/library.py").run()
     assert not at.get("vega_lite_chart")  # NOTE: drawn only when its tab is open
     at.session_state["library_view"] = "Topic map"
     at.run()

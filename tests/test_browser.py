@@ -1,4 +1,4 @@
-"""End to end in a real browser: `streamlit run app.py` on loopback, driven by Debian's Chromium."""
+"""End to end in a real browser: `rag app` on loopback, driven by Debian's Chromium."""
 
 from __future__ import annotations
 
@@ -80,24 +80,10 @@ def server(tmp_path_factory: pytest.TempPathFactory, bundled_home: Path) -> Iter
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RAG_", "OPENAI_"))}
     env |= {"RAG_HOME": str(home), "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     env["RAG_CACHE_DIR"] = os.environ["RAG_CACHE_DIR"]  # the model's ONNX export, made once per session
-    command = [
-        sys.executable,
-        "-m",
-        "streamlit",
-        "run",
-        "app.py",
-        "--server.headless",
-        "true",
-        "--server.port",
-        str(port),
-        "--server.address",
-        "127.0.0.1",
-        "--browser.gatherUsageStats",
-        "false",
-    ]
+    command = [str(Path(sys.executable).parent / "rag"), "app", "--port", str(port)]
     started = time.monotonic()
     log = (home.parent / "streamlit.log").open("wb")
-    proc = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(command, cwd=home.parent, env=env, stdout=log, stderr=subprocess.STDOUT)
     try:
         wait_healthy(f"http://127.0.0.1:{port}", proc)
         yield f"http://127.0.0.1:{port}", started
@@ -136,7 +122,7 @@ def test_ask_in_browser_shows_cited_answer_and_sources(server: tuple[str, float]
     ready = time.monotonic() - started
     (ARTIFACTS / "first-load.txt").parent.mkdir(exist_ok=True)
     (ARTIFACTS / "first-load.txt").write_text(
-        f"{page_load:.1f} s from `streamlit run` to the Ask page with its chat box; "
+        f"{page_load:.1f} s from `rag app` to the Ask page with its chat box; "
         f"{ready:.1f} s until the model and index are loaded\n"
     )
 

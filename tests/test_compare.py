@@ -14,10 +14,11 @@ from typing import Any
 
 import pytest
 
-from rag.compare import CELL_WORDS, NOT_STATED, Comparison, NameResolver, split_names
+from rag.compare import CELL_WORDS, NOT_STATED, NameResolver, split_names
 from rag.config import Settings
 from rag.corpus import read_file
 from rag.index import split_sentences
+from rag.models import Comparison
 from tests.conftest import BUNDLED
 
 ZERO_BUBBLE = "zero-bubble-pipeline-parallelism-0b5de4f8"
@@ -326,7 +327,7 @@ def test_llm_compare_with_llama_shows_only_verified_text(bundled: Settings, llam
     settings = llm_settings(bundled, llama_server, llm_context_tokens=2048, llm_max_tokens=160)
     table = api.compare("Compare GPipe, Zero Bubble and 2BP", settings)
     assert len(table.rows) == 3 and table.synthesis.strip()
-    papers = {p.paper_id: p for p in api.list_papers(settings)}
+    papers = {p.paper_id: p for p in api.papers(settings)}
     for n, row in enumerate(table.rows, 1):
         paper = papers[row.paper_id]
         source = Source(n, paper, tuple(split_sentences(paper.abstract)))

@@ -500,7 +500,7 @@ def test_bibtex_with_unbalanced_braces_reads_back_whole(tmp_path: Path) -> None:
     import bibtexparser
 
     from rag.export import review_bibtex
-    from rag.review import Reference, ReviewDraft
+    from rag.models import Reference, ReviewDraft
 
     titles = ["A {broken title", "Closing} first", "Fine {nested} title"]
     refs = [Reference(n=i, paper_id=f"p{i}", title=t, authors=["A. {Author"]) for i, t in enumerate(titles, 1)]

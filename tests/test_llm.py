@@ -197,7 +197,7 @@ def test_a_verified_llm_answer_to_what_the_paper_does_not_report_says_so(bundled
 def test_with_an_llm_a_follow_up_is_made_standalone_before_retrieval(
     bundled: Settings, fake_llm: FakeLLM, rewrite: str
 ) -> None:
-    from rag.answer import Turn
+    from rag.models import Turn
 
     retriever = get_retriever(bundled)
     zero_bubble = next(pid for pid, p in retriever.papers.items() if p.title == "Zero Bubble Pipeline Parallelism")

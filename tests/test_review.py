@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from rag.config import Settings
-from rag.review import ReviewDraft
+from rag.export import write_review
+from rag.models import ReviewDraft
 from rag.themes import cluster, distinctive_terms, heading, vocabulary_of
 from tests.servers import FakeLLM, llm_settings, source_sentences
 
@@ -46,7 +47,7 @@ def test_a_topic_the_library_does_not_cover_is_refused(bundled: Settings, topic:
     refused = api.review(topic, bundled)
     assert refused.refusal.startswith(f"No indexed paper is about “{topic}”")
     assert refused.sections == [] and refused.references == [] and refused.coverage.relevant == []
-    assert refused.refusal in refused.markdown and "The closest are “" in refused.refusal
+    assert refused.refusal in write_review(refused, "md", None) and "The closest are “" in refused.refusal
 
 
 def test_theme_names_are_phrases_of_their_papers_titles(draft: ReviewDraft) -> None:
@@ -149,7 +150,7 @@ def assert_citations_point_to_references(draft: ReviewDraft, settings: Settings)
     only its own theme's papers; a section that fell back to offline text says so in a warning."""
     from rag import api
 
-    indexed = {p.paper_id: p.title for p in api.list_papers(settings)}
+    indexed = {p.paper_id: p.title for p in api.papers(settings)}
     number_of = {r.paper_id: r.n for r in draft.references}
     assert [r.n for r in draft.references] == list(range(1, len(draft.references) + 1))
     assert all(indexed.get(r.paper_id) == r.title for r in draft.references)
@@ -208,4 +209,4 @@ def test_llm_review_with_llama(bundled: Settings, llama_server: str) -> None:
     assert len(draft.sections) >= 2 and all(s.heading.strip() for s in draft.sections)
     assert len({s.heading for s in draft.sections}) == len(draft.sections)
     assert_citations_point_to_references(draft, settings)
-    assert draft.markdown.startswith(f"# {draft.title}")
+    assert write_review(draft, "md", None).startswith(f"# {draft.title}")

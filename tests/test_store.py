@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from rag.api import get_retriever, ingest_paths, list_papers
+from rag.api import get_retriever, ingest_paths, papers
 from rag.config import Settings, get_settings
 from rag.index import chunk_paper
 from rag.models import Paper
@@ -34,7 +34,7 @@ def test_server_mode_ingests_and_searches(
     assert settings.chroma_url == chroma_server
     report = ingest_paths([write_jsonl(tmp_path / "six.jsonl", records)], settings)
     assert (report.added, report.total_papers) == (6, 6)
-    assert {p.paper_id for p in list_papers(settings)} == {r["id"] for r in records}
+    assert {p.paper_id for p in papers(settings)} == {r["id"] for r in records}
     assert set(chunk_ids(Store(settings))) == expected_chunk_ids(records, settings)
     [hit, *_] = get_retriever(settings).search(records[3]["title"], k=3)
     assert hit.paper_id == records[3]["id"]
@@ -104,7 +104,7 @@ def test_paper_removed_from_its_file_leaves_the_index(corpus: tuple[Path, list[d
     ingest_paths([path], settings)
     report = ingest_paths([write_jsonl(path, records[:4])], settings)
     assert (report.removed, report.total_papers, report.chunks_embedded) == (1, 4, 0)
-    assert records[4]["id"] not in {p.paper_id for p in list_papers(settings)}
+    assert records[4]["id"] not in {p.paper_id for p in papers(settings)}
     assert set(chunk_ids(Store(settings))) == expected_chunk_ids(records[:4], settings)
 
 

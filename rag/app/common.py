@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 import streamlit as st
 from pydantic import ValidationError
 
-from rag.config import Settings, get_settings
-from rag.errors import RagError
+from rag.api import Settings, get_settings
+from rag.models import RagError
 
 if TYPE_CHECKING:
+    from rag.api import Retriever
     from rag.models import Paper
-    from rag.retrieve import Retriever
 
 log = logging.getLogger(__name__)
 

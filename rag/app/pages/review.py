@@ -6,9 +6,9 @@ import pandas as pd
 import streamlit as st
 
 from rag import api
+from rag.app.common import download_row, guard, md_escape, prose, settings, show_warnings
 from rag.export import write_review
-from rag.review import Coverage, ReviewDraft
-from ui.common import download_row, guard, md_escape, prose, settings, show_warnings
+from rag.models import Coverage, ReviewDraft
 
 
 def coverage(report: Coverage) -> None:

@@ -6,9 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from rag import api
-from rag.compare import DEFAULT_ASPECTS, Cell, Comparison
+from rag.api import DEFAULT_ASPECTS
+from rag.app.common import download_row, guard, md_escape, prose, retriever, settings, show_warnings
 from rag.export import write_comparison
-from ui.common import download_row, guard, md_escape, prose, retriever, settings, show_warnings
+from rag.models import Cell, Comparison
 
 EXTRA_ASPECTS = ("datasets", "model size", "hardware", "open source")
 

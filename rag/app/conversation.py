@@ -11,7 +11,7 @@ from pathlib import Path
 import streamlit as st
 from pydantic import TypeAdapter, ValidationError
 
-from rag.config import Settings
+from rag.api import Settings
 from rag.models import Answer
 
 PARAM = "c"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 from pydantic import SecretStr, ValidationError
 
-from rag.config import Settings, get_settings
+from rag.api import Settings, get_settings
 
 ENGINES = {"extractive": "Offline (extractive quotes)", "llm": "LLM (OpenAI-compatible)"}
 

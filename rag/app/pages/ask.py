@@ -8,14 +8,11 @@ from collections.abc import Iterator
 import streamlit as st
 
 from rag import api
-from rag.answer import Turn
-from rag.config import Settings
+from rag.api import CANNOT_ANSWER, Retriever, Settings
+from rag.app import conversation
+from rag.app.common import guard, highlight, markers, md_escape, retriever, settings, show_paper, show_warnings
 from rag.export import answer_markdown
-from rag.models import Answer
-from rag.prompts import CANNOT_ANSWER
-from rag.retrieve import Retriever
-from ui import conversation
-from ui.common import guard, highlight, markers, md_escape, retriever, settings, show_paper, show_warnings
+from rag.models import Answer, Turn
 
 EXAMPLES = (
     "What does WebLLM use for GPU acceleration in the browser?",

@@ -10,11 +10,9 @@ import pandas as pd
 import streamlit as st
 
 from rag import api
-from rag.config import Settings
-from rag.errors import RagError
-from rag.models import Paper
-from rag.retrieve import Retriever
-from ui.common import forget_index, guard, md_escape, retriever, settings, show_paper
+from rag.api import Retriever, Settings
+from rag.app.common import forget_index, guard, md_escape, retriever, settings, show_paper
+from rag.models import Paper, RagError
 
 FORMATS = ["txt", "jsonl", "json", "csv", "bib"]
 
