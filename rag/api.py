@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from rag.answer import ask_stream as answer_stream
 from rag.compare import DEFAULT_ASPECTS, Comparer
 from rag.config import BUNDLED_CORPUS, Settings, env_notices, get_settings
-from rag.corpus import ReadResult, json_line, numbered_lines, read_path
+from rag.corpus import FORMATS, ReadResult, json_line, numbered_lines, read_path
 from rag.errors import RagError
 from rag.locks import version
 from rag.models import Answer, CheckReport, Comparison, EvalReport, IngestReport, Paper, ReviewDraft, SearchHit, Turn
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 # NOTE: the front ends (the CLI, the app) and users' scripts import rag.api, rag.models and rag.export only
 __all__ = [
-    "CANNOT_ANSWER", "DEFAULT_ASPECTS", "RagError", "Retriever", "Settings",
+    "CANNOT_ANSWER", "DEFAULT_ASPECTS", "FORMATS", "RagError", "Retriever", "Settings",
     "ask", "ask_stream", "check_index", "compare", "ensure_index", "env_notices", "evaluate", "forget_retriever",
     "get_retriever", "get_settings", "ingest_paths", "papers", "read_history", "read_paths", "read_texts", "review",
     "search", "topic_map",

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from rag.api import ask, compare, get_retriever, review
-from rag.app.pages.ask import EXAMPLES
+from rag.app.views.ask import EXAMPLES
 from rag.config import Settings
 from tests.servers import VENV_BIN, cli_env, run_cli
 

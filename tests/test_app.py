@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -61,12 +62,29 @@ def test_ask_answers_with_citations_and_sources(bundled: object) -> None:
     no_failures(at)
     body = "\n".join(m.value for m in at.markdown)
     assert "WebGPU" in body
-    assert r":blue[**\[1\]**]" in body  # the marker, shown
+    webllm = next(c for c in at.session_state["chat"][0].citations if c.title.startswith("WebLLM"))
+    assert rf"[**\[{webllm.n}\]**](library?paper={webllm.paper_id}&quote=" in body  # the marker opens its source
     sources = [e.label for e in at.expander]
     assert any("WebLLM" in label and "supports the claim" in label for label in sources)
     assert ":orange-background[" in body  # the quote highlighted inside its abstract
     assert at.get("badge") or any("Offline" in m.value for m in at.markdown)
     assert at.download_button(key="ask_download_0").proto.label == "Download as Markdown"
+
+
+def test_a_markers_link_opens_the_paper_with_its_sentence_highlighted(bundled: object) -> None:
+    from urllib.parse import parse_qsl, urlsplit
+
+    answer = ask(app(), "What does WebLLM use for GPU acceleration in the browser?")
+    link = re.search(r"\]\*\*\]\((library\?[^)]+)\)", "\n".join(m.value for m in answer.markdown))
+    assert link
+    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
+    at.switch_page("rag/app/views/library.py")
+    at.query_params.update(dict(parse_qsl(urlsplit(link.group(1)).query)))
+    at.run()
+    no_failures(at)
+    assert any(c.value == "Cited source" for c in at.caption)
+    shown = "\n".join(m.value for m in at.markdown)
+    assert "#### WebLLM" in shown and ":orange-background[**" in shown
 
 
 def test_ask_keeps_the_conversation_for_follow_ups(bundled: object) -> None:
@@ -118,7 +136,7 @@ def test_hostile_text_renders_as_text(small: Path) -> None:
 
 def test_library_lists_and_searches_papers(bundled: object) -> None:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("rag/app/pages/library.py").run()
+    at.switch_page("rag/app/views/library.py").run()
     assert len(at.dataframe[0].value) == 168
     at.text_input(key="library_search").input("in-browser LLM inference with WebGPU").run()
     no_failures(at)
@@ -126,11 +144,20 @@ def test_library_lists_and_searches_papers(bundled: object) -> None:
     assert titles[0].startswith("WebLLM")
 
 
+def finish_upload(at: AppTest, timeout: float = 120) -> AppTest:
+    """Rerun the page until the upload, indexed on its own thread, has said how it went."""
+    deadline = time.monotonic() + timeout
+    while not (at.success or at.error) and time.monotonic() < deadline:
+        time.sleep(0.5)
+        at.run()
+    return at
+
+
 def test_library_upload_of_a_bad_file_shows_a_clear_error(bundled: object) -> None:
-    at = app().switch_page("rag/app/pages/library.py").run()
+    at = app().switch_page("rag/app/views/library.py").run()
     at.file_uploader(key="library_upload").set_value(("broken.jsonl", b'{"title": "x", "abstract"\n', "text/plain"))
     at.run()
-    at.button(key="library_add").click().run()
+    finish_upload(at.button(key="library_add").click().run())
     assert len(at.error) == 1
     message = at.error[0].value
     assert "broken\\.jsonl\\:1" in message and "rag-upload-" not in message
@@ -138,14 +165,17 @@ def test_library_upload_of_a_bad_file_shows_a_clear_error(bundled: object) -> No
 
 
 def test_library_upload_adds_papers(small: Path, tmp_path: Path) -> None:
-    at = app().switch_page("rag/app/pages/library.py").run()
+    at = app().switch_page("rag/app/views/library.py").run()
     assert len(at.dataframe[0].value) == 1
     record = {"title": "Sparse lemur attention", "abstract": "Lemur attention is sparse and fast."}
     at.file_uploader(key="library_upload").set_value(("new.jsonl", json.dumps(record).encode(), "text/plain"))
     at.run()
     at.button(key="library_add").click().run()
+    at.text_input(key="library_search").input("lemur").run()  # NOTE: touching a widget must not cancel the upload
+    finish_upload(at)
     no_failures(at)
     assert "Added 1" in at.success[0].value
+    at.text_input(key="library_search").input("").run()
     assert len(at.dataframe[0].value) == 2
 
 
@@ -156,7 +186,7 @@ def paper_ids(*prefixes: str) -> list[str]:
 
 
 def test_compare_two_papers_gives_a_cited_matrix(bundled: object) -> None:
-    at = app().switch_page("rag/app/pages/compare.py").run()
+    at = app().switch_page("rag/app/views/compare.py").run()
     at.multiselect(key="compare_papers").set_value(paper_ids("WebLLM", "Pathways"))
     at.button(key="compare_run").click().run()
     no_failures(at)
@@ -171,7 +201,7 @@ def test_compare_two_papers_gives_a_cited_matrix(bundled: object) -> None:
 
 
 def test_compare_asks_for_two_papers(bundled: object) -> None:
-    at = app().switch_page("rag/app/pages/compare.py").run()
+    at = app().switch_page("rag/app/views/compare.py").run()
     at.multiselect(key="compare_papers").set_value(paper_ids("WebLLM"))
     at.button(key="compare_run").click().run()
     assert "at least two papers" in at.warning[0].value
@@ -179,19 +209,19 @@ def test_compare_asks_for_two_papers(bundled: object) -> None:
 
 
 def test_review_drafts_sections_references_and_coverage(bundled: object) -> None:
-    at = app().switch_page("rag/app/pages/review.py").run()
+    at = app().switch_page("rag/app/views/review.py").run()
     at.text_input(key="review_topic").input("efficient LLM inference")
     at.button(key="review_run").click().run()
     no_failures(at)
     body = "\n".join(m.value for m in at.markdown)
-    assert "**Outline**" in body and ":blue[**\\[1\\]**]" in body
+    assert "**Outline**" in body and "[**\\[1\\]**](library?paper=" in body  # markers open their sources
     assert "relevant papers cited" in body
     assert len(at.subheader) >= 3 and at.subheader[-1].value == "References"
     assert {d.key for d in at.download_button} == {"review_download_md", "review_download_bib"}
 
 
 def test_review_of_a_topic_the_library_does_not_cover_says_so(bundled: object) -> None:
-    at = app().switch_page("rag/app/pages/review.py").run()
+    at = app().switch_page("rag/app/views/review.py").run()
     at.text_input(key="review_topic").input("protein folding with diffusion models")
     at.button(key="review_run").click().run()
     no_failures(at)
@@ -200,7 +230,7 @@ def test_review_of_a_topic_the_library_does_not_cover_says_so(bundled: object) -
 
 
 def test_library_topic_map_is_drawn_by_theme(bundled: object) -> None:
-    at = app().switch_page("rag/app/pages/library.py").run()
+    at = app().switch_page("rag/app/views/library.py").run()
     assert not at.get("vega_lite_chart")  # NOTE: drawn only when its tab is open
     at.session_state["library_view"] = "Topic map"
     at.run()

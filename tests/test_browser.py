@@ -115,6 +115,7 @@ def shot(page: Page, name: str) -> Path:
 def test_ask_in_browser_shows_cited_answer_and_sources(server: tuple[str, float], page: Page) -> None:
     url, started = server
     page.goto(url)
+    page.get_by_text("Starting up: loading the search libraries").wait_for(timeout=60_000)  # not a blank page
     chat = page.get_by_placeholder("Ask about the papers…")
     chat.wait_for(timeout=90_000)
     page_load = time.monotonic() - started
@@ -140,6 +141,28 @@ def test_ask_in_browser_shows_cited_answer_and_sources(server: tuple[str, float]
     expander.get_by_text("WebAssembly for performant CPU computation").wait_for()
     page.wait_for_timeout(800)  # NOTE: let the expander finish opening before the screenshot
     assert shot(page, "ask").stat().st_size > 0
+
+    with page.context.expect_page() as opened:  # a marker opens its source, the sentence highlighted
+        answer.get_by_role("link", name="[1]").first.click()
+    source = opened.value
+    source.get_by_text("Cited source").wait_for(timeout=60_000)
+    assert "WebLLM" in source.locator("h4").first.inner_text()
+    assert source.locator("strong").filter(has_text="WebGPU").count() > 0
+    source.close()
+
+
+def test_the_paper_picker_takes_the_highlighted_title_on_enter(server: tuple[str, float], page: Page) -> None:
+    url, _ = server
+    page.goto(f"{url}/compare")
+    page.get_by_placeholder("Type to search the library…").wait_for(timeout=90_000)
+    picker = page.locator("[data-testid='stMultiSelect'] input").first
+    for name in ("Splitwise", "WebLLM"):
+        picker.click()
+        page.keyboard.type(name)
+        page.keyboard.press("Enter")
+    chosen = page.locator("[data-testid='stMultiSelect']").first.locator("[data-tag]:visible")
+    assert [t.split(":")[0] for t in chosen.all_inner_texts()] == ["Splitwise", "WebLLM"]
+    assert page.get_by_text("Settings", exact=True).count() == 1  # a link straight to a page still shows the sidebar
 
 
 def test_hostile_paper_renders_as_text(server: tuple[str, float], page: Page) -> None:

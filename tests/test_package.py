@@ -156,7 +156,7 @@ main = str(resources.files("rag.app") / "main.py")
 at = AppTest.from_file(main, default_timeout=240).run()
 assert not at.exception, at.exception
 for page in ("compare", "review", "library"):
-    assert not at.switch_page(str(resources.files("rag.app") / "pages" / f"{page}.py")).run().exception, page
+    assert not at.switch_page(str(resources.files("rag.app") / "views" / f"{page}.py")).run().exception, page
 print(main)
 """
     rendered = run_installed(installed, installed / "bin" / "python", "-c", script, cwd=tmp_path)

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 import streamlit as st
 from pydantic import ValidationError
@@ -61,14 +62,25 @@ def highlight(text: str, spans: Sequence[str], color: str = "orange") -> str:
     return "".join(out)
 
 
-def markers(markdown: str) -> str:
-    """Show escaped `[n]` citation markers as bold blue `[n]`."""
-    return _MARKER.sub(r":blue[**\\[\1\\]**]", markdown)
+def source_link(paper_id: str, quote: str = "") -> str:
+    """Where a `[n]` marker leads: the Library's view of the paper, its supporting sentence highlighted."""
+    return "library?" + urlencode({"paper": paper_id, **({"quote": quote} if quote else {})})
 
 
-def prose(text: str) -> str:
-    """Generated prose as safe Markdown that keeps its `[n]` markers and `*emphasis*`."""
-    return markers(_EMPHASIS.sub(r"*\1*", md_escape(text)))
+def markers(markdown: str, links: Mapping[int, str] | None = None) -> str:
+    """Show escaped `[n]` citation markers in bold blue; each one that has a source is a link that opens it."""
+
+    def mark(found: re.Match[str]) -> str:
+        n = int(found.group(1))
+        label = f"**\\[{n}\\]**"
+        return f"[{label}]({links[n]})" if links and n in links else f":blue[{label}]"
+
+    return _MARKER.sub(mark, markdown)
+
+
+def prose(text: str, links: Mapping[int, str] | None = None) -> str:
+    """Generated prose as safe Markdown that keeps its `[n]` markers (linked to their sources) and `*emphasis*`."""
+    return markers(_EMPHASIS.sub(r"*\1*", md_escape(text)), links)
 
 
 def settings() -> Settings:

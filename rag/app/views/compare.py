@@ -7,7 +7,7 @@ import streamlit as st
 
 from rag import api
 from rag.api import DEFAULT_ASPECTS
-from rag.app.common import download_row, guard, md_escape, prose, retriever, settings, show_warnings
+from rag.app.common import download_row, guard, md_escape, prose, retriever, settings, show_warnings, source_link
 from rag.export import write_comparison
 from rag.models import Cell, Comparison
 
@@ -47,7 +47,7 @@ def show(table: Comparison) -> None:
                         st.markdown(f"**{md_escape(aspect)}** — {md_escape(cell.quote)}")
     if table.synthesis:
         st.subheader("Synthesis", anchor=False)
-        st.markdown(prose(table.synthesis))
+        st.markdown(prose(table.synthesis, {c.n: source_link(c.paper_id, c.quote) for c in table.citations}))
     if table.citations:
         st.markdown("**References**")
         st.markdown("\n\n".join(f"{md_escape(f'[{c.n}]')} {md_escape(c.title)}" for c in table.citations))
@@ -75,6 +75,9 @@ with st.form("compare_form", border=True):
         format_func=titles.__getitem__,
         key="compare_papers",
         placeholder="Type to search the library…",
+        # NOTE: Enter picks the highlighted title; fuzzy matching with "Select all matches" added unrelated papers
+        filter_mode="contains",
+        select_all=False,
     )
     request = st.text_input(
         "…or a request", key="compare_request", placeholder="e.g. compare methods for efficient LLM inference"
@@ -84,6 +87,7 @@ with st.form("compare_form", border=True):
         [*DEFAULT_ASPECTS, *EXTRA_ASPECTS],
         default=list(DEFAULT_ASPECTS),
         accept_new_options=True,
+        select_all=False,
         key="compare_aspects",
         help="Type a new aspect and press Enter to add it.",
     )

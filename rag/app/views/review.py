@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from rag import api
-from rag.app.common import download_row, guard, md_escape, prose, settings, show_warnings
+from rag.app.common import download_row, guard, md_escape, prose, settings, show_warnings, source_link
 from rag.export import write_review
 from rag.models import Coverage, ReviewDraft
 
@@ -45,9 +45,10 @@ def show(draft: ReviewDraft) -> None:
         with guard("Preparing the downloads"):
             downloads(draft)
     with body:
+        links = {r.n: source_link(r.paper_id) for r in draft.references}
         for section in draft.sections:
             st.subheader(md_escape(section.heading), anchor=False)
-            st.markdown(prose(section.text))
+            st.markdown(prose(section.text, links))
         st.subheader("References", anchor=False)
         st.markdown("\n\n".join(f"{md_escape(f'[{r.n}]')} {md_escape(r.title)}" for r in draft.references))
         with st.container(border=True):

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 import tempfile
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import altair as alt
@@ -12,9 +16,10 @@ import streamlit as st
 from rag import api
 from rag.api import Retriever, Settings
 from rag.app.common import forget_index, guard, md_escape, retriever, settings, show_paper
-from rag.models import Paper, RagError
+from rag.models import IngestReport, Paper, RagError
 
-FORMATS = ["txt", "jsonl", "json", "csv", "bib"]
+FORMATS = sorted(suffix.lstrip(".") for suffix in api.FORMATS)
+log = logging.getLogger(__name__)
 
 
 def table(papers: list[Paper], scores: dict[str, float] | None = None) -> pd.DataFrame:
@@ -39,10 +44,55 @@ def table(papers: list[Paper], scores: dict[str, float] | None = None) -> pd.Dat
     return frame.loc[:, [c for c in frame.columns if frame[c].replace("", None).notna().any() or c == "paper_id"]]
 
 
-def detail(paper: Paper) -> None:
+def detail(paper: Paper, quotes: Sequence[str] = ()) -> None:
     with st.container(border=True):
         st.markdown(f"#### {md_escape(paper.title)}")
-        show_paper(paper)
+        show_paper(paper, quotes)
+
+
+def cited_source(papers: dict[str, Paper]) -> None:
+    """The paper a `[n]` marker in an answer, matrix or review links to, its supporting sentence highlighted."""
+    paper_id = st.query_params.get("paper")
+    if not paper_id:
+        return
+    if paper_id not in papers:
+        st.warning("The cited paper is no longer in the library.", icon=":material/help:")
+        return
+    st.caption("Cited source")
+    detail(papers[paper_id], [st.query_params.get("quote", "")])
+
+
+@dataclass
+class Upload:
+    """Files being indexed on a thread of their own, so that touching another widget (which reruns the page and
+    stops its script) never cancels them."""
+
+    names: list[str]
+    folder: tempfile.TemporaryDirectory[str]
+    done: int = 0
+    total: int = 0
+    report: IngestReport | None = None
+    error: str = ""
+    thread: threading.Thread = field(init=False)
+
+    def start(self, paths: list[Path], config: Settings) -> None:
+        self.thread = threading.Thread(target=self._ingest, args=(paths, config), daemon=True, name="rag-upload")
+        self.thread.start()
+
+    def _ingest(self, paths: list[Path], config: Settings) -> None:
+        def progress(done: int, total: int) -> None:
+            self.done, self.total = done, total
+
+        try:
+            self.report = api.ingest_paths(paths, config, progress=progress)
+        except RagError as exc:
+            # NOTE: name the file the researcher uploaded, not our temporary folder.
+            self.error = str(exc).replace(f"{self.folder.name}/", "")
+        except Exception:
+            log.exception("adding uploaded files failed")
+            self.error = "adding the files failed unexpectedly (the server log has the details)"
+        finally:
+            self.folder.cleanup()
 
 
 def add_files(config: Settings) -> None:
@@ -51,37 +101,47 @@ def add_files(config: Settings) -> None:
         type=FORMATS,
         accept_multiple_files=True,
         key="library_upload",
-        help="Plain-text pages of title + abstract, JSON Lines, JSON, CSV (title, abstract columns) or BibTeX.",
+        help="Zotero, Mendeley or EndNote exports (BibTeX, RIS, CSL JSON), PDFs (title and abstract from the first "
+        "pages), JSON Lines, JSON, CSV with title and abstract columns, or plain-text pages of title and abstract.",
     )
     if not st.button("Add to library", icon=":material/upload:", key="library_add", disabled=not uploads):
         return
-    bar = st.progress(0.0, text="Reading the files…")
+    folder = tempfile.TemporaryDirectory(prefix="rag-upload-")
+    paths = []
+    for upload in uploads or []:
+        path = Path(folder.name) / Path(upload.name).name  # NOTE: keep the original name; errors quote it
+        path.write_bytes(upload.getvalue())
+        paths.append(path)
+    job = Upload(names=[p.name for p in paths], folder=folder)
+    job.start(paths, config)
+    st.session_state["library_job"] = job
+    st.rerun()
 
-    def progress(done: int, total: int) -> None:
-        bar.progress(done / total if total else 1.0, text=f"Embedding papers: {done} of {total}")
 
-    with tempfile.TemporaryDirectory(prefix="rag-upload-") as tmp, guard("Adding the files"):
-        paths = []
-        for upload in uploads or []:
-            path = Path(tmp) / Path(upload.name).name  # NOTE: keep the original name; errors quote it
-            path.write_bytes(upload.getvalue())
-            paths.append(path)
-        try:
-            report = api.ingest_paths(paths, config, progress=progress)
-        except RagError as exc:
-            bar.empty()
-            # NOTE: name the file the researcher uploaded, not our temporary folder.
-            problem = md_escape(str(exc).replace(f"{tmp}/", ""))
-            st.error(f"Nothing was added. {problem}. Fix the file and upload it again.", icon=":material/error:")
-            return
+@st.fragment(run_every=1.0)
+def upload_progress() -> None:
+    """The running upload's progress, redrawn every second; the whole page reruns once it has finished."""
+    job: Upload | None = st.session_state.get("library_job")
+    if job is None:
+        return
+    if job.thread.is_alive():
+        what = f"Embedding papers: {job.done} of {job.total}" if job.total else "Reading the files…"
+        st.progress(job.done / job.total if job.total else 0.0, text=f"{what} ({', '.join(job.names)})")
+        st.caption("You can go on using the app; the files are added in the background.")
+        return
+    del st.session_state["library_job"]
+    if job.error:
+        problem = md_escape(job.error)
+        st.session_state["library_error"] = f"Nothing was added. {problem}. Fix the file and upload it again."
+    elif job.report is not None:
+        report = job.report
         forget_index()
         st.session_state["library_notice"] = (
             f"Added {report.added}, updated {report.updated}, unchanged {report.unchanged} papers; "
             f"the library now holds {report.total_papers}."
             + (f" Skipped: {md_escape(str(report.skipped))}." if report.skipped else "")
         )
-    if "library_notice" in st.session_state:
-        st.rerun()  # NOTE: redraw the table and map from the changed index
+    st.rerun(scope="app")  # NOTE: redraw the table and map from the changed index
 
 
 @st.cache_data(show_spinner="Projecting the papers…")
@@ -165,8 +225,14 @@ st.title("Library", anchor=False)
 st.caption(f"{len(papers)} papers indexed")
 if notice := st.session_state.pop("library_notice", None):
     st.success(notice, icon=":material/check_circle:")
-with st.expander("Add papers", icon=":material/upload_file:", expanded=not papers):
-    add_files(config)
+if problem := st.session_state.pop("library_error", None):
+    st.error(problem, icon=":material/error:")
+cited_source(papers)
+with st.expander("Add papers", icon=":material/upload_file:", expanded=not papers or "library_job" in st.session_state):
+    if "library_job" in st.session_state:
+        upload_progress()
+    else:
+        add_files(config)
 
 browse, shape = st.tabs(["Papers", "Topic map"], key="library_view", on_change="rerun")
 if browse.open:

@@ -10,7 +10,17 @@ import streamlit as st
 from rag import api
 from rag.api import CANNOT_ANSWER, Retriever, Settings
 from rag.app import conversation
-from rag.app.common import guard, highlight, markers, md_escape, retriever, settings, show_paper, show_warnings
+from rag.app.common import (
+    guard,
+    highlight,
+    markers,
+    md_escape,
+    retriever,
+    settings,
+    show_paper,
+    show_warnings,
+    source_link,
+)
 from rag.export import answer_markdown
 from rag.models import Answer, Turn
 
@@ -31,7 +41,8 @@ def engine_badge(answer: Answer) -> None:
 def answer_body(answer: Answer) -> str:
     """The answer as safe Markdown: markers in blue, claims the verifier rejected in red."""
     unsupported = [re.sub(r"\s*\[\d+\]", "", c.text).rstrip(" .") for c in answer.claims if not c.supported]
-    return markers(highlight(answer.answer, unsupported, color="red"))
+    links = {c.n: source_link(c.paper_id, c.quote) for c in answer.citations}
+    return markers(highlight(answer.answer, unsupported, color="red"), links)
 
 
 def show_sources(answer: Answer, papers: Retriever) -> None:
