@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -18,7 +21,7 @@ from rag.prompts import CANNOT_ANSWER
 from rag.retrieve import Retriever
 from rag.review import Reviewer
 from rag.store import Store, reopen
-from rag.themes import cluster, distinctive_terms, project, theme_name, unique_names, vocabulary_of
+from rag.themes import cluster, distinctive_terms, place, project, theme_names, vocabulary_of
 
 if TYPE_CHECKING:
     from rag.index import Progress
@@ -30,6 +33,8 @@ __all__ = [
     "get_retriever", "get_settings", "ingest_paths", "papers", "read_history", "read_paths", "read_texts", "review",
     "search", "topic_map",
 ]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 _retrievers: dict[tuple[str, str], tuple[Retriever, str]] = {}  # retriever, index version it read
 _retrievers_lock = threading.Lock()
@@ -197,6 +202,29 @@ def read_history(path: str | Path) -> list[Turn]:
     return turns
 
 
+def _layout(settings: Settings, ids: list[str], vectors: Any) -> Any:
+    """The map's coordinates: the last layout of this index (RAG_HOME/layouts), continued when papers were added or
+    removed, so the map a reader knows keeps its shape; computed afresh when fewer than half the papers are known."""
+    path = settings.home / "layouts" / f"{settings.index_name}.json"
+    try:
+        last: dict[str, list[float]] = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        log.warning("ignoring the unreadable map layout %s", path)
+        last = {}
+    if set(last) == set(ids):
+        return [last[i] for i in ids]
+    known = {n: (last[i][0], last[i][1]) for n, i in enumerate(ids) if i in last}
+    coords = project(vectors, place(vectors, known) if len(known) >= len(ids) / 2 else None)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(".partial")
+        partial.write_text(json.dumps({i: [float(x), float(y)] for i, (x, y) in zip(ids, coords, strict=True)}))
+        os.replace(partial, path)
+    except OSError as exc:
+        log.warning("could not keep the map layout (%s); the next map may be drawn differently", exc)
+    return coords
+
+
 def topic_map(settings: Settings | None = None) -> list[dict[str, Any]]:
     """Every paper with 2-D coordinates and a theme name, for plotting the library."""
     settings = settings or get_settings()
@@ -208,8 +236,8 @@ def topic_map(settings: Settings | None = None) -> list[dict[str, Any]]:
     docs = [f"{p.title}. {p.abstract}" for p in papers]
     groups = [[d for d, label in zip(docs, labels, strict=True) if label == k] for k in range(int(labels.max()) + 1)]
     titles = vocabulary_of([p.title for p in papers])
-    names = unique_names([theme_name(terms) for terms in distinctive_terms(groups, top=4, vocabulary=titles)])
-    coords = project(vectors)
+    names = theme_names(distinctive_terms(groups, top=8, vocabulary=titles))
+    coords = _layout(settings, [p.paper_id for p in papers], vectors)
     return [
         {"paper_id": p.paper_id, "title": p.title, "x": float(x), "y": float(y), "theme": names[int(label)]}
         for p, (x, y), label in zip(papers, coords, labels, strict=True)

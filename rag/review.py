@@ -20,7 +20,7 @@ from rag.models import Coverage, CoverageItem, Paper, Reason, Reference, ReviewD
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import count_tokens
-from rag.themes import cluster, distinctive_terms, theme_name, unique_names, vocabulary_of
+from rag.themes import cluster, distinctive_terms, theme_names, unique_names, vocabulary_of
 from rag.tuned import COVERED
 
 log = logging.getLogger(__name__)
@@ -317,8 +317,7 @@ class Reviewer:
         words = terms(topic)
         exclude = {part for w in [*words, *fold_acronyms(words, acronyms)] for part in [w, *acronyms.get(w, ())]}
         titles = vocabulary_of([p.title for p in self.papers])
-        ranked = distinctive_terms(docs, background, top=4, exclude=exclude, vocabulary=titles)
-        return unique_names([theme_name(found) for found in ranked])
+        return theme_names(distinctive_terms(docs, background, top=8, exclude=exclude, vocabulary=titles))
 
     @staticmethod
     def introduction(

@@ -160,6 +160,20 @@ def theme_name(terms: Sequence[str]) -> str:
     return heading([phrase] if phrase else terms[:2])
 
 
+def theme_names(ranked: Sequence[Sequence[str]]) -> list[str]:
+    """Distinct names for themes, each from its distinctive terms (best first): a theme whose name is taken by an
+    earlier one is named by its terms that name no other theme, and numbered only when none is left."""
+    names: list[str] = []
+    for terms in ranked:
+        rest, name = list(terms), theme_name(terms)
+        while name in names and rest:
+            used = " ".join(names).lower()
+            rest = [t for t in rest if t.lower() not in used]
+            name = theme_name(rest) if rest else name
+        names.append(name)
+    return unique_names(names)
+
+
 def unique_names(names: Sequence[str]) -> list[str]:
     """Names made distinct by numbering repeats ('Other work', 'Other work (2)')."""
     out: list[str] = []
@@ -180,8 +194,23 @@ def heading(terms: Sequence[str]) -> str:
     return text[0].upper() + text[1:]
 
 
-def project(vectors: np.ndarray) -> np.ndarray:
-    """2-D coordinates for plotting: t-SNE (deterministic) for ten or more papers, PCA below that."""
+def place(vectors: np.ndarray, known: dict[int, tuple[float, float]]) -> np.ndarray:
+    """A starting layout: papers already placed stay where they were; each new one starts beside its nearest placed
+    neighbour (cosine of unit vectors)."""
+    rows = np.asarray(sorted(known))
+    start = np.zeros((len(vectors), 2))
+    start[rows] = [known[i] for i in rows]
+    for i in sorted(set(range(len(vectors))) - set(known)):
+        nearest = rows[int(np.argmax(vectors[rows] @ vectors[i]))]
+        start[i] = start[nearest] + 0.01 * (i % 7 - 3)  # NOTE: apart from the neighbour, or t-SNE cannot split them
+    return start
+
+
+def project(vectors: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """2-D coordinates for plotting: t-SNE (deterministic) for ten or more papers, PCA below that.
+
+    With a starting layout (the last one, new papers placed by `place`), t-SNE continues from it without early
+    exaggeration, so a map redrawn after a few papers were added looks like the one the reader knows."""
     n = len(vectors)
     if n == 0:
         return np.zeros((0, 2))
@@ -195,7 +224,9 @@ def project(vectors: np.ndarray) -> np.ndarray:
     from sklearn.manifold import TSNE
 
     perplexity = float(min(30.0, (n - 1) / 3))
+    settled = {} if start is None else {"init": start, "early_exaggeration": 1.0, "max_iter": 250}
+    options: dict[str, Any] = {"init": "pca", "max_iter": 500} | settled
     tsne: np.ndarray = TSNE(
-        n_components=2, init="pca", random_state=0, perplexity=perplexity, metric="cosine", max_iter=500
+        n_components=2, random_state=0, perplexity=perplexity, metric="cosine", **options
     ).fit_transform(vectors)
     return tsne

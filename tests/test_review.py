@@ -12,7 +12,7 @@ from rag.config import Settings
 from rag.export import write_review
 from rag.models import ReviewDraft
 from rag.themes import cluster, distinctive_terms, heading, vocabulary_of
-from tests.servers import FakeLLM, llm_settings, source_sentences
+from tests.servers import FakeLLM, bundled_records, llm_settings, source_sentences, write_jsonl
 
 TOPIC = "Pipeline parallelism and scheduling for distributed training of large models"
 
@@ -139,7 +139,24 @@ def test_topic_map(bundled: Settings) -> None:
     phrases = vocabulary_of([p["title"] for p in points])
     named = [t for t in themes if all(part.lower() in phrases for part in re.split(r" and | \(\d+\)$", t) if part)]
     assert len(named) == len(themes)
+    assert not [t for t in themes if re.search(r"\(\d+\)$", t)]  # distinct names, not "Machine learning (2)"
     assert all(np.isfinite([p["x"], p["y"]]).all() for p in points)
+
+
+def test_the_topic_map_keeps_its_layout_when_papers_are_added(tmp_path: Path, isolated: Path) -> None:
+    from rag import api
+
+    settings = Settings(home=isolated)
+    records = bundled_records(0, 42)
+    api.ingest_paths([write_jsonl(tmp_path / "a.jsonl", records[:40])], settings)
+    before = {p["paper_id"]: (p["x"], p["y"]) for p in api.topic_map(settings)}
+    assert {p["paper_id"]: (p["x"], p["y"]) for p in api.topic_map(settings)} == before  # unchanged: the same map
+    api.ingest_paths([write_jsonl(tmp_path / "b.jsonl", records[40:])], settings)
+    after = {p["paper_id"]: (p["x"], p["y"]) for p in api.topic_map(settings)}
+    assert len(after) == 42
+    old = np.array(list(before.values()))
+    moved = np.linalg.norm(old - np.array([after[i] for i in before]), axis=1) / np.ptp(old, axis=0).max()
+    assert np.median(moved) < 0.1  # a fresh t-SNE moved the median paper by over a third of the map (BENCHMARKS.md)
 
 
 # --- the LLM engine -----------------------------------------------------------------------------
