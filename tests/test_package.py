@@ -6,6 +6,7 @@ import ast
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -71,7 +72,11 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """A fresh venv holding the built wheel. NOTE: its dependencies come from the test venv through a .pth line,
     as pip cannot download them with the network cut; the package itself is only the wheel's copy."""
     where = tmp_path_factory.mktemp("wheel")
-    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(where), str(ROOT)]
+    # NOTE: built from a clean copy: setuptools reuses a checkout's build/ folder, files since deleted included
+    source = where / "source"
+    litter = shutil.ignore_patterns(".*", "build", "*.egg-info", "__pycache__", "test-artifacts", "docs", "eval")
+    shutil.copytree(ROOT, source, symlinks=True, ignore=litter)
+    build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-w", str(where), str(source)]
     subprocess.run(build, check=True, capture_output=True, cwd=where)
     (wheel,) = where.glob("paper_rag-*.whl")
     venv = where / "venv"
