@@ -9,10 +9,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag import prompts
+from rag import grounding, prompts
 from rag.citations import SUPPORT_OVERLAP, Source, gate, support, verify
 from rag.config import Settings
-from rag.embed import embed_query, embed_texts
+from rag.embed import embed_query
 from rag.llm import LLM, LLMError
 from rag.models import Answer, Citation, Claim, Paper, SearchHit, Turn
 from rag.retrieve import Retriever
@@ -21,7 +21,6 @@ from rag.text import (
     asks_for_many,
     asks_for_quantity,
     content_words,
-    count_tokens,
     has_figure,
     leans_on_previous,
     mentions,
@@ -55,7 +54,6 @@ MAX_WORDS = 150
 FIGURE_POOL = 8
 REDUNDANT = 0.9  # cosine above which a sentence repeats one already chosen
 
-_FENCE = re.compile(r"<<<\s*SOURCE|SOURCE\s*\d*\s*>>>", re.IGNORECASE)
 # Sentences that talk to a model, not about research: never quoted as evidence.
 _INSTRUCTION = re.compile(
     r"\b(ignore|disregard|forget) (all |any |the )?(previous|prior|above|earlier) (instructions|prompts?)\b"
@@ -419,23 +417,6 @@ class Answerer:
 
     # --- LLM engine -------------------------------------------------------------------------
 
-    def pack(self, question: str, sources: Sequence[Source], history: str, budget: int) -> tuple[str, int]:
-        """Fence numbered sources into the prompt, as many whole abstracts as the token budget allows."""
-        blocks: list[str] = []
-        used = count_tokens(question) + count_tokens(history)
-        kept = 0
-        for source in sources:
-            # NOTE: an abstract must not be able to close its own fence and speak as the user.
-            body = _FENCE.sub("", " ".join(source.sentences))
-            block = f"[{source.n}] {source.paper.title}\n<<<SOURCE {source.n}\n{body}\nSOURCE {source.n}>>>"
-            cost = count_tokens(block)
-            if used + cost > budget:
-                break
-            blocks.append(block)
-            used += cost
-            kept += 1
-        return "\n\n".join(blocks), kept
-
     def llm_stream(self, question: str, k: int | None = None, history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
         """Stream the model's answer, then yield the verified Answer (extractive fallback on failure)."""
         k = k or self.settings.top_k
@@ -446,10 +427,8 @@ class Answerer:
             yield self.refusal(question, hits, f"llm:{self.settings.llm_model}", decision)
             return
         system, user = prompts.load("answer_system"), prompts.load("answer_user")
-        budget = self.settings.llm_context_tokens - self.settings.llm_max_tokens - count_tokens(system.text) - 64
         past = "".join(f"Earlier question: {t.question}\n" for t in history[-3:])
-        packed, kept = self.pack(question, sources, past, budget)
-        sources = sources[:kept]
+        sources, packed = grounding.pack(sources, grounding.source_budget(self.settings, system.text, question, past))
         messages = [
             {"role": "system", "content": system.render()},
             {
@@ -504,7 +483,7 @@ class Answerer:
         if prompts.CANNOT_ANSWER.lower().rstrip(".") in draft.lower():
             return None, "the model said the abstracts do not answer, though they were found relevant"
         text, added = self._attribute(draft, sources)
-        checked = gate(text, sources, self.similarity())  # type: ignore[arg-type]
+        checked = gate(text, sources, grounding.similarity(self.retriever.embedder))
         if checked.why:
             return None, checked.why
         answer = self._answer(question, checked.text, checked.claims, checked.citations, hits, f"llm:{model}")
@@ -520,15 +499,6 @@ class Answerer:
         return answer, ""
 
     # --- shared -----------------------------------------------------------------------------
-
-    def similarity(self) -> object:
-        embedder = self.retriever.embedder
-
-        def sim(claim: str, sentences: Sequence[str]) -> list[float]:
-            vectors = embed_texts(embedder, [claim, *sentences])
-            return [float(v @ vectors[0]) for v in vectors[1:]]
-
-        return sim
 
     def finish(
         self, question: str, text: str, sources: Sequence[Source], hits: Sequence[SearchHit], engine: str

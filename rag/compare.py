@@ -7,15 +7,15 @@ import json
 import logging
 import re
 import unicodedata
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
-from rag import prompts
-from rag.citations import SUPPORT_OVERLAP, Source, gate, support
+from rag import grounding, prompts
+from rag.citations import SUPPORT_OVERLAP, Similarity, Source, support
 from rag.config import Settings
 from rag.embed import embed_texts
 from rag.index import split_sentences
@@ -33,7 +33,6 @@ log = logging.getLogger(__name__)
 NOT_STATED = "not stated in the abstract"
 RESULTS = "evaluation and reported results"
 CELL_WORDS = 45  # a second sentence joins a cell only if the two fit (the most a reader scans at a glance)
-JSON_ATTEMPTS = 2  # the first try and one retry that shows the model its parse error
 RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
 AMBIGUOUS_MARGIN = 0.05
 TOPIC_FALLBACK_K = 4
@@ -508,9 +507,9 @@ class Comparer:
     def embed(self, texts: list[str]) -> np.ndarray:
         return embed_texts(self.retriever.embedder, texts)
 
-    def similarity(self, claim: str, sentences: Sequence[str]) -> list[float]:
-        vectors = self.embed([claim, *sentences])
-        return [float(v @ vectors[0]) for v in vectors[1:]]
+    @cached_property
+    def similarity(self) -> Similarity:
+        return grounding.similarity(self.retriever.embedder)
 
     def select(
         self, request: str, paper_ids: Sequence[str] | None
@@ -701,11 +700,11 @@ class Comparer:
                         ),
                     },
                 ]
-                parsed, error = self._structured(llm, messages)
+                parsed, error = grounding.structured(llm, messages, _RowOut)
                 if parsed is None:
                     result.warnings.append(
-                        f"the model's reply for {row.name} [{source.n}] was not valid JSON after {JSON_ATTEMPTS} "
-                        f"attempts ({error}); its cells are extractive"
+                        f"the model's reply for {row.name} [{source.n}] was not valid JSON after "
+                        f"{grounding.JSON_ATTEMPTS} attempts ({error}); its cells are extractive"
                     )
                     continue
                 fallbacks += self._merge(row, source, parsed, aspects)
@@ -719,26 +718,6 @@ class Comparer:
                 "they are extractive"
             )
         result.usage = llm.usage.as_dict()
-
-    @staticmethod
-    def _structured(llm: LLM, messages: list[dict[str, str]]) -> tuple[_RowOut | None, str]:
-        """The model's reply parsed against the schema; a failed parse is shown to the model once more."""
-        error = ""
-        for _ in range(JSON_ATTEMPTS):
-            reply = llm.complete(messages, json_mode=True)
-            try:
-                return _RowOut.model_validate_json(_json_object(reply)), ""
-            except ValidationError as exc:
-                first: Mapping[str, object] = exc.errors()[0] if exc.errors() else {}
-                error = f"{first.get('type', 'invalid')}: {first.get('msg', str(exc))}"[:200]
-                log.info("invalid structured output: %s", error)
-            messages = [
-                *messages,
-                {"role": "assistant", "content": reply},
-                {"role": "user", "content": f"That was not valid JSON for the schema ({error}). "
-                                            "Reply with the JSON object only."},
-            ]  # fmt: skip
-        return None, error
 
     def _merge(self, row: Row, source: Source, parsed: _RowOut, aspects: Sequence[Aspect]) -> int:
         """Take the model's cells that its abstract supports; keep the extractive cell otherwise."""
@@ -774,8 +753,7 @@ class Comparer:
             {"role": "system", "content": system.render()},
             {"role": "user", "content": user.render(request=result.request or "the papers below", table=table)},
         ]
-        text = llm.complete(messages).strip()
-        checked = gate(text, sources, self.similarity)
+        checked = grounding.written(llm, messages, sources, self.similarity)
         if checked.why:
             result.warnings.append(
                 f"the model's synthesis could not be verified against the abstracts ({checked.why}); "
@@ -814,13 +792,6 @@ def _stitch(pieces: Sequence[str], positions: Sequence[int]) -> str:
     for k in range(1, len(pieces)):
         out += (" " if positions[k] == positions[k - 1] + 1 else " … ") + pieces[k]
     return out
-
-
-def _json_object(reply: str) -> str:
-    """The JSON object in a reply, without Markdown fences or chatter around it."""
-    text = re.sub(r"^```(?:json)?\s*|\s*```$", "", reply.strip())
-    start, end = text.find("{"), text.rfind("}")
-    return text[start : end + 1] if 0 <= start < end else text
 
 
 def join_names(items: Sequence[str], conjunction: str = "and") -> str:

@@ -14,7 +14,7 @@ from rag.errors import RagError
 from rag.text import count_tokens
 
 if TYPE_CHECKING:
-    from openai.types.chat import ChatCompletionMessageParam
+    from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +62,19 @@ def _reason(exc: BaseException) -> str:
     while root.__cause__ is not None and root.__cause__ is not root:
         root = root.__cause__
     return line(exc) if root is exc else f"{line(exc)} ({line(root)})"
+
+
+_FORMAT_TAKEN: dict[tuple[str, str], int] = {}  # (endpoint, model) → the first of _json_formats it takes
+
+
+def _json_formats(schema: dict[str, Any]) -> list[dict[str, Any]]:
+    """Ways to ask for JSON that follows a schema, most specific first: `json_schema` (OpenAI, vLLM, Ollama,
+    llama.cpp's own server), the schema inside `json_object` (llama-cpp-python's server), plain JSON mode."""
+    return [
+        {"type": "json_schema", "json_schema": {"name": "reply", "schema": schema}},
+        {"type": "json_object", "schema": schema},
+        {"type": "json_object"},
+    ]
 
 
 class LLM:
@@ -142,18 +155,36 @@ class LLM:
             self.usage.total_s += time.perf_counter() - start
         self._count(messages, "".join(pieces), usage)
 
-    def complete(self, messages: list[dict[str, str]], max_tokens: int | None = None, json_mode: bool = False) -> str:
-        """The whole reply at once (used for structured output)."""
+    def complete(
+        self, messages: list[dict[str, str]], max_tokens: int | None = None, schema: dict[str, Any] | None = None
+    ) -> str:
+        """The whole reply at once. With a JSON schema the server is asked to follow it, in the first form it takes
+        (`_json_formats`); the form that worked is remembered per endpoint and model."""
+        from openai import APIStatusError
+
         start = time.perf_counter()
-        kwargs: dict[str, Any] = {"response_format": {"type": "json_object"}} if json_mode else {}
+        where = (self.settings.openai_base_url or "", self.model)
+        formats = _json_formats(schema)[_FORMAT_TAKEN.get(where, 0) :] if schema else [None]
         try:
-            response = self.client.chat.completions.create(
-                model=self.model,
-                messages=messages,  # type: ignore[arg-type]
-                max_tokens=max_tokens or self.settings.llm_max_tokens,
-                temperature=0,
-                **kwargs,
-            )
+            for i, response_format in enumerate(formats, 1):
+                request: dict[str, Any] = {
+                    "model": self.model,
+                    "messages": messages,
+                    "max_tokens": max_tokens or self.settings.llm_max_tokens,
+                    "temperature": 0,
+                    **({"response_format": response_format} if response_format else {}),
+                }
+                try:
+                    response = cast("ChatCompletion", self.client.chat.completions.create(**request))
+                    break
+                except APIStatusError as exc:
+                    # NOTE: servers refuse a form they do not know with 400 or 422, llama-cpp-python's with a 500
+                    refused = exc.status_code in (400, 422) or "response_format" in str(exc)
+                    if i == len(formats) or response_format is None or not refused:
+                        raise
+                    # NOTE: this server does not take this form of structured output: the next one asks for less
+                    _FORMAT_TAKEN[where] = _FORMAT_TAKEN.get(where, 0) + 1
+                    log.info("the endpoint refused response_format %s; trying the next form", response_format["type"])
         except Exception as exc:
             raise self._fail(exc) from None
         finally:

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from rag import prompts
-from rag.citations import Source, gate
+from rag import grounding, prompts
+from rag.citations import Source
 from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, system_name
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
@@ -19,7 +19,6 @@ from rag.llm import LLM, LLMError
 from rag.models import Coverage, CoverageItem, Paper, Reason, Reference, ReviewDraft, Section
 from rag.retrieve import Retriever
 from rag.store import Chunk
-from rag.text import count_tokens
 from rag.themes import cluster, distinctive_terms, theme_names, unique_names, vocabulary_of
 from rag.tuned import COVERED
 
@@ -385,11 +384,14 @@ class Reviewer:
         cites no source or none of its sentences is supported.
         """
         system, user = prompts.load("review_system"), prompts.load("review_user")
-        budget = (
-            self.settings.llm_context_tokens - self.settings.llm_max_tokens - count_tokens(system.render())
-            - count_tokens(user.render(topic=topic, theme=name, sources="")) - 64
-        )  # fmt: skip
-        sources, blocks = _pack(group, by_paper, budget)
+        budget = grounding.source_budget(
+            self.settings, system.render(), user.render(topic=topic, theme=name, sources="")
+        )
+        papers = [
+            Source(n, c.paper, tuple(chunk.text for chunk in by_paper.get(c.paper.paper_id, [])))
+            for n, c in enumerate(group, 1)
+        ]
+        sources, blocks = grounding.pack(papers, budget)
         if not sources:
             draft.warnings.append(f"no abstract of section “{name}” fits the model's context window; it is extractive")
             return None
@@ -397,14 +399,7 @@ class Reviewer:
             {"role": "system", "content": system.render()},
             {"role": "user", "content": user.render(topic=topic, theme=name, sources=blocks)},
         ]
-        text = _FENCE.sub("", llm.complete(messages)).strip()  # NOTE: small models echo the prompt's fences
-        embedder = self.retriever.embedder
-
-        def similarity(claim: str, sentences: Sequence[str]) -> list[float]:
-            vectors = embed_texts(embedder, [claim, *sentences])
-            return [float(v @ vectors[0]) for v in vectors[1:]]
-
-        checked = gate(text, sources, similarity)
+        checked = grounding.written(llm, messages, sources, grounding.similarity(self.retriever.embedder))
         if checked.why or not checked.citations:
             why = checked.why or "it cites no source"
             draft.warnings.append(f"the model's section “{name}” could not be verified ({why}); it is extractive")
@@ -420,26 +415,6 @@ class Reviewer:
 
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[A-Z])|\n")
-# NOTE: an abstract must not be able to close its own fence and speak as the user (as in answer.py).
-_FENCE = re.compile(r"<<<\s*SOURCE|SOURCE\s*\d*\s*>>>", re.IGNORECASE)
-
-
-def _pack(group: Sequence[_Scored], by_paper: dict[str, list[Chunk]], budget: int) -> tuple[list[Source], str]:
-    """Numbered, fenced sources for a section prompt: best paper first, as many whole abstracts as fit."""
-    sources: list[Source] = []
-    blocks: list[str] = []
-    used = 0
-    for item in group:
-        sentences = tuple(ch.text for ch in by_paper.get(item.paper.paper_id, []))
-        n = len(sources) + 1
-        block = f"[{n}] {item.paper.title}\n<<<SOURCE {n}\n{_FENCE.sub('', ' '.join(sentences))}\nSOURCE {n}>>>"
-        cost = count_tokens(block)
-        if used + cost > budget:
-            break
-        sources.append(Source(n, item.paper, sentences))
-        blocks.append(block)
-        used += cost
-    return sources, "\n\n".join(blocks)
 
 
 def _markers(numbers: Iterable[int]) -> str:

@@ -149,9 +149,9 @@ class FakeLLM:
     """A chat-completions endpoint that plays queued behaviours and records every request.
 
     A behaviour is reply text (or a function of the request body giving it), or one of the faults
-    "429", "500", "echo-key" (401 quoting the key), "hang" (no answer past the client's timeout),
-    "stall" (stream starts, then stops), "drip" (a word every 0.3 s, for 12 s),
-    "cut" (stream cut mid-way), "badjson" (body or stream event that is not JSON).
+    "400" (a parameter it does not take), "429", "500", "echo-key" (401 quoting the key),
+    "hang" (no answer past the client's timeout), "stall" (stream starts, then stops),
+    "drip" (a word every 0.3 s, for 12 s), "cut" (stream cut mid-way), "badjson" (a body or event not JSON).
     The last queued behaviour repeats.
     """
 
@@ -190,7 +190,7 @@ def _handler(fake: FakeLLM) -> type[BaseHTTPRequestHandler]:
             body = json.loads(raw or b"{}")
             fake.requests.append(Recorded(self.path, _lower(self.headers), body))
             behaviour = fake.next(body)
-            if behaviour in ("429", "500"):
+            if behaviour in ("400", "429", "500"):  # 400: a parameter the server does not take
                 status = int(str(behaviour))
                 # NOTE: the SDK honours retry-after-ms, which keeps the retry tests fast.
                 self._json(status, {"error": {"message": f"fake {status}", "type": "fault"}}, {"retry-after-ms": "50"})

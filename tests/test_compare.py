@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from rag.compare import CELL_WORDS, NOT_STATED, NameResolver, split_names
+from rag.compare import CELL_WORDS, NOT_STATED, NameResolver, _RowOut, split_names
 from rag.config import Settings
 from rag.corpus import read_file
 from rag.index import split_sentences
@@ -306,7 +306,7 @@ def test_llm_retries_invalid_json_then_falls_back_per_cell(llm_settings: Any) ->
     retry = fake.requests[1]["messages"]
     assert retry[-2] == {"role": "assistant", "content": "Sure! Here is the table: approach = ..."}
     assert "not valid JSON" in retry[-1]["content"]
-    assert fake.requests[0]["response_format"] == {"type": "json_object"}
+    assert fake.requests[0]["response_format"]["json_schema"]["schema"] == _RowOut.model_json_schema()
     first, second = table.rows
     assert first.cells["approach"].origin == "llm" and first.cells["approach"].quote == approach
     assert first.cells[RESULTS].origin == "extractive"  # unsupported figure: verified and rejected
@@ -336,3 +336,5 @@ def test_llm_compare_with_llama_shows_only_verified_text(bundled: Settings, llam
                 assert support(cell.text, source)[0] >= SUPPORT_OVERLAP, (row.name, cell.text)
     # NOTE: the synthesis is the model's only when it passed the gate; otherwise the offline one, with a warning
     assert not any("are not supported" in w for w in table.warnings), table.warnings
+    # NOTE: llama-cpp-python refuses `json_schema` but enforces a schema given inside `json_object`: rows parse
+    assert sum("not valid JSON" in w for w in table.warnings) < len(table.rows), table.warnings

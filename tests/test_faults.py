@@ -84,7 +84,7 @@ def test_broken_stream_falls_back_after_what_was_shown(
 def test_invalid_json_body_is_an_llm_error(fake_llm: FakeLLM) -> None:
     llm = LLM(Settings(openai_base_url=fake_llm.play("badjson").base_url, llm_max_retries=1))
     with pytest.raises(LLMError, match=r"^LLM endpoint http://127\.0\.0\.1:\d+/v1 failed: "):
-        llm.complete([{"role": "user", "content": "hi"}], json_mode=True)
+        llm.complete([{"role": "user", "content": "hi"}], schema={"type": "object"})
 
 
 def test_key_never_leaks_into_answers_or_logs(

@@ -145,11 +145,32 @@ def test_a_model_refusing_what_the_abstracts_answer_gets_the_quotes_instead(
     assert answer.draft == prompts.CANNOT_ANSWER
 
 
+SCHEMA = {"type": "object", "properties": {"cells": {"type": "object"}}, "required": ["cells"]}
+
+
+@pytest.mark.parametrize(
+    ("refusals", "taken"),
+    [(0, {"type": "json_schema", "json_schema": {"name": "reply", "schema": SCHEMA}}),
+     (1, {"type": "json_object", "schema": SCHEMA}),
+     (2, {"type": "json_object"})],
+)  # fmt: skip
+def test_structured_output_takes_the_first_form_the_server_accepts(
+    fake_llm: FakeLLM, refusals: int, taken: dict[str, object]
+) -> None:
+    settings = Settings(openai_base_url=fake_llm.play(*["400"] * refusals, '{"cells": {}}', '{"cells": {}}').base_url)
+    assert LLM(settings).complete([{"role": "user", "content": "hi"}], schema=SCHEMA) == '{"cells": {}}'
+    assert [c.body["response_format"] for c in fake_llm.completions][-1] == taken
+    LLM(settings).complete([{"role": "user", "content": "again"}], schema=SCHEMA)  # a new client, the same endpoint
+    assert len(fake_llm.completions) == refusals + 2 and fake_llm.completions[-1].body["response_format"] == taken
+
+
 def test_complete_counts_usage_and_cost(fake_llm: FakeLLM) -> None:
     settings = Settings(openai_base_url=fake_llm.play('{"cells": {}}').base_url, llm_model="m")
     llm = LLM(settings)
-    assert llm.complete([{"role": "user", "content": "hi"}], json_mode=True) == '{"cells": {}}'
-    assert fake_llm.completions[0].body["response_format"] == {"type": "json_object"}
+    assert llm.complete([{"role": "user", "content": "hi"}], schema=SCHEMA) == '{"cells": {}}'
+    assert fake_llm.completions[0].body["response_format"] == {
+        "type": "json_schema", "json_schema": {"name": "reply", "schema": SCHEMA}
+    }  # fmt: skip
     assert (llm.usage.prompt_tokens, llm.usage.completion_tokens, llm.usage.calls) == (321, 12, 1)
     assert llm.usage.cost_usd == pytest.approx((321 * 0.15 + 12 * 0.60) / 1e6)
 
