@@ -417,7 +417,9 @@ class Answerer:
 
     # --- LLM engine -------------------------------------------------------------------------
 
-    def llm_stream(self, question: str, k: int | None = None, history: Sequence[Turn] = ()) -> Iterator[str | Answer]:
+    def llm_stream(
+        self, llm: LLM, question: str, k: int | None = None, history: Sequence[Turn] = ()
+    ) -> Iterator[str | Answer]:
         """Stream the model's answer, then yield the verified Answer (extractive fallback on failure)."""
         k = k or self.settings.top_k
         hits, sources, evidence = self.gather(question, k, history)
@@ -436,7 +438,6 @@ class Answerer:
                 "content": user.render(history=past + ("\n" if past else ""), sources=packed, question=question),
             },
         ]
-        llm = LLM(self.settings)
         pieces: list[str] = []
         try:
             for piece in llm.stream(messages):
@@ -567,12 +568,11 @@ def ask_stream(
     if not question:
         yield Answer(question="", answer="Ask a question about the indexed papers.", refused=True)
         return
-    if settings.engine == "llm":
-        if not settings.llm_configured:
-            answer = answerer.extractive(question, k, history)
-            answer.warnings.insert(0, "no LLM configured (set OPENAI_API_KEY or OPENAI_BASE_URL); answered offline")
-            yield answer
-            return
-        yield from answerer.llm_stream(question, k, history)
+    warnings: list[str] = []
+    llm = grounding.model(settings, warnings, "answered offline")
+    if llm is not None:
+        yield from answerer.llm_stream(llm, question, k, history)
         return
-    yield answerer.extractive(question, k, history)
+    answer = answerer.extractive(question, k, history)
+    answer.warnings[:0] = warnings
+    yield answer

@@ -586,11 +586,9 @@ class Comparer:
             unresolved=unresolved,
             warnings=warnings,
         )
-        if self.settings.engine == "llm" and rows:
-            if self.settings.llm_configured:
-                self._llm(result, sources, specs)
-            else:
-                result.warnings.insert(0, "no LLM configured (set OPENAI_API_KEY or OPENAI_BASE_URL); compared offline")
+        llm = grounding.model(self.settings, result.warnings, "compared offline") if rows else None
+        if llm is not None:
+            self._llm(llm, result, sources, specs)
         if not result.synthesis:
             result.synthesis = self.synthesis(rows, sources, specs)
         result.citations = [self._citation(row, source) for row, source in zip(rows, sources, strict=True)]
@@ -680,9 +678,8 @@ class Comparer:
 
     # --- LLM engine -----------------------------------------------------------------------------
 
-    def _llm(self, result: Comparison, sources: Sequence[Source], aspects: Sequence[Aspect]) -> None:
+    def _llm(self, llm: LLM, result: Comparison, sources: Sequence[Source], aspects: Sequence[Aspect]) -> None:
         """Rewrite the cells and the synthesis with the model; every cell is checked against its abstract."""
-        llm = LLM(self.settings)
         system, user = prompts.load("compare_system"), prompts.load("compare_user")
         result.engine = f"llm:{llm.model}"
         result.prompt = {"system": system.sha, "user": user.sha, "name": "compare"}

@@ -30,6 +30,17 @@ JSON_ATTEMPTS = 2  # a reply that breaks the schema is shown to the model once, 
 Parsed = TypeVar("Parsed", bound=BaseModel)
 
 
+def model(settings: Settings, warnings: list[str], offline: str) -> LLM | None:
+    """The model to write with, or None for the offline engine: when it was asked for, or when no endpoint is
+    configured for the LLM engine (said first in `warnings`, ending with what was done instead: `offline`)."""
+    if settings.engine != "llm":
+        return None
+    if not settings.llm_configured:
+        warnings.insert(0, f"no LLM configured (set OPENAI_API_KEY or OPENAI_BASE_URL); {offline}")
+        return None
+    return LLM(settings)
+
+
 def fenced(source: Source) -> str:
     """One numbered source as the model sees it: its title, then its abstract between fences."""
     body = FENCE.sub("", " ".join(source.sentences))

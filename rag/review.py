@@ -243,9 +243,7 @@ class Reviewer:
         for group in groups:
             for item in group:
                 numbers.setdefault(item.paper.paper_id, len(numbers) + 1)
-        llm = LLM(self.settings) if self.settings.engine == "llm" and self.settings.llm_configured else None
-        if self.settings.engine == "llm" and llm is None:
-            draft.warnings.append("no LLM configured (set OPENAI_API_KEY or OPENAI_BASE_URL); drafted offline")
+        llm = grounding.model(self.settings, draft.warnings, "drafted offline")
         if llm is not None:
             draft.engine = f"llm:{llm.model}"
             try:
