@@ -8,15 +8,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from pydantic import BaseModel
 
 from rag import grounding, prompts
-from rag.citations import Source
+from rag.citations import Source, gate
 from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, system_name
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
 from rag.lexical import fold_acronyms, lexical_index, terms
 from rag.llm import LLM, LLMError
 from rag.models import Coverage, CoverageItem, Paper, Reason, Reference, ReviewDraft, Section
+from rag.prompts import Prompt
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.themes import cluster, distinctive_terms, theme_names, unique_names, vocabulary_of
@@ -261,8 +263,9 @@ class Reviewer:
             sections.append(section or self.extractive_section(name, group, by_paper, numbers))
         if llm is not None:
             draft.usage = llm.usage.as_dict()
-            draft.prompt = {"system": prompts.load("review_system").sha, "user": prompts.load("review_user").sha,
-                            "name": "review"}  # fmt: skip
+            # NOTE: the JSON prompts; the prose ones are only the fallback for servers that give no JSON
+            draft.prompt = {"system": prompts.load("review_json_system").sha,
+                            "user": prompts.load("review_json_user").sha, "name": "review"}  # fmt: skip
         draft.sections = sections
         draft.outline = [s.heading for s in sections]
         draft.references = [
@@ -378,10 +381,12 @@ class Reviewer:
     ) -> Section | None:  # fmt: skip
         """Prose for one theme from as many of its abstracts as the context window holds, verified like answers.
 
-        None (the caller writes it offline) when no abstract fits the context window, or when the model's text
-        cites no source or none of its sentences is supported.
+        The model writes JSON, sentence by sentence with the sources of each; a server or model that gives no
+        parseable JSON is asked again for plain prose with [n] markers. None (the caller writes it offline) when no
+        abstract fits the context window, or when the model's text cites no source or none of its sentences is
+        supported.
         """
-        system, user = prompts.load("review_system"), prompts.load("review_user")
+        system, user = prompts.load("review_json_system"), prompts.load("review_json_user")
         budget = grounding.source_budget(
             self.settings, system.render(), user.render(topic=topic, theme=name, sources="")
         )
@@ -393,11 +398,13 @@ class Reviewer:
         if not sources:
             draft.warnings.append(f"no abstract of section “{name}” fits the model's context window; it is extractive")
             return None
-        messages = [
-            {"role": "system", "content": system.render()},
-            {"role": "user", "content": user.render(topic=topic, theme=name, sources=blocks)},
-        ]
-        checked = grounding.written(llm, messages, sources, grounding.similarity(self.retriever.embedder))
+        similar = grounding.similarity(self.retriever.embedder)
+        parsed, _ = grounding.structured(llm, _messages(system, user, topic, name, blocks), _SectionOut)
+        if parsed is not None:
+            checked = gate(_cited_text(parsed), sources, similar)
+        else:
+            prose = _messages(prompts.load("review_system"), prompts.load("review_user"), topic, name, blocks)
+            checked = grounding.written(llm, prose, sources, similar)
         if checked.why or not checked.citations:
             why = checked.why or "it cites no source"
             draft.warnings.append(f"the model's section “{name}” could not be verified ({why}); it is extractive")
@@ -410,6 +417,29 @@ class Reviewer:
         local = {c.n: numbers[c.paper_id] for c in citations}
         clean = re.sub(r"\[(\d+)\]", lambda m: f"[{local[int(m.group(1))]}]" if int(m.group(1)) in local else "", clean)
         return Section(heading=name, text=clean, paper_ids=[c.paper.paper_id for c in group], origin="llm")
+
+
+class _SentenceOut(BaseModel):
+    text: str
+    sources: list[int]
+
+
+class _SectionOut(BaseModel):
+    """The schema a model's section follows: its sentences, each with the numbers of the abstracts it comes from."""
+
+    sentences: list[_SentenceOut]
+
+
+def _cited_text(section: _SectionOut) -> str:
+    """A section's sentences as text with [n] markers before each sentence's final stop, as the verifier reads them."""
+    return " ".join(f"{s.text.strip().rstrip('.')} {_markers(s.sources)}." for s in section.sentences if s.text.strip())
+
+
+def _messages(system: Prompt, user: Prompt, topic: str, theme: str, sources: str) -> list[dict[str, str]]:
+    return [
+        {"role": "system", "content": system.render()},
+        {"role": "user", "content": user.render(topic=topic, theme=theme, sources=sources)},
+    ]
 
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[A-Z])|\n")

@@ -68,8 +68,10 @@ def test_env_example_lists_every_setting() -> None:
 
 
 @pytest.mark.parametrize(
-    "name", ["answer_system", "answer_user", "compare_system", "compare_user", "review_system", "review_user"]
-)
+    "name",
+    ["answer_system", "answer_user", "compare_system", "compare_user", "review_system", "review_user",
+     "review_json_system", "review_json_user"],
+)  # fmt: skip
 def test_prompt_files_load_and_render(name: str) -> None:
     prompt = prompts.load(name)
     values = {v: f"<{v}>" for v in prompt.variables if v not in prompts.FRAGMENTS}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -180,19 +182,28 @@ def assert_citations_point_to_references(draft: ReviewDraft, settings: Settings)
 
 def fake_model(body: dict[str, object]) -> str:
     """Names each theme; writes each section from source 1's first three sentences, one invention and a dangling
-    [99]."""
-    prompt = str(body["messages"][-1]["content"])  # type: ignore[index]
+    [99]: as JSON when asked for it, as prose otherwise."""
+    messages: list[dict[str, str]] = body["messages"]  # type: ignore[assignment]
+    prompt = next(m["content"] for m in messages if m["role"] == "user")  # NOTE: not a retry's "not valid JSON"
     if prompt.startswith("Give a short heading"):
         return f"Theme on {prompt.splitlines()[1][2:30]}"
-    sentences = [s.rstrip(".") for s in source_sentences(prompt, 1).split(". ")[:3]]
-    quoted = " ".join(f"{s} [1]." for s in sentences)
-    return f"{quoted} Quantum bananas cure insomnia in 97% of cats [2]. This is confirmed by [99]."
+    sentences = [(s.rstrip("."), [1]) for s in source_sentences(prompt, 1).split(". ")[:3]]
+    sentences += [("Quantum bananas cure insomnia in 97% of cats", [2]), ("This is confirmed by", [99])]
+    if "response_format" in body:
+        return json.dumps({"sentences": [{"text": text, "sources": cited} for text, cited in sentences]})
+    return " ".join(f"{text} [{cited[0]}]." for text, cited in sentences)
 
 
-def test_llm_sections_are_verified_and_renumbered(bundled: Settings, fake_llm: FakeLLM) -> None:
+def prose_only(body: dict[str, object]) -> str:
+    """A model on a server that ignores response_format: prose, whatever was asked."""
+    return fake_model({k: v for k, v in body.items() if k != "response_format"})
+
+
+@pytest.mark.parametrize("model", [fake_model, prose_only])
+def test_llm_sections_are_verified_and_renumbered(bundled: Settings, fake_llm: FakeLLM, model: Any) -> None:
     from rag import api
 
-    settings = llm_settings(bundled, fake_llm.play(fake_model).base_url)
+    settings = llm_settings(bundled, fake_llm.play(model).base_url)
     draft = api.review(TOPIC, settings)
     assert draft.engine == "llm:smollm2" and draft.prompt["name"] == "review"
     themes = draft.sections[1:]
