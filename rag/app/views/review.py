@@ -18,16 +18,14 @@ def coverage(report: Coverage) -> None:
         f"({report.indexed} in the library), {len(report.left_out)} left out"
     )
     if report.left_out:
-        st.dataframe(
+        # NOTE: a static table wraps every reason whole; the data grid cut the "Detail" column off
+        st.table(
             pd.DataFrame(
                 [
-                    {"Paper": i.title, "Why left out": i.reason or "", "Detail": i.detail, "Relevance": i.score}
+                    {"Paper": i.title, "Why left out": i.reason, "Detail": i.detail, "Relevance": f"{i.score:.2f}"}
                     for i in report.left_out
                 ]
-            ),
-            hide_index=True,
-            key="review_left_out",
-            column_config={"Relevance": st.column_config.NumberColumn(format="%.2f")},
+            ).set_index("Paper")
         )
 
 
