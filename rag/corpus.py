@@ -3,7 +3,9 @@ folders of them → papers."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import functools
 import hashlib
 import io
 import itertools
@@ -15,13 +17,18 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 from rag.errors import RagError
 from rag.models import Paper
 from rag.text import plain
 
 MAX_FILE_BYTES = 256 * 1024 * 1024
+MAX_LINE_BYTES = 1 << 20  # a line-based file's record fits in a line; none is this long (MAX_ABSTRACT_CHARS is 20,000)
+# NOTE: a JSON record (or a top-level JSON object) and a BibTeX entry are each parsed whole, the file never is: memory
+# stays near one record, and a "record" this long is not one
+MAX_RECORD_CHARS = 16 * 2**20
+_CHUNK = 1 << 16  # characters read at a time
 MAX_ABSTRACT_CHARS = 20_000
 MAX_TITLE_CHARS = 1_000
 _ABSTRACT_MIN_CHARS = 200
@@ -153,37 +160,76 @@ def _record_to_paper(record: dict[str, object], source: str, where: str, result:
     result.papers.append(paper)
 
 
-def _read_bytes(path: Path) -> bytes:
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise CorpusError(f"{path}: cannot read ({exc.strerror or exc})") from None
-    if size == 0:
-        raise CorpusError(f"{path}: file is empty")
-    if size > MAX_FILE_BYTES:
-        raise CorpusError(f"{path}: {size / 1e6:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MiB limit; split it")
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        raise CorpusError(f"{path}: cannot read ({exc.strerror or exc})") from None
+class _Counted(io.BufferedIOBase):
+    """A binary file that counts the bytes and newlines read through it, so that a decoding error can be placed."""
+
+    def __init__(self, binary: io.BufferedIOBase) -> None:
+        super().__init__()
+        self._binary = binary
+        self.bytes = self.newlines = 0
+
+    @property
+    def name(self) -> Any:  # NOTE: what TextIOWrapper shows as its name
+        return getattr(self._binary, "name", None)
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int | None = -1) -> bytes:
+        return self._count(self._binary.read(size))
+
+    def read1(self, size: int = -1) -> bytes:
+        return self._count(self._binary.read1(size))
+
+    def _count(self, data: bytes) -> bytes:
+        self.bytes += len(data)
+        self.newlines += data.count(b"\n")
+        return data
 
 
-def _decode(data: bytes, source: str) -> str:
-    if b"\x00" in data[:65536]:
+@contextlib.contextmanager
+def _decoded(binary: io.BufferedIOBase, source: str) -> Iterator[TextIO]:
+    """The text of a corpus file, decoded as it is read: UTF-8 without its BOM, line ends as written. NUL bytes near its
+    start, bytes that are not UTF-8 and a file of nothing but whitespace are each one error naming the file."""
+    if b"\x00" in binary.read(65536):
         raise CorpusError(f"{source}: looks binary (NUL bytes); expected UTF-8 text")
+    counted = _Counted(binary)
+
+    def from_start() -> TextIO:
+        nonlocal counted
+        binary.seek(0)
+        counted = _Counted(binary)
+        return io.TextIOWrapper(counted, encoding="utf-8-sig", newline="")
+
     try:
-        text = data.decode("utf-8-sig")
+        stream = from_start()
+        while (chunk := stream.read(_CHUNK)).isspace():  # NOTE: text usually starts in the first chunk
+            pass
+        if not chunk:
+            raise CorpusError(f"{source}: file has no text")
+        yield from_start()
     except UnicodeDecodeError as exc:
-        line = data[: exc.start].count(b"\n") + 1
-        raise CorpusError(f"{source}:{line}: not valid UTF-8 (byte {exc.start}); re-save the file as UTF-8") from None
-    if not text.strip():
-        raise CorpusError(f"{source}: file has no text")
-    return text
+        # NOTE: the decoder fails on the bytes it was given last, which end where the reading has got to
+        at = counted.bytes - len(exc.object) + exc.start
+        line = counted.newlines - exc.object[exc.start :].count(b"\n") + 1
+        raise CorpusError(f"{source}:{line}: not valid UTF-8 (byte {at}); re-save the file as UTF-8") from None
 
 
-def _read_text_page(text: str, result: ReadResult) -> None:
+def _lines(stream: TextIO, source: str, head: str = "") -> Iterator[str]:
+    """The lines of `head` (text already read from `stream`) and of the rest of the stream, with their line ends; a
+    line over MAX_LINE_BYTES is an error naming it, so memory stays near one line."""
+    if head:
+        head += stream.readline(MAX_LINE_BYTES + 1)  # NOTE: the rest of the line `head` stops in
+    rest = iter(functools.partial(stream.readline, MAX_LINE_BYTES + 1), "")
+    for n, line in enumerate(itertools.chain(io.StringIO(head, newline=""), rest), 1):
+        if len(line) > MAX_LINE_BYTES:
+            raise _line_too_long(source, n)
+        yield line
+
+
+def _read_text_page(stream: TextIO, result: ReadResult) -> None:
     """Title line followed by abstract line, recognised by what each line looks like."""
-    lines = [(n, _PAGE_CHROME.sub("", line.strip())) for n, line in enumerate(text.splitlines(), 1)]
+    lines = [(n, _PAGE_CHROME.sub("", line.strip())) for n, line in enumerate(stream.read().splitlines(), 1)]
     lines = [(n, line) for n, line in lines if line]
 
     def is_abstract(line: str) -> bool:
@@ -205,8 +251,8 @@ def _why(exc: BaseException) -> str:
     return "nested too deeply" if isinstance(exc, RecursionError) else "a number too long to read"
 
 
-def _read_jsonl(text: str, result: ReadResult) -> None:
-    for n, line in enumerate(text.splitlines(), 1):
+def _read_jsonl(stream: TextIO, result: ReadResult) -> None:
+    for n, line in enumerate(stream.read().splitlines(), 1):
         if not line.strip():
             continue
         try:
@@ -220,21 +266,124 @@ def _read_jsonl(text: str, result: ReadResult) -> None:
         _record_to_paper(record, result.source, f"line {n}", result)
 
 
-def _read_json(text: str, result: ReadResult) -> None:
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CorpusError(f"{result.source}:{exc.lineno}: invalid JSON ({exc.msg}, column {exc.colno})") from None
-    except (RecursionError, ValueError) as exc:
-        raise CorpusError(f"{result.source}: unreadable JSON ({_why(exc)})") from None
-    if isinstance(data, dict):
-        data = data.get("papers", data.get("records", [data]))
-    if not isinstance(data, list):
-        raise CorpusError(f"{result.source}: expected a list of objects with title and abstract")
-    for i, record in enumerate(data, 1):
+def _read_json(stream: TextIO, result: ReadResult) -> None:
+    """A top-level array is read a record at a time; anything else (one record, or records under "papers" or
+    "records") is read whole, up to MAX_RECORD_CHARS."""
+    window = _JsonWindow(stream, result.source)
+    records: Iterable[object]
+    if window.peek() == "[":
+        records = window.items()
+    else:
+        data = window.whole()
+        if isinstance(data, dict):
+            data = data.get("papers", data.get("records", [data]))
+        if not isinstance(data, list):
+            raise CorpusError(f"{result.source}: expected a list of objects with title and abstract")
+        records = data
+    for i, record in enumerate(records, 1):
         if not isinstance(record, dict):
             raise CorpusError(f"{result.source}: record {i} is not an object with title and abstract")
         _record_to_paper(_from_csl(record) if _is_csl(record) else record, result.source, f"record {i}", result)
+
+
+_JSON = json.JSONDecoder()
+_JSON_TOKEN = re.compile(r"[^ \t\n\r]")  # what json does not skip as whitespace
+# NOTE: json's scanner stops within this many characters of the end when the end cuts a literal, a number or an escape
+# short ("tru", "-Infinit", "\u12"), or at the opening quote of a string the end cuts; any other error is in the file
+_JSON_CUT = 16
+
+
+class _JsonWindow:
+    """JSON text read from a stream a window at a time (`text[pos:]` is not parsed yet), with json's own scanner, so
+    values and errors are json.loads's, their line and column counted from the start of the file."""
+
+    def __init__(self, stream: TextIO, source: str) -> None:
+        self.stream, self.source = stream, source
+        self.text, self.pos, self.end = "", 0, False
+        self.line, self.column = 1, 0  # where `text` starts in the file
+
+    def more(self) -> None:
+        """Drop what is parsed and read at least as much again as is left: a long record is scanned a few times, not
+        once a chunk."""
+        done = self.text[: self.pos]
+        if newlines := done.count("\n"):
+            self.line, self.column = self.line + newlines, len(done) - done.rfind("\n") - 1
+        else:
+            self.column += len(done)
+        data = self.stream.read(max(_CHUNK, len(self.text) - self.pos))
+        self.text, self.pos, self.end = self.text[self.pos :] + data, 0, not data
+
+    def peek(self) -> str:
+        """The next character that is not whitespace; "" at the end of the text."""
+        while True:
+            token = _JSON_TOKEN.search(self.text, self.pos)
+            self.pos = token.start() if token else len(self.text)
+            if token or self.end:
+                return self.text[self.pos : self.pos + 1]
+            self.more()
+
+    def value(self, record: int) -> object:
+        """The value after `pos` (and whitespace), read on while the window's end cuts it short."""
+        self.peek()
+        while True:
+            end: int | None = None
+            try:
+                value, end = _JSON.raw_decode(self.text, self.pos)
+            except json.JSONDecodeError as exc:
+                cut = exc.msg.startswith("Unterminated string") or exc.pos >= len(self.text) - _JSON_CUT
+                if self.end or not cut:
+                    raise self.invalid(exc) from None
+            except (RecursionError, ValueError) as exc:  # nested too deeply; an integer of thousands of digits
+                raise CorpusError(f"{self.source}: unreadable JSON ({_why(exc)})") from None
+            # NOTE: the limit is on the record (or on what is read of it), not on the window, wherever reads end
+            if (len(self.text) if end is None else end) - self.pos > MAX_RECORD_CHARS:
+                line = self.line + self.text.count("\n", 0, self.pos)
+                raise CorpusError(
+                    f"{self.source}:{line}: record {record} is over {MAX_RECORD_CHARS // 2**20} MiB; a record is far "
+                    "shorter, so this is not a corpus file"
+                )
+            if end is not None:
+                self.pos = end
+                return value
+            self.more()
+
+    def items(self) -> Iterator[object]:
+        """The values of the array whose "[" is next, then nothing but whitespace to the end."""
+        self.pos += 1
+        if self.peek() == "]":
+            self.pos += 1
+        else:
+            for record in itertools.count(1):
+                yield self.value(record)
+                after = self.peek()
+                if after == "]":
+                    self.pos += 1
+                    break
+                if after != ",":
+                    raise self.invalid(json.JSONDecodeError("Expecting ',' delimiter", self.text, self.pos))
+                self.pos += 1
+        self.finish()
+
+    def whole(self) -> object:
+        """The one value of the rest of the text, read whole."""
+        while not self.end and len(self.text) - self.pos <= MAX_RECORD_CHARS:
+            self.more()
+        if len(self.text) - self.pos > MAX_RECORD_CHARS:
+            raise CorpusError(
+                f"{self.source}: a JSON object over {MAX_RECORD_CHARS // 2**20} MiB is read whole; give the papers as "
+                "a top-level array ([{...}, ...]) or as JSON Lines, read a record at a time"
+            )
+        value = self.value(1)
+        self.finish()
+        return value
+
+    def finish(self) -> None:
+        if self.peek():
+            raise self.invalid(json.JSONDecodeError("Extra data", self.text, self.pos))
+
+    def invalid(self, exc: json.JSONDecodeError) -> CorpusError:
+        column = exc.colno + (self.column if exc.lineno == 1 else 0)
+        return CorpusError(f"{self.source}:{self.line + exc.lineno - 1}: invalid JSON ({exc.msg}, column {column})")
 
 
 def _is_csl(record: dict[str, Any]) -> bool:
@@ -272,12 +421,15 @@ def _csl_name(name: dict[str, Any]) -> str:
     return _clean(name.get("literal")) or ", ".join(_clean(name.get(k)) for k in ("family", "given") if name.get(k))
 
 
-def _read_csv(text: str, result: ReadResult) -> None:
+def _read_csv(stream: TextIO, result: ReadResult) -> None:
+    sample = ""
+    while len(sample) < 4096 and (more := stream.read(4096 - len(sample))):
+        sample += more
     try:
-        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(text[:4096], delimiters=",;\t")
+        dialect: type[csv.Dialect] | csv.Dialect = csv.Sniffer().sniff(sample, delimiters=",;\t")
     except csv.Error:
         dialect = csv.excel
-    reader = csv.DictReader(io.StringIO(text, newline=""), dialect=dialect)
+    reader = csv.DictReader(_lines(stream, result.source, sample), dialect=dialect)
     try:
         columns = {c.strip().lower() for c in reader.fieldnames or [] if c}
         if not {"title", "abstract"} <= columns:
@@ -291,23 +443,79 @@ def _read_csv(text: str, result: ReadResult) -> None:
         raise CorpusError(f"{result.source}:{reader.line_num}: malformed CSV ({exc})") from None
 
 
-def _read_bibtex(text: str, result: ReadResult) -> None:
-    from bibtexparser.entrypoint import parse_string
-    from bibtexparser.middlewares import LatexDecodingMiddleware
+_BIBTEX_BLOCK = re.compile(r"@\w*[ \t]*[{(]")  # how bibtexparser's splitter tells the start of a block
+_MACRO = "rag_macro"  # parser metadata marking an earlier piece's @string, given to a later piece
 
-    library = parse_string(text, append_middleware=[LatexDecodingMiddleware()])
-    if library.failed_blocks:
-        block = library.failed_blocks[0]
-        line = (block.start_line or 0) + 1
-        raise CorpusError(f"{result.source}:{line}: malformed BibTeX entry ({type(block).__name__})")
-    if not library.entries:
+
+def _read_bibtex(stream: TextIO, result: ReadResult) -> None:
+    """BibTeX, an entry at a time, as bibtexparser's `parse_string` reads a whole file, with LaTeX turned into text.
+
+    An @string macro applies to the entries after it, as BibTeX itself reads them. A key used twice, like any block
+    that cannot be parsed, is one error naming its line."""
+    from bibtexparser.library import Library
+    from bibtexparser.middlewares import LatexDecodingMiddleware
+    from bibtexparser.middlewares.parsestack import default_parse_stack
+    from bibtexparser.model import Entry, ParsingFailedBlock, String
+    from bibtexparser.splitter import Splitter
+
+    stack = [*default_parse_stack(), LatexDecodingMiddleware()]
+    macros: dict[str, tuple[str, str]] = {}  # lower-case name → name and value as written, of each @string so far
+    entry_keys: set[str] = set()
+    string_keys: set[str] = set()
+    for first, text in _bibtex_pieces(stream, result.source):
+        split = Splitter(text).split()
+        # NOTE: bibtexparser replaces a field whose whole value names a macro; only those macros are given along
+        named = {f.value.lower() for e in split.entries for f in e.fields if isinstance(f.value, str)}
+        given = [String(*macros[name]) for name in named if name in macros]
+        for macro in given:
+            macro.set_parser_metadata(_MACRO, True)
+        library = Library()
+        library.add([*given, *split.blocks], fail_on_duplicate_key=False)
+        defined = [(s.key, s.value) for s in split.strings]  # NOTE: as written: the stack changes them in place
+        for middleware in stack:
+            library = middleware.transform(library)
+        for block in library.blocks:
+            line = first + (block.start_line or 0)
+            if isinstance(block, ParsingFailedBlock):
+                raise CorpusError(f"{result.source}:{line}: malformed BibTeX entry ({type(block).__name__})")
+            if isinstance(block, Entry | String) and not block.get_parser_metadata(_MACRO):
+                keys = entry_keys if isinstance(block, Entry) else string_keys
+                if block.key in keys:  # NOTE: as bibtexparser flags a key used twice in one string
+                    raise CorpusError(f"{result.source}:{line}: malformed BibTeX entry (DuplicateBlockKeyBlock)")
+                keys.add(block.key)
+            if isinstance(block, Entry):
+                record: dict[str, object] = {k.lower(): f.value for k, f in block.fields_dict.items()}
+                record["id"] = _citation_key(record, block.key)
+                if record["id"] is None and record.get("eprint") and not record.get("url"):
+                    record["url"] = f"https://arxiv.org/abs/{record['eprint']}"
+                _record_to_paper(record, result.source, f"entry {block.key} (line {line})", result)
+        macros.update((key.lower(), (key, value)) for key, value in defined)
+    if not entry_keys:
         raise CorpusError(f"{result.source}: no BibTeX entries found")
-    for entry in library.entries:
-        record: dict[str, object] = {k.lower(): f.value for k, f in entry.fields_dict.items()}
-        record["id"] = _citation_key(record, entry.key)
-        if record["id"] is None and record.get("eprint") and not record.get("url"):
-            record["url"] = f"https://arxiv.org/abs/{record['eprint']}"
-        _record_to_paper(record, result.source, f"entry {entry.key} (line {(entry.start_line or 0) + 1})", result)
+
+
+def _bibtex_pieces(stream: TextIO, source: str) -> Iterator[tuple[int, str]]:
+    """A BibTeX file cut before each line that starts a block ("@article{"), each piece with its first line's number.
+
+    NOTE: bibtexparser's splitter ends a block still open at such a line (as a failed block), so each piece parses as
+    it does in the whole file, and memory stays near one entry."""
+    piece: list[str] = []
+    size, first, line, at_start = 0, 1, 1, True
+    while text := stream.readline(MAX_RECORD_CHARS + 1):
+        if at_start and piece and _BIBTEX_BLOCK.match(text.lstrip()):
+            yield first, "".join(piece)
+            piece, size, first = [], 0, line
+        piece.append(text)
+        size += len(text)
+        if size > MAX_RECORD_CHARS:
+            raise CorpusError(
+                f"{source}:{first}: a BibTeX entry over {MAX_RECORD_CHARS // 2**20} MiB; an entry is far shorter, so "
+                "this is not a bibliography"
+            )
+        at_start = text.endswith("\n")  # NOTE: bibtexparser counts lines by "\n" alone
+        line += at_start
+    if piece:
+        yield first, "".join(piece)
 
 
 def _citation_key(record: dict[str, object], key: object) -> object:
@@ -318,12 +526,13 @@ def _citation_key(record: dict[str, object], key: object) -> object:
     return key
 
 
-def _read_ris(text: str, result: ReadResult) -> None:
+def _read_ris(stream: TextIO, result: ReadResult) -> None:
     """RIS (Zotero, EndNote, Mendeley): records from a 'TY  -' line to an 'ER  -' line.
 
     NOTE: a record's ID is not its paper id, unlike a BibTeX key: EndNote numbers its records 1, 2, 3 in every file."""
     import rispy
 
+    text = stream.read()
     starts = _ris_starts(text, result.source)
     try:
         # NOTE: without blank lines, which rispy adds to the previous record's last field, or fails on
@@ -369,7 +578,7 @@ def _ris_starts(text: str, source: str) -> list[int]:
     return starts
 
 
-READERS: dict[str, Callable[[str, ReadResult], None]] = {
+READERS: dict[str, Callable[[TextIO, ReadResult], None]] = {
     ".txt": _read_text_page,
     ".jsonl": _read_jsonl,
     ".ndjson": _read_jsonl,
@@ -448,18 +657,24 @@ def _pdf_title(lines: list[tuple[str, float]]) -> str:
     return " ".join(line for line, _ in itertools.takewhile(lambda line: line[1] == top, run))
 
 
-def read_text(text: str, source: str, suffix: str) -> ReadResult:
-    """Parse corpus text in the format named by `suffix` (e.g. ".jsonl")."""
+def read_stream(stream: TextIO, source: str, suffix: str) -> ReadResult:
+    """Parse corpus text from a stream in the format named by `suffix` (e.g. ".json"); JSON arrays, CSV and BibTeX are
+    read a record at a time."""
     reader = READERS.get(suffix.lower())
     if reader is None:
         raise _unknown_format(source, suffix)
     result = ReadResult(source=source)
-    reader(text, result)
+    reader(stream, result)
     _drop_duplicates(result)
     if not result.papers:
         reasons = ", ".join(f"{n} {why}" for why, n in result.skipped.items()) or "nothing recognisable"
         raise CorpusError(f"{source}: no papers with a title and an abstract ({reasons})")
     return result
+
+
+def read_text(text: str, source: str, suffix: str) -> ReadResult:
+    """Parse corpus text in the format named by `suffix` (e.g. ".jsonl")."""
+    return read_stream(io.StringIO(text, newline=""), source, suffix)
 
 
 def read_bytes(data: bytes, source: str, suffix: str) -> ReadResult:
@@ -471,19 +686,34 @@ def read_bytes(data: bytes, source: str, suffix: str) -> ReadResult:
         result = ReadResult(source=source)
         _read_pdf(data, result)
         return result
-    return read_text(_decode(data, source), source, suffix)
+    with _decoded(io.BytesIO(data), source) as stream:
+        return read_stream(stream, source, suffix)
 
 
 def read_file(path: str | Path) -> ReadResult:
-    """Read one corpus file; raises CorpusError naming the file and line when it cannot."""
+    """Read one corpus file; raises CorpusError naming the file and line when it cannot. Memory stays near one record
+    for JSON arrays, CSV and BibTeX, whatever the file's size."""
     path = Path(path)
     if path.is_dir():
         raise CorpusError(f"{path}: is a folder; give the corpus files inside it")
-    if path.suffix.lower() not in FORMATS:
+    suffix = path.suffix.lower()
+    if suffix not in FORMATS:
         raise _unknown_format(str(path), path.suffix)
-    if path.suffix.lower() in (".txt", ".jsonl") and path.is_file():
+    if suffix in (".txt", ".jsonl") and path.is_file():
         _check_lines(path)
-    return read_bytes(_read_bytes(path), str(path), path.suffix)
+    try:
+        size = path.stat().st_size
+        if size == 0:
+            raise CorpusError(f"{path}: file is empty")
+        if size > MAX_FILE_BYTES:
+            raise CorpusError(f"{path}: {size / 1e6:.0f} MB is over the {MAX_FILE_BYTES // 2**20} MiB limit; split it")
+        with path.open("rb") as binary:
+            if suffix == ".pdf":
+                return read_bytes(binary.read(), str(path), suffix)
+            with _decoded(binary, str(path)) as stream:
+                return read_stream(stream, str(path), suffix)
+    except OSError as exc:
+        raise CorpusError(f"{path}: cannot read ({exc.strerror or exc})") from None
 
 
 def read_path(path: str | Path) -> list[ReadResult]:
@@ -512,18 +742,8 @@ def _unknown_format(source: str, suffix: str) -> CorpusError:
     return CorpusError(f"{source}: unknown format {suffix or '(no extension)'!r}; use one of {known}")
 
 
-MAX_LINE_BYTES = 1 << 20  # a line-based file's record fits in a line; none is this long (MAX_ABSTRACT_CHARS is 20,000)
-
-
 def _check_lines(path: Path, chunk: int = 1 << 20) -> None:
     """Reject a line-based file with an absurdly long line before reading it whole: memory stays near one chunk."""
-
-    def too_long(line: int) -> CorpusError:
-        return CorpusError(
-            f"{path}:{line}: a line over {MAX_LINE_BYTES // 2**20} MiB; a record is far shorter, so this is not a "
-            "corpus file"
-        )
-
     line, length = 1, 0
     try:
         with path.open("rb") as f:
@@ -531,13 +751,20 @@ def _check_lines(path: Path, chunk: int = 1 << 20) -> None:
                 *whole, rest = block.split(b"\n")
                 for piece in whole:
                     if length + len(piece) > MAX_LINE_BYTES:
-                        raise too_long(line)
+                        raise _line_too_long(path, line)
                     line, length = line + 1, 0
                 length += len(rest)
                 if length > MAX_LINE_BYTES:
-                    raise too_long(line)
+                    raise _line_too_long(path, line)
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read ({exc.strerror or exc})") from None
+
+
+def _line_too_long(source: str | Path, line: int) -> CorpusError:
+    return CorpusError(
+        f"{source}:{line}: a line over {MAX_LINE_BYTES // 2**20} MiB; a record is far shorter, so this is not a "
+        "corpus file"
+    )
 
 
 def _drop_duplicates(result: ReadResult) -> None:
