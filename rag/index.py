@@ -17,7 +17,7 @@ from rag.corpus import CorpusError, ReadResult
 from rag.embed import Done, embed_texts, get_embedder
 from rag.locks import writer
 from rag.models import CheckReport, IngestReport, Paper
-from rag.store import Chunk, Store, StoreError, chunk_id, is_read_only
+from rag.store import Chunk, Store, StoreError, chunk_id, is_read_only, reset_vectors
 from rag.text import count_tokens, token_counter
 
 log = logging.getLogger(__name__)
@@ -228,9 +228,18 @@ def check(settings: Settings, page: int = 256) -> CheckReport:
     store = Store(settings)
     _writable(settings)
     with writer(settings):
+        # NOTE: vectors Chroma cannot load are made again for every paper: which ones they held is not known
+        rebuilt = store.damaged_vectors()
+        if rebuilt:
+            store = reset_vectors(settings, rebuilt)
         papers, _ = store.all_papers()
         report = CheckReport(index=settings.index_name, papers=len(papers))
-        damaged = [p for start in range(0, len(papers), page) for p in _damaged(store, papers[start : start + page])]
+        if rebuilt:
+            damaged = papers
+        else:
+            damaged = [
+                p for start in range(0, len(papers), page) for p in _damaged(store, papers[start : start + page])
+            ]
         report.damaged = sorted(p.paper_id for p in damaged)
         if damaged:
             log.warning("re-embedding %d damaged paper(s)", len(damaged))

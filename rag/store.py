@@ -7,6 +7,7 @@ import hashlib
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -325,6 +326,36 @@ class Store:
         ]
         return sorted(chunks, key=lambda c: (c.paper_id, c.position))
 
+    # --- repair ---------------------------------------------------------------------------
+
+    def damaged_vectors(self) -> list[Path]:
+        """The HNSW folders of a local index that Chroma cannot load (files damaged by a bad disk or a cut copy)."""
+        if self.settings.chroma_url:
+            return []
+        damaged = []
+        for collection in (self.chunks, self.papers):
+            for segment, dimension in self._vector_segments(collection):
+                try:
+                    if dimension:
+                        probe = [1.0] + [0.0] * (int(dimension) - 1)
+                        collection.query(query_embeddings=[probe], n_results=1, include=[])
+                except Exception as exc:  # NOTE: any other failure is the next read's to report, in one line
+                    if "hnsw" in str(exc).lower():
+                        damaged.append(self.settings.home / "chroma" / segment)
+        return damaged
+
+    def _vector_segments(self, collection: Any) -> list[tuple[str, int | None]]:
+        """(segment id, dimension) of the collection's vector segments, read from Chroma's SQLite file.
+
+        NOTE: Chroma's API does not name a collection's segments; its folders under the index folder are named so."""
+        db = self.settings.home / "chroma" / "chroma.sqlite3"
+        query = (
+            "select s.id, c.dimension from segments s join collections c on s.collection = c.id "
+            "where c.id = ? and s.scope = 'VECTOR'"
+        )
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return [(str(sid), dim) for sid, dim in conn.execute(query, (str(collection.id),))]
+
     # --- helpers --------------------------------------------------------------------------
 
     def _write(self, method: Any, **kwargs: Any) -> None:
@@ -349,6 +380,18 @@ class Store:
             embs = res.get("embeddings")
             yield ids, metas, docs, embs
             offset += len(ids)
+
+
+def reset_vectors(settings: Settings, folders: Sequence[Path]) -> Store:
+    """Move damaged HNSW folders aside (to `<folder>.damaged`) and reopen the index: Chroma starts them empty, and
+    the vectors they held must be made again (`rag.index.check` re-embeds every paper from its record)."""
+    reopen(settings)
+    for folder in folders:
+        spare = folder.with_name(f"{folder.name}.damaged")
+        shutil.rmtree(spare, ignore_errors=True)
+        folder.rename(spare)
+        log.warning("vector index files in %s are damaged: moved aside to %s", folder, spare)
+    return Store(settings)
 
 
 def leases(settings: Settings, name: str) -> Any:

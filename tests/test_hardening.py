@@ -597,3 +597,38 @@ def test_a_file_with_one_huge_line_is_refused_before_it_is_read_whole(tmp_path: 
             f.write("word " * 200_000)  # one 30 MB line
     result = run_cli("ingest", str(path), env=cli_env(RAG_HOME=str(tmp_path / "huge")))
     one_line_error(result, f"{path}:2: a line over 1 MiB")
+
+
+def damaged_vector_index(bundled_home: Path, home: Path) -> list[Path]:
+    """A copy of the bundled index whose HNSW files (Chroma's vector segments under RAG_HOME/chroma) are overwritten,
+    as a bad disk or a copy cut short leaves them; the folders damaged."""
+    shutil.copytree(bundled_home, home)
+    folders = sorted(p.parent for p in (home / "chroma").glob("*/header.bin"))
+    for folder in folders:
+        for path in folder.iterdir():
+            path.write_bytes(b"\xff" * path.stat().st_size)
+    # NOTE: Chroma writes a segment's files once 1,000 vectors are in it; the bundled corpus's chunks are past that
+    assert any((folder / "index_metadata.pickle").is_file() for folder in folders), folders
+    return folders
+
+
+@pytest.mark.parametrize("command", [["ask", "What is LookupViT?"], ["search", "LookupViT"]])
+def test_damaged_vector_index_files_are_one_line(bundled_home: Path, tmp_path: Path, command: list[str]) -> None:
+    home = tmp_path / "damaged-hnsw"
+    damaged_vector_index(bundled_home, home)
+    result = run_cli(*command, env=cli_env(RAG_HOME=str(home)))
+    one_line_error(result, str(home / "chroma"), "rag ingest")
+
+
+def test_the_repair_a_damaged_vector_index_error_names_works(bundled_home: Path, tmp_path: Path) -> None:
+    home = tmp_path / "damaged-hnsw"
+    damaged_vector_index(bundled_home, home)
+    env = cli_env(RAG_HOME=str(home))
+    asked = run_cli("search", "LookupViT", env=env)
+    assert "`rag ingest --check`" in asked.stderr, asked.stderr
+    repaired = run_cli("ingest", "--check", "--json", env=env, timeout=600)
+    assert repaired.returncode == 0, repaired.stderr
+    found = run_cli("search", "--json", "LookupViT", env=env)
+    assert found.returncode == 0, found.stderr
+    assert json.loads(found.stdout)["results"][0]["title"].startswith("LookupViT")
+    assert json.loads(run_cli("ingest", "--check", "--json", env=env).stdout)["damaged"] == []
