@@ -7,7 +7,7 @@ import re
 import statistics
 import time
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -76,7 +76,7 @@ def load_items(path: Path) -> list[EvalItem]:
 _MARKER = re.compile(r"\[(\d+)\]")
 
 
-def _resolver(papers: dict[str, Any]) -> dict[str, str]:
+def _resolver(papers: Mapping[str, Any]) -> dict[str, str]:
     index = {pid: pid for pid in papers}
     index.update({normalise_title(p.title): pid for pid, p in papers.items()})
     return index

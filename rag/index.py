@@ -12,6 +12,7 @@ import numpy as np
 from llama_index.core.node_parser import TokenTextSplitter
 from llama_index.core.schema import MetadataMode, TextNode
 
+from rag import snapshot
 from rag.config import Settings
 from rag.corpus import CorpusError, ReadResult
 from rag.embed import Done, embed_texts, get_embedder
@@ -113,10 +114,11 @@ def ingest(
     the lock is held (several first runs at once index the corpus once)."""
     store = Store(settings)
     _writable(settings)
-    with writer(settings):
+    with writer(settings) as writing:
         if if_empty and store.count_papers():
             return IngestReport(index=settings.index_name, total_papers=store.count_papers())
-        return _ingest(results, settings, store, progress)
+        report, writing.digest = _ingest(results, settings, store, progress)
+        return report
 
 
 def _writable(settings: Settings) -> None:
@@ -124,7 +126,10 @@ def _writable(settings: Settings) -> None:
         raise StoreError(f"index folder {settings.home / 'chroma'} is read-only; set RAG_HOME to a writable folder")
 
 
-def _ingest(results: Sequence[ReadResult], settings: Settings, store: Store, progress: Progress | None) -> IngestReport:
+def _ingest(
+    results: Sequence[ReadResult], settings: Settings, store: Store, progress: Progress | None
+) -> tuple[IngestReport, str]:
+    """The report, and the digest of the index's papers afterwards, whose search snapshot is made (rag.snapshot)."""
     existing = store.paper_hashes()
     todo, stale, unchanged = plan(existing, results)
     report = IngestReport(index=settings.index_name, files=[r.source for r in results], unchanged=unchanged)
@@ -167,7 +172,10 @@ def _ingest(results: Sequence[ReadResult], settings: Settings, store: Store, pro
             progress(len(todo), len(todo))
         get_embedder(settings)  # NOTE: readies the query runtime (its one-time ONNX export) for the next ask
     report.total_papers = store.count_papers()
-    return report
+    kept = {pid: content for pid, (content, _) in existing.items() if pid not in set(stale)}
+    name = snapshot.digest({**kept, **{p.paper_id: p.content_hash for p in todo}}.items())
+    snapshot.ensure(settings, store, name)
+    return report, name
 
 
 def _batches(papers: Sequence[Paper], settings: Settings) -> Iterator[tuple[list[Paper], list[list[TextNode]]]]:
@@ -227,7 +235,7 @@ def check(settings: Settings, page: int = 256) -> CheckReport:
     A paper record keeps its title, abstract and chunk count, so no corpus file is needed for the repair."""
     store = Store(settings)
     _writable(settings)
-    with writer(settings):
+    with writer(settings) as writing:
         # NOTE: vectors Chroma cannot load are made again for every paper: which ones they held is not known
         rebuilt = store.damaged_vectors()
         if rebuilt:
@@ -244,8 +252,10 @@ def check(settings: Settings, page: int = 256) -> CheckReport:
         if damaged:
             log.warning("re-embedding %d damaged paper(s)", len(damaged))
             store.delete_papers(report.damaged)
-            repaired = _ingest([ReadResult(source="(repair)", papers=damaged)], settings, store, None)
+            repaired, writing.digest = _ingest([ReadResult(source="(repair)", papers=damaged)], settings, store, None)
             report.chunks_embedded = repaired.chunks_embedded
+        else:
+            writing.digest = snapshot.digest((p.paper_id, p.content_hash) for p in papers)
     return report
 
 

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import re
 import threading
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 
@@ -138,7 +140,7 @@ class LexicalIndex:
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 
         self.acronyms = mine_acronyms(f"{p.title}. {p.abstract}" for p in papers)
-        self._long_forms = long_forms(self.acronyms)
+        self._ready()
         corpus = [self.tokens(f"{p.title}. {p.title}. {p.abstract}") for p in papers]
         self.vocab: dict[str, int] = {}
         ids = [[self.vocab.setdefault(t, len(self.vocab)) for t in doc] for doc in corpus]
@@ -146,7 +148,32 @@ class LexicalIndex:
         self.model.index(bm25s.tokenization.Tokenized(ids=ids, vocab=self.vocab), show_progress=False)
         self.size = len(papers)
         self.document_frequency = Counter(t for doc in corpus for t in set(doc))
+
+    def _ready(self) -> None:
+        self._long_forms = long_forms(self.acronyms)
         self._lock = threading.Lock()
+
+    def save(self, folder: Path) -> None:
+        """Write the index into an empty folder: bm25s's own files and our terms, as JSON and NumPy arrays."""
+        self.model.save(str(folder), show_progress=False)
+        terms = {"acronyms": self.acronyms, "size": self.size, "document_frequency": self.document_frequency}
+        (folder / _TERMS).write_text(json.dumps(terms), encoding="utf-8")
+
+    @classmethod
+    def load(cls, folder: Path) -> LexicalIndex:
+        """An index written by `save`; its BM25 matrix is memory-mapped, not read."""
+        import bm25s
+
+        logging.getLogger("bm25s").setLevel(logging.WARNING)
+        index = cls.__new__(cls)
+        index.model = bm25s.BM25.load(str(folder), mmap=True, show_progress=False, verbosity=0)
+        index.vocab = index.model.vocab_dict
+        terms = json.loads((folder / _TERMS).read_text(encoding="utf-8"))
+        index.acronyms = {key: tuple(form) for key, form in terms["acronyms"].items()}
+        index.size = int(terms["size"])
+        index.document_frequency = Counter(terms["document_frequency"])
+        index._ready()
+        return index
 
     def tokens(self, text: str) -> list[str]:
         """The text's terms as the index holds them."""
@@ -165,6 +192,7 @@ class LexicalIndex:
             return np.asarray(self.model.get_scores(words), dtype=np.float64)
 
 
+_TERMS = "terms.json"
 _lexical_cache: dict[str, LexicalIndex] = {}
 _lexical_lock = threading.Lock()
 

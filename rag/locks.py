@@ -17,6 +17,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -68,9 +69,19 @@ def opening(settings: Settings) -> Iterator[None]:
         lock.release()
 
 
+@dataclass
+class Writing:
+    """What a writer says of the index it leaves: the digest of its papers, when it knows it (rag.snapshot)."""
+
+    digest: str = ""
+
+
 @contextmanager
-def writer(settings: Settings) -> Iterator[None]:
-    """Hold the index for writing: waits up to RAG_LOCK_WAIT seconds for another writer, then fails in one line."""
+def writer(settings: Settings) -> Iterator[Writing]:
+    """Hold the index for writing: waits up to RAG_LOCK_WAIT seconds for another writer, then fails in one line.
+
+    The index's version changes when the writer starts (so a write cut short by kill -9 still reads as a change)
+    and again when it ends, naming the digest the writer set."""
     path = _lock_path(settings, "write")
     lock = FileLock(path, timeout=0)
     note = path.with_suffix(".holder")
@@ -93,36 +104,85 @@ def writer(settings: Settings) -> Iterator[None]:
                     "try again when that ingest finishes (or raise RAG_LOCK_WAIT)"
                 ) from None
             time.sleep(_POLL)
+    writing = Writing()
     try:
         note.write_text(holder(), encoding="utf-8")
         if settings.chroma_url:
             with _lease(settings, deadline):
-                yield
+                _bump(settings)
+                yield writing
+                _bump(settings, writing.digest)
         else:
-            yield
+            _bump(settings)
+            yield writing
     finally:
-        _bump(settings)
+        if not settings.chroma_url:
+            _bump(settings, writing.digest)
         note.unlink(missing_ok=True)
         lock.release()
 
 
 def version(settings: Settings) -> str:
-    """A token that changes with every write to the index from this machine: a process that opened the index
-    before another one wrote it must reopen it (embedded Chroma keeps what it read in memory)."""
+    """A token that changes with every write to the index: a process that opened the index before another one
+    wrote it must reopen it (embedded Chroma keeps what it read in memory). "<digest>.<nonce>" after a writer that
+    set a digest, a bare nonce otherwise. On a Chroma server the token is kept there, so every client sees it."""
+    if settings.chroma_url:
+        from rag.store import leases
+
+        try:
+            record = _current(leases(settings, _LEASES), _version_key(settings))
+        except Exception as exc:  # NOTE: the server is down: the next read says so in one line
+            log.info("could not read the index version (%s)", type(exc).__name__)
+            return ""
+        return str(record.get("token", "")) if record else ""
     try:
-        return _read(_lock_path(settings, "version"))
+        return _read(_version_path(settings))
     except OSError:  # a read-only home: nobody writes there
         return ""
 
 
-def _bump(settings: Settings) -> None:
-    path = _lock_path(settings, "version")
+def first_version(settings: Settings) -> str:
+    """Give an index that has no version yet (one written before versions were kept) its first, and return it; ""
+    when it has one already, or on a Chroma server (whose first ingest gives it one). A reader may call this:
+    every writer changes the version before it writes, so whatever this process read before the call is still
+    the index."""
+    if settings.chroma_url:
+        return ""
+    token = uuid.uuid4().hex
+    try:
+        with _version_path(settings).open("x", encoding="utf-8") as f:  # NOTE: fails when it exists
+            f.write(token)
+    except OSError:  # it exists, or the home is read-only
+        return ""
+    return token
+
+
+def _bump(settings: Settings, digest: str = "") -> None:
+    token = f"{digest}.{uuid.uuid4().hex}" if digest else uuid.uuid4().hex
+    if settings.chroma_url:
+        from rag.store import leases
+
+        try:
+            table = leases(settings, _LEASES)
+            table.upsert(ids=[_version_key(settings)], embeddings=[[0.0]], metadatas=[{"token": token}])
+        except Exception as exc:  # NOTE: clients then reopen on their next version change
+            log.warning("could not record the index version on the server (%s)", type(exc).__name__)
+        return
+    path = _version_path(settings)
     spare = path.with_suffix(f".{os.getpid()}.tmp")
     try:
-        spare.write_text(uuid.uuid4().hex, encoding="utf-8")
+        spare.write_text(token, encoding="utf-8")
         spare.replace(path)
     except OSError as exc:
         log.info("could not record the index version (%s)", exc)
+
+
+def _version_path(settings: Settings) -> Path:
+    return _lock_path(settings, f"version-{hashlib.sha256(settings.index_name.encode()).hexdigest()[:8]}")
+
+
+def _version_key(settings: Settings) -> str:
+    return f"{settings.index_name}#version"
 
 
 def _read(path: Path) -> str:

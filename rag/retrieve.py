@@ -8,7 +8,7 @@ the dev questions) weighs them, with its own weights for questions that ask for 
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
+from collections.abc import ItemsView, Iterable, Iterator, Mapping, Sequence, ValuesView
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -16,8 +16,9 @@ import numpy as np
 
 from rag.config import Settings
 from rag.embed import Embedder, embed_query, get_embedder
-from rag.lexical import LexicalIndex, lexical_index
+from rag.lexical import LexicalIndex
 from rag.models import Paper, SearchHit
+from rag.snapshot import open_snapshot
 from rag.store import Store
 from rag.text import asks_for_many
 from rag.tuned import RANKER
@@ -49,15 +50,61 @@ class Scored:
         return [(self.ids[i], float(self.relevance[i])) for i in order]
 
 
+class Papers(Mapping[str, Paper]):
+    """The indexed papers by id: every id known when the index is opened, each record fetched from the store the
+    first time it is asked for (rag.snapshot). Iterating over the values reads every record, once."""
+
+    def __init__(self, store: Store, ids: Sequence[str], records: Sequence[Paper] | None = None) -> None:
+        self._store = store
+        self._ids = set(ids)
+        self._order = list(ids)
+        self._records: dict[str, Paper] = {p.paper_id: p for p in records or ()}
+
+    def fetch(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
+        """The records of these papers (those indexed), in one read of the store for those not yet read."""
+        wanted = [pid for pid in dict.fromkeys(paper_ids) if pid in self._ids]
+        missing = [pid for pid in wanted if pid not in self._records]
+        if missing:
+            self._records.update((p.paper_id, p) for p in self._store.get_papers(missing))
+        return {pid: self._records[pid] for pid in wanted if pid in self._records}
+
+    def __getitem__(self, paper_id: str) -> Paper:
+        found = self.fetch([paper_id])
+        if paper_id not in found:
+            raise KeyError(paper_id)
+        return found[paper_id]
+
+    def __contains__(self, paper_id: object) -> bool:
+        return paper_id in self._ids
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._order)
+
+    def values(self) -> ValuesView[Paper]:
+        return self._all().values()
+
+    def items(self) -> ItemsView[str, Paper]:
+        return self._all().items()
+
+    def _all(self) -> dict[str, Paper]:
+        if len(self._records) < len(self._ids):
+            papers, _ = self._store.all_papers()
+            self._records.update((p.paper_id, p) for p in papers if p.paper_id in self._ids)
+        return {pid: self._records[pid] for pid in self._order if pid in self._records}
+
+
 class Retriever:
     """Finds papers for a query; every method returns SearchHits, best first, each paper once."""
 
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         self.store = store or Store(settings)
-        papers, _ = self.store.all_papers()
-        self.papers: dict[str, Paper] = {p.paper_id: p for p in papers}
-        self._ids = list(self.papers)
+        self._snapshot, records = open_snapshot(settings, self.store)
+        self.papers = Papers(self.store, self._snapshot.ids, records)
+        self._ids = self._snapshot.ids
         # NOTE: counted once; asking Chroma for counts on every query costs a round trip each.
         self._n_chunks = self.store.count_chunks()
 
@@ -68,22 +115,16 @@ class Retriever:
     @cached_property
     def idf(self) -> dict[str, float]:
         """Inverse document frequency of each stemmed content word over the indexed papers."""
-        from rag.text import content_words
-
-        df: dict[str, int] = defaultdict(int)
-        for paper in self.papers.values():
-            for word in content_words(f"{paper.title} {paper.abstract}"):
-                df[word] += 1
         n = len(self.papers) + 1
-        return {word: float(np.log(n / (count + 0.5))) for word, count in df.items()}
+        return {word: float(np.log(n / (count + 0.5))) for word, count in self._snapshot.word_papers.items()}
 
     def word_weight(self, word: str) -> float:
         """IDF of a word; words never seen in the corpus weigh like the rarest."""
         return self.idf.get(word, float(np.log(len(self.papers) + 2)))
 
-    @cached_property
+    @property
     def lexical(self) -> LexicalIndex:
-        return lexical_index(list(self.papers.values()))
+        return self._snapshot.lexical
 
     def bm25_scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in self._ids order) for the query."""
@@ -98,17 +139,18 @@ class Retriever:
         ranked = scored.ranked()[:k]
         texts = self.store.chunk_texts([scored.best_chunk[pid] for pid, _ in ranked if scored.best_chunk.get(pid)])
         column = {pid: i for i, pid in enumerate(scored.ids)}
+        records = self.papers.fetch(pid for pid, _ in ranked)
         return [
             SearchHit(
                 paper_id=pid,
-                title=self.papers[pid].title,
+                title=records[pid].title,
                 score=round(score, 4),
                 dense=round(float(scored.features[column[pid], 1]), 4),
                 bm25=round(float(scored.features[column[pid], 2]), 4),
                 best_sentence=texts.get(scored.best_chunk.get(pid, ""), ""),
             )
             for pid, score in ranked
-            if pid in self.papers
+            if pid in records
         ]
 
     def fused_scores(self, query: str) -> dict[str, float]:

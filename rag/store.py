@@ -234,6 +234,14 @@ class Store:
         return papers, matrix
 
     @_reading
+    def get_papers(self, paper_ids: Sequence[str]) -> list[Paper]:
+        """The records of the given papers (those indexed), fetched by id."""
+        if not paper_ids:
+            return []
+        records = self.papers.get(ids=list(paper_ids), include=["metadatas"])
+        return [_paper_from(pid, m) for pid, m in zip(records["ids"], records["metadatas"] or [], strict=True)]
+
+    @_reading
     def count_papers(self) -> int:
         return int(self.papers.count())
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,7 +50,7 @@ def detail(paper: Paper, quotes: Sequence[str] = ()) -> None:
         show_paper(paper, quotes)
 
 
-def cited_source(papers: dict[str, Paper]) -> None:
+def cited_source(papers: Mapping[str, Paper]) -> None:
     """The paper a `[n]` marker in an answer, matrix or review links to, its supporting sentence highlighted."""
     paper_id = st.query_params.get("paper")
     if not paper_id:
@@ -149,7 +149,7 @@ def _points(key: tuple[str, tuple[str, ...]], _config: Settings) -> list[dict[st
     return api.topic_map(_config)
 
 
-def topic_map(config: Settings, papers: dict[str, Paper]) -> None:
+def topic_map(config: Settings, papers: Mapping[str, Paper]) -> None:
     points = pd.DataFrame(_points((config.index_name, tuple(sorted(papers))), config))
     if points.empty:
         st.info("The library is empty: add papers first.")

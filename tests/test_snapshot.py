@@ -1,0 +1,126 @@
+"""The search snapshot (rag/snapshot.py): a process opens an index without reading every paper record, and never
+searches a snapshot of another version of the index."""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rag import snapshot
+from rag.api import get_retriever, ingest_paths
+from rag.config import Settings
+from rag.retrieve import Retriever
+from rag.store import Store
+from tests.servers import bundled_records, cli_env, run_cli, write_jsonl
+
+
+def no_full_scan(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("read every paper record")
+
+    monkeypatch.setattr(Store, "all_papers", refuse)
+
+
+def snapshots(settings: Settings) -> list[Path]:
+    return sorted(p for p in (settings.home / "snapshots").glob("*/*") if not p.name.startswith("."))
+
+
+@pytest.fixture()
+def indexed(tmp_path: Path) -> tuple[Settings, Path]:
+    settings = Settings(home=tmp_path / "home")
+    corpus = write_jsonl(tmp_path / "papers.jsonl", bundled_records(0, 8))
+    ingest_paths([corpus], settings)
+    return settings, corpus
+
+
+def test_an_ingested_index_opens_without_reading_every_record(
+    indexed: tuple[Settings, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, _ = indexed
+    records, _ = Store(settings).all_papers()
+    built = snapshot.build(records)
+    no_full_scan(monkeypatch)
+    retriever = Retriever(settings)
+    assert retriever._snapshot.ids == built.ids
+    assert retriever._snapshot.word_papers == built.word_papers
+    for record in records:
+        query = record.title
+        assert np.allclose(retriever.lexical.scores(query), built.lexical.scores(query))
+    hits = retriever.search(records[3].title)
+    assert hits[0].paper_id == records[3].paper_id
+    assert hits[0].title == records[3].title
+    assert retriever.papers[records[5].paper_id].abstract == records[5].abstract
+    assert len(retriever.papers) == len(records) and records[0].paper_id in retriever.papers
+
+
+def test_an_unchanged_reingest_keeps_the_snapshot_and_a_changed_one_replaces_it(
+    indexed: tuple[Settings, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, corpus = indexed
+    [first] = snapshots(settings)
+    written = (first / "papers.json").stat().st_mtime_ns
+    ingest_paths([corpus], settings)
+    assert snapshots(settings) == [first]
+    assert (first / "papers.json").stat().st_mtime_ns == written
+
+    added = bundled_records(8, 9)[0]
+    ingest_paths([write_jsonl(tmp_path / "more.jsonl", [added])], settings)
+    [second] = snapshots(settings)
+    assert second != first
+    no_full_scan(monkeypatch)
+    hits = Retriever(settings).search(added["title"])
+    assert hits[0].paper_id == added["id"]
+
+
+def test_a_damaged_snapshot_is_rebuilt_from_the_records(
+    indexed: tuple[Settings, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, _ = indexed
+    [folder] = snapshots(settings)
+    (folder / "papers.json").write_text('{"ids": ["trunc', encoding="utf-8")
+    (folder.parent / f".{folder.name}.123.tmp").mkdir()  # a writer killed before it renamed its copy into place
+    with caplog.at_level(logging.WARNING, logger="rag.snapshot"):
+        retriever = Retriever(settings)
+    assert "unreadable" in caplog.text
+    records, _ = Store(settings).all_papers()
+    assert retriever._snapshot.ids == [p.paper_id for p in records]
+    assert json.loads((folder / "papers.json").read_text())["ids"] == retriever._snapshot.ids
+
+
+def test_an_index_written_before_snapshots_gets_one_on_first_open(
+    indexed: tuple[Settings, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    settings, _ = indexed
+    for path in [*(settings.home / "locks").glob("version-*"), *(settings.home / "snapshots").glob("*")]:
+        path.unlink() if path.is_file() else shutil.rmtree(path)
+    first = Retriever(settings)
+    assert len(snapshots(settings)) == 1
+    no_full_scan(monkeypatch)
+    assert Retriever(settings)._snapshot.ids == first._snapshot.ids
+
+
+def test_a_client_of_a_chroma_server_sees_another_clients_ingest_on_its_next_search(
+    chroma_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("RAG_CHROMA_URL", chroma_server)
+    monkeypatch.setenv("RAG_COLLECTION_PREFIX", "snapshot")  # NOTE: the server is shared with other tests
+    mine = tmp_path / "mine"
+    monkeypatch.setenv("RAG_HOME", str(mine))
+    first = write_jsonl(tmp_path / "first.jsonl", bundled_records(0, 4))
+    ingested = run_cli("ingest", str(first), env=cli_env(RAG_HOME=str(tmp_path / "theirs")))
+    assert ingested.returncode == 0, ingested.stderr
+    settings = Settings()
+    assert len(get_retriever(settings).papers) == 4
+
+    added = bundled_records(4, 5)[0]
+    more = write_jsonl(tmp_path / "more.jsonl", [added])
+    ingested = run_cli("ingest", str(more), env=cli_env(RAG_HOME=str(tmp_path / "theirs")))
+    assert ingested.returncode == 0, ingested.stderr
+    retriever = get_retriever(settings)
+    assert len(retriever.papers) == 5
+    assert retriever.search(added["title"])[0].paper_id == added["id"]
