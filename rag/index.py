@@ -7,10 +7,9 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-from llama_index.core.node_parser import TokenTextSplitter
-from llama_index.core.schema import MetadataMode, TextNode
 
 from rag import snapshot
 from rag.config import Settings
@@ -20,6 +19,10 @@ from rag.locks import writer
 from rag.models import CheckReport, IngestReport, Paper
 from rag.store import Chunk, Store, StoreError, chunk_id, is_read_only, reset_vectors
 from rag.text import count_tokens, token_counter
+
+if TYPE_CHECKING:  # NOTE: llama-index takes a second to import, and only ingest needs it
+    from llama_index.core.node_parser import TokenTextSplitter
+    from llama_index.core.schema import TextNode
 
 log = logging.getLogger(__name__)
 
@@ -51,11 +54,15 @@ def split_sentences(text: str) -> list[str]:
 
 @lru_cache(maxsize=4)
 def _token_splitter(chunk_tokens: int, chunk_overlap: int) -> TokenTextSplitter:
+    from llama_index.core.node_parser import TokenTextSplitter
+
     return TokenTextSplitter(chunk_size=chunk_tokens, chunk_overlap=chunk_overlap, tokenizer=token_counter())
 
 
 def chunk_paper(paper: Paper, settings: Settings) -> list[TextNode]:
     """One node per sentence; a sentence over `chunk_tokens` is split by tokens. Title on every node."""
+    from llama_index.core.schema import TextNode
+
     splitter = _token_splitter(settings.chunk_tokens, settings.chunk_overlap)
     pieces: list[str] = []
     for sentence in split_sentences(paper.abstract):
@@ -141,6 +148,8 @@ def _ingest(
     report.added = len(todo) - report.updated
     store.delete_papers(stale)
     if todo:
+        from llama_index.core.schema import MetadataMode
+
         embedder = get_embedder(settings, bulk=True)
         # Debris of an interrupted ingest: chunks without a paper record.
         store.delete_papers(p.paper_id for p in todo if p.paper_id not in existing)

@@ -68,3 +68,13 @@ def test_bm25_finds_the_paper_in_the_researchers_wording(query: str, best: str) 
 
 def test_bm25_scores_nothing_for_unknown_words() -> None:
     assert not LexicalIndex(PAPERS).scores("quantum chromodynamics").any()
+
+
+def test_the_stop_words_are_scikit_learns() -> None:
+    """rag/data/stopwords.txt is scikit-learn's list (a file, so that a command need not import scikit-learn)."""
+    from sklearn.feature_extraction.text import ENGLISH_STOP_WORDS
+
+    from rag.text import STOPWORDS, _english_stop_words
+
+    assert _english_stop_words() == ENGLISH_STOP_WORDS
+    assert ENGLISH_STOP_WORDS < STOPWORDS
