@@ -252,7 +252,8 @@ def _why(exc: BaseException) -> str:
 
 
 def _read_jsonl(stream: TextIO, result: ReadResult) -> None:
-    for n, line in enumerate(stream.read().splitlines(), 1):
+    """A record a line, read a line at a time; lines end at a line break only (a JSON string may hold U+2028)."""
+    for n, line in enumerate(_lines(stream, result.source), 1):
         if not line.strip():
             continue
         try:

@@ -383,6 +383,15 @@ def test_jsonl_round_trips_any_title(title: str) -> None:
     assert result.papers[0].title == plain(" ".join(title.split()))
 
 
+def test_jsonl_lines_end_at_line_breaks_only(tmp_path: Path) -> None:
+    """A JSON string may hold U+2028, U+2029 or U+0085 unescaped; they do not end the record's line."""
+    records = [{"title": f"Paper {n}", "abstract": f"First part{sep}second part. {ABSTRACT}"}
+               for n, sep in enumerate(["\u2028", "\u2029", "\x85"])]  # fmt: skip
+    path = tmp_path / "seps.jsonl"
+    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in records), encoding="utf-8")
+    assert [p.title for p in read_file(path).papers] == ["Paper 0", "Paper 1", "Paper 2"]
+
+
 @pytest.mark.parametrize(
     ("raw", "shown"),
     [
