@@ -242,6 +242,17 @@ class Store:
         return [_paper_from(pid, m) for pid, m in zip(records["ids"], records["metadatas"] or [], strict=True)]
 
     @_reading
+    def papers_with_vectors(self, paper_ids: Sequence[str]) -> tuple[list[Paper], np.ndarray]:
+        """The records of the given papers with their paper-level embeddings, fetched by id in pages."""
+        papers: list[Paper] = []
+        vectors: list[Any] = []
+        for start in range(0, len(paper_ids), _PAGE):
+            got = self.papers.get(ids=list(paper_ids[start : start + _PAGE]), include=["metadatas", "embeddings"])
+            papers += [_paper_from(pid, m) for pid, m in zip(got["ids"], got["metadatas"] or [], strict=True)]
+            vectors.extend(got["embeddings"] if got["embeddings"] is not None else [])
+        return papers, np.asarray(vectors, dtype=np.float32)
+
+    @_reading
     def count_papers(self) -> int:
         return int(self.papers.count())
 

@@ -161,6 +161,29 @@ def test_the_topic_map_keeps_its_layout_when_papers_are_added(tmp_path: Path, is
     assert np.median(moved) < 0.1  # a fresh t-SNE moved the median paper by over a third of the map (BENCHMARKS.md)
 
 
+def test_a_large_library_maps_a_stable_sample_reading_only_its_vectors(
+    tmp_path: Path, isolated: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag import api
+    from rag.store import Store
+
+    settings = Settings(home=isolated)
+    records = bundled_records(0, 44)
+    api.ingest_paths([write_jsonl(tmp_path / "a.jsonl", records[:40])], settings)
+    monkeypatch.setattr(api, "MAP_PAPERS", 30)
+
+    def mapped() -> set[str]:
+        with monkeypatch.context() as m:
+            m.setattr(Store, "all_papers", lambda *a, **k: pytest.fail("read every paper and vector"))
+            return {p["paper_id"] for p in api.topic_map(settings)}
+
+    before = mapped()
+    assert len(before) == 30 and before < {r["id"] for r in records[:40]}
+    api.ingest_paths([write_jsonl(tmp_path / "b.jsonl", records[40:])], settings)
+    after = mapped()
+    assert len(after) == 30 and len(before & after) >= 30 - 4  # four papers added displace at most four
+
+
 # --- the LLM engine -----------------------------------------------------------------------------
 
 

@@ -179,6 +179,8 @@ def topic_map(config: Settings, papers: Mapping[str, Paper]) -> None:
         detail(papers[chosen[0]["paper_id"]])
     else:
         st.caption("Hover a point for its title; click it to open the paper.")
+    if len(points) < len(papers):
+        st.caption(f"The map shows a sample of {len(points):,} of the {len(papers):,} papers; search finds them all.")
 
 
 def browse_papers(index: Retriever) -> None:
