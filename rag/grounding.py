@@ -12,6 +12,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import TypeVar
 
+import numpy as np
 from pydantic import BaseModel, ValidationError
 
 from rag.citations import Gated, Similarity, Source, gate
@@ -69,11 +70,15 @@ def pack(sources: Sequence[Source], budget: int) -> tuple[list[Source], str]:
 
 
 def similarity(embedder: Embedder) -> Similarity:
-    """Cosine similarity of a claim to sentences, with the index's embedding model."""
+    """Cosine similarity of a claim to sentences, with the index's embedding model. Each text is embedded once per
+    reply, however many claims are checked against it: the claims of one reply cite the same few sources."""
+    seen: dict[str, np.ndarray] = {}
 
     def similar(claim: str, sentences: Sequence[str]) -> list[float]:
-        vectors = embed_texts(embedder, [claim, *sentences])
-        return [float(v @ vectors[0]) for v in vectors[1:]]
+        new = list(dict.fromkeys(t for t in (claim, *sentences) if t not in seen))
+        if new:
+            seen.update(zip(new, embed_texts(embedder, new), strict=True))
+        return [float(seen[s] @ seen[claim]) for s in sentences]
 
     return similar
 
