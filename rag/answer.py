@@ -247,7 +247,10 @@ class Answerer:
                 default=0.0,
             )  # fmt: skip
         in_paper = sum(weight[w] for w in asked & text_words) / asked_total
+        heads = quantity_heads(question)
+        stated = [any(has_figure(e.chunk.text) and mentions(e.chunk.text, head) for e in own) for head in heads]
         return {
+            "asked-for quantities the paper states a figure for": sum(stated) / len(heads) if heads else 1.0,
             "names an indexed paper": float(named),
             "named: asked-for words in the paper": in_paper if named else 0.0,
             "named: asked-for words in its best sentence with a figure": figure_coverage if named else 0.0,

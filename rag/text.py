@@ -82,6 +82,7 @@ _SYNONYMS: dict[str, tuple[str, ...]] = {
     "power": ("watt", "mw", "power", "consum"),
     "improvement": ("improv", "better", "higher", "gain", "increase", "outperform"),
     "increase": ("increas", "improv", "higher", "gain"),
+    "gain": ("gain", "improv", "better", "higher", "increas", "outperform"),
     "reduction": ("reduc", "fewer", "less", "lower", "sav", "cut"),
     "saving": ("sav", "reduc", "fewer", "less", "lower"),
     "cost": ("cost", "$", "dollar", "usd", "cheaper"),
