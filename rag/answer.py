@@ -141,6 +141,8 @@ class Answerer:
             first = [known.get(pid) or self._hit(pid, top) for pid in earlier if pid in self.retriever.papers]
             hits = [h for h in first if h] + [h for h in hits if h.paper_id not in set(earlier)]
             hits = hits[: max(k, len(earlier))]
+        records = self.retriever.papers.fetch(h.paper_id for h in hits)  # NOTE: one read for all of them
+        hits = [h for h in hits if h.paper_id in records]
         if not hits:
             return [], [], []
         chunks = self.retriever.store.chunks_of([h.paper_id for h in hits])
@@ -148,7 +150,7 @@ class Answerer:
         for chunk in chunks:
             by_paper.setdefault(chunk.paper_id, []).append(chunk)
         sources = [
-            Source(n, self.retriever.papers[h.paper_id], tuple(c.text for c in by_paper.get(h.paper_id, [])))
+            Source(n, records[h.paper_id], tuple(c.text for c in by_paper.get(h.paper_id, [])))
             for n, h in enumerate(hits, 1)
         ]
         vector = embed_query(self.retriever.embedder, question)
@@ -179,7 +181,7 @@ class Answerer:
         return f"{line} {question}", earlier
 
     def _hit(self, paper_id: str, score: float) -> SearchHit:
-        return SearchHit(paper_id=paper_id, title=self.retriever.papers[paper_id].title, score=score)
+        return SearchHit(paper_id=paper_id, title=self.retriever.papers.titles[paper_id], score=score)
 
     def _score(
         self, question: str, hits: Sequence[SearchHit], by_paper: dict[str, list[Chunk]], vector: np.ndarray

@@ -54,10 +54,13 @@ class Papers(Mapping[str, Paper]):
     """The indexed papers by id: every id known when the index is opened, each record fetched from the store the
     first time it is asked for (rag.snapshot). Iterating over the values reads every record, once."""
 
-    def __init__(self, store: Store, ids: Sequence[str], records: Sequence[Paper] | None = None) -> None:
+    def __init__(
+        self, store: Store, ids: Sequence[str], titles: Sequence[str], records: Sequence[Paper] | None = None
+    ) -> None:
         self._store = store
         self._ids = set(ids)
         self._order = list(ids)
+        self.titles: dict[str, str] = dict(zip(ids, titles, strict=True))  # id → title, read with the ids
         self._records: dict[str, Paper] = {p.paper_id: p for p in records or ()}
 
     def fetch(self, paper_ids: Iterable[str]) -> dict[str, Paper]:
@@ -103,7 +106,7 @@ class Retriever:
         self.settings = settings
         self.store = store or Store(settings)
         self._snapshot, records = open_snapshot(settings, self.store)
-        self.papers = Papers(self.store, self._snapshot.ids, records)
+        self.papers = Papers(self.store, self._snapshot.ids, self._snapshot.titles, records)
         self._ids = self._snapshot.ids
         # NOTE: counted once; asking Chroma for counts on every query costs a round trip each.
         self._n_chunks = self.store.count_chunks()
@@ -139,18 +142,17 @@ class Retriever:
         ranked = scored.ranked()[:k]
         texts = self.store.chunk_texts([scored.best_chunk[pid] for pid, _ in ranked if scored.best_chunk.get(pid)])
         column = {pid: i for i, pid in enumerate(scored.ids)}
-        records = self.papers.fetch(pid for pid, _ in ranked)
         return [
             SearchHit(
                 paper_id=pid,
-                title=records[pid].title,
+                title=self.papers.titles[pid],
                 score=round(score, 4),
                 dense=round(float(scored.features[column[pid], 1]), 4),
                 bm25=round(float(scored.features[column[pid], 2]), 4),
                 best_sentence=texts.get(scored.best_chunk.get(pid, ""), ""),
             )
             for pid, score in ranked
-            if pid in records
+            if pid in self.papers
         ]
 
     def fused_scores(self, query: str) -> dict[str, float]:

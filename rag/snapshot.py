@@ -1,5 +1,5 @@
-"""What retrieval reads when a process opens an index, kept on disk beside it: the papers' ids, how many papers each
-word is in, and the BM25 index.
+"""What retrieval reads when a process opens an index, kept on disk beside it: the papers' ids and titles, how many
+papers each word is in, and the BM25 index.
 
 Without it every process read every paper record (13.5 s at 100,000 papers) and built the lexical index (30 s)
 before its first answer. A snapshot is named by the digest of the indexed papers' ids and content hashes; an ingest
@@ -42,6 +42,7 @@ _DEBRIS_SECONDS = 3600.0  # a temporary folder this old is a killed writer's, no
 @dataclass
 class Snapshot:
     ids: list[str]  # the indexed papers, in the lexical index's order
+    titles: list[str]  # their titles, in the same order (hits, and the app's paper picker, need no record)
     word_papers: dict[str, int]  # stemmed content word → how many papers' title or abstract it is in
     lexical: LexicalIndex
 
@@ -56,7 +57,7 @@ def build(papers: list[Paper]) -> Snapshot:
     counts: Counter[str] = Counter()
     for paper in papers:
         counts.update(content_words(f"{paper.title} {paper.abstract}"))
-    return Snapshot([p.paper_id for p in papers], dict(counts), LexicalIndex(papers))
+    return Snapshot([p.paper_id for p in papers], [p.title for p in papers], dict(counts), LexicalIndex(papers))
 
 
 def ensure(settings: Settings, store: Store, name: str) -> None:
@@ -90,7 +91,10 @@ def _load(folder: Path) -> Snapshot | None:
         return None
     try:
         papers = json.loads((folder / _PAPERS).read_text(encoding="utf-8"))
-        return Snapshot(list(papers["ids"]), dict(papers["word_papers"]), LexicalIndex.load(folder))
+        ids, titles = list(papers["ids"]), list(papers["titles"])
+        if len(ids) != len(titles):
+            raise ValueError("ids and titles differ in number")
+        return Snapshot(ids, titles, dict(papers["word_papers"]), LexicalIndex.load(folder))
     except (OSError, ValueError, KeyError, TypeError) as exc:  # NOTE: damaged files: built again from the records
         log.warning("the search snapshot in %s is unreadable (%s); rebuilding it", folder, type(exc).__name__)
         return None
@@ -104,7 +108,7 @@ def _save(snapshot: Snapshot, root: Path, name: str) -> None:
         shutil.rmtree(spare, ignore_errors=True)
         spare.mkdir()
         snapshot.lexical.save(spare)
-        papers = {"ids": snapshot.ids, "word_papers": snapshot.word_papers}
+        papers = {"ids": snapshot.ids, "titles": snapshot.titles, "word_papers": snapshot.word_papers}
         (spare / _PAPERS).write_text(json.dumps(papers), encoding="utf-8")
         with contextlib.suppress(FileNotFoundError):  # NOTE: one that could not be read is replaced
             (root / name).rename(root / f".{name}.{os.getpid()}.old")

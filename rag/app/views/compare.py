@@ -63,8 +63,7 @@ def downloads(table: Comparison) -> None:
 
 
 config = settings()
-papers = retriever(config).papers
-titles = {pid: p.title for pid, p in sorted(papers.items(), key=lambda kv: kv[1].title.lower())}
+titles = dict(sorted(retriever(config).papers.titles.items(), key=lambda kv: kv[1].lower()))
 
 st.title("Compare papers", anchor=False)
 st.caption("Pick papers from the library, or describe what to compare and let retrieval pick them.")
