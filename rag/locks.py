@@ -142,13 +142,24 @@ def version(settings: Settings) -> str:
 
 
 def first_version(settings: Settings) -> str:
-    """Give an index that has no version yet (one written before versions were kept) its first, and return it; ""
-    when it has one already, or on a Chroma server (whose first ingest gives it one). A reader may call this:
-    every writer changes the version before it writes, so whatever this process read before the call is still
-    the index."""
-    if settings.chroma_url:
-        return ""
+    """Give an index that has no version yet (one written before versions were kept, or served by a Chroma server
+    from files written without one) its first, and return it; "" when it has one already. A reader may call this:
+    every writer changes the version before it writes, so whatever this process read before the call is still the
+    index. NOTE: on a server, where there is no create-if-absent, a writer that starts between the read and the write
+    here has its first token replaced; its last one, written when it finishes, still tells every reader."""
     token = uuid.uuid4().hex
+    if settings.chroma_url:
+        from rag.store import leases
+
+        try:
+            table = leases(settings, _LEASES)
+            if _current(table, _version_key(settings)) is not None:
+                return ""
+            table.upsert(ids=[_version_key(settings)], embeddings=[[0.0]], metadatas=[{"token": token}])
+        except Exception as exc:  # NOTE: the server is down: the next read says so in one line
+            log.info("could not record the index version (%s)", type(exc).__name__)
+            return ""
+        return token
     try:
         with _version_path(settings).open("x", encoding="utf-8") as f:  # NOTE: fails when it exists
             f.write(token)

@@ -124,3 +124,22 @@ def test_a_client_of_a_chroma_server_sees_another_clients_ingest_on_its_next_sea
     retriever = get_retriever(settings)
     assert len(retriever.papers) == 5
     assert retriever.search(added["title"])[0].paper_id == added["id"]
+
+
+def test_an_index_on_a_chroma_server_without_a_version_gets_one_on_first_open(
+    chroma_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As when a server is started on files an embedded index wrote: no version record on the server."""
+    from rag.locks import _LEASES, _version_key
+    from rag.store import leases
+
+    monkeypatch.setenv("RAG_CHROMA_URL", chroma_server)
+    monkeypatch.setenv("RAG_COLLECTION_PREFIX", "unversioned")
+    settings = Settings(home=tmp_path / "client")
+    ingest_paths([write_jsonl(tmp_path / "papers.jsonl", bundled_records(0, 4))], settings)
+    leases(settings, _LEASES).delete(ids=[_version_key(settings)])
+    shutil.rmtree(settings.home / "snapshots")
+    first = Retriever(settings)
+    assert len(snapshots(settings)) == 1
+    no_full_scan(monkeypatch)
+    assert Retriever(settings)._snapshot.ids == first._snapshot.ids
