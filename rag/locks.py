@@ -80,8 +80,11 @@ class Writing:
 def writer(settings: Settings) -> Iterator[Writing]:
     """Hold the index for writing: waits up to RAG_LOCK_WAIT seconds for another writer, then fails in one line.
 
-    The index's version changes when the writer starts (so a write cut short by kill -9 still reads as a change)
-    and again when it ends, naming the digest the writer set."""
+    The index's version changes when the writer ends, naming the digest it set. NOTE: not when it starts: readers
+    reopen the index when its version changes, and one reopening in this process would close the Chroma client the
+    writer is writing with (the app ingests uploads beside its readers). A write cut short by kill -9 leaves the
+    old version, whose snapshot lacks the papers written so far; the next ingest finishes them and names the new one.
+    """
     path = _lock_path(settings, "write")
     lock = FileLock(path, timeout=0)
     note = path.with_suffix(".holder")
@@ -109,11 +112,9 @@ def writer(settings: Settings) -> Iterator[Writing]:
         note.write_text(holder(), encoding="utf-8")
         if settings.chroma_url:
             with _lease(settings, deadline):
-                _bump(settings)
                 yield writing
                 _bump(settings, writing.digest)
         else:
-            _bump(settings)
             yield writing
     finally:
         if not settings.chroma_url:
@@ -144,9 +145,9 @@ def version(settings: Settings) -> str:
 def first_version(settings: Settings) -> str:
     """Give an index that has no version yet (one written before versions were kept, or served by a Chroma server
     from files written without one) its first, and return it; "" when it has one already. A reader may call this:
-    every writer changes the version before it writes, so whatever this process read before the call is still the
-    index. NOTE: on a server, where there is no create-if-absent, a writer that starts between the read and the write
-    here has its first token replaced; its last one, written when it finishes, still tells every reader."""
+    a writer at work meanwhile names a new version when it finishes, as it does for any reader that read the index
+    while it wrote. NOTE: on a server there is no create-if-absent; a writer's version, written when it finishes,
+    still replaces this one."""
     token = uuid.uuid4().hex
     if settings.chroma_url:
         from rag.store import leases

@@ -5,7 +5,7 @@ Without it every process read every paper record (13.5 s at 100,000 papers) and 
 before its first answer. A snapshot is named by the digest of the indexed papers' ids and content hashes; an ingest
 writes it while it holds the index (so an unchanged re-ingest finds it made), and names the digest in the index's
 version (rag.locks). A process opening the index loads the snapshot its version names, or builds it from the paper
-records when none does (an index written by an older version of this tool, a repair, an interrupted ingest) and keeps
+records when none does (an index written by an older version of this tool, a repair) and keeps
 it for the next process. Each is written into a temporary folder and renamed into place: a reader sees a whole
 snapshot or none, and a kill -9 mid-write leaves the previous one readable. Paper records are then fetched by id, for
 the hits only (rag.retrieve.Papers).
