@@ -184,7 +184,7 @@ def test_informative_cells_cite_a_verbatim_sentence(table: Comparison) -> None:
                 continue
             assert cell.citations == [n]
             assert all(" ".join(q.split()) in abstracts[row.paper_id] for q in cell.quote.split(" … "))
-            # NOTE: whole sentences, never cut; two only when together they fit CELL_WORDS
+            # NOTE: whole sentences, never cut; more than one only when together they fit CELL_WORDS
             sentences = split_sentences(cell.quote.replace(" … ", " "))
             assert "…" not in cell.text and cell.text.rstrip()[-1] in '.!?)"”'
             assert len(sentences) == 1 or len(cell.text.split()) <= CELL_WORDS
