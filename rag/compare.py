@@ -468,7 +468,7 @@ class CellFiller:
             sims = vectors @ self.describe(found).T
             for j, aspect in enumerate(found):
                 scores = np.array([self.score(aspect, s, float(sims[i, j])) for i, s in enumerate(sentences)])
-                cells[aspect.name] = self._cell(n, texts, _pick(scores, texts, aspect.threshold, more=False))
+                cells[aspect.name] = self._cell(n, texts, _pick(scores, texts, aspect.threshold, more=True))
         return {a.name: cells[a.name] for a in aspects}
 
     @staticmethod
@@ -484,15 +484,15 @@ class CellFiller:
 
 
 def _pick(values: np.ndarray, texts: Sequence[str], floor: float, *, more: bool) -> list[int]:
-    """The best sentence at or above `floor`, and with `more` the next ones at least half as good, in order, while
-    the cell fits in CELL_WORDS."""
+    """The best sentence at or above `floor`, and with `more` the next ones at least half as good (and at or above
+    `floor`), in order, while the cell fits in CELL_WORDS."""
     ranked = [int(i) for i in np.argsort(-values, kind="stable")]
     if not ranked or values[ranked[0]] < floor:
         return []
     chosen = [ranked[0]]
     words = len(texts[ranked[0]].split())
     for i in ranked[1:] if more else ():
-        if values[i] < values[ranked[0]] / 2:
+        if values[i] < max(values[ranked[0]] / 2, floor):
             break
         if words + len(texts[i].split()) <= CELL_WORDS:
             chosen.append(i)
