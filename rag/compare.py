@@ -617,16 +617,23 @@ class Comparer:
 
     def synthesis(self, rows: Sequence[Row], sources: Sequence[Source], aspects: Sequence[Aspect]) -> str:
         """A few cited sentences composed from the matrix: what the papers share, what sets each apart, the figures
-        each reports, and what the abstracts leave unstated. Terms are those of paper titles (noun phrases, unlike
-        'achieve' or 'different'); figures are quoted as the abstract states them."""
+        each reports, and what the abstracts leave unstated. Terms are the two-word phrases and acronyms of paper titles
+        (unlike 'achieve', 'limit' or 'large'); figures are quoted as the abstract states them."""
         if not rows:
             return "Nothing to compare: no paper was resolved."
         docs = [f"{s.paper.title}. {' '.join(s.sentences)}" for s in sources]
         cite = {r.paper_id: f"{r.name} [{s.n}]" for r, s in zip(rows, sources, strict=True)}
-        titles = vocabulary_of([p.title for p in self.retriever.papers.values()])
+        titles = list(self.retriever.papers.titles.values())
+        # NOTE: a single lower-case word says little on its own ("limit", "distributed", "large"): terms are the
+        # titles' two-word phrases and acronyms, less the compared papers' names ("DiLoCo" in DiPaCo's abstract)
+        own = {stem(w) for r in rows for w in norm_words(r.name)}
+        names = {w.lower() for r in rows for w in acronyms(r.name)}
+        terms = {t for t in vocabulary_of(titles) if " " in t} | {
+            w.lower() for t in titles for w in acronyms(t) if w.lower() not in names
+        }
         parts: list[str] = []
         if len(rows) > 1:
-            shared = self._shared_terms(docs, titles)
+            shared = self._shared_terms(docs, terms)
             everyone = [t for t, members in shared if len(members) == len(rows)]
             if everyone:
                 both = "both" if len(rows) == 2 else "all"
@@ -635,10 +642,9 @@ class Comparer:
                 if len(members) < len(rows):
                     parts.append(f"{join_names([cite[rows[i].paper_id] for i in members])} also share {term}.")
             # NOTE: a paper's own name sets it apart, but tells the reader nothing
-            own = {stem(w) for r in rows for w in norm_words(r.name)}
-            distinct = distinctive_terms([[d] for d in docs], top=2, exclude=own, vocabulary=titles)
-            apart = [f"{cite[r.paper_id]} for {join_names(terms)}" for r, terms in zip(rows, distinct, strict=True)
-                     if terms]  # fmt: skip
+            distinct = distinctive_terms([[d] for d in docs], top=2, exclude=own, vocabulary=terms)
+            apart = [f"{cite[r.paper_id]} for {join_names(words)}" for r, words in zip(rows, distinct, strict=True)
+                     if words]  # fmt: skip
             if apart:
                 parts.append("What sets each apart: " + "; ".join(apart) + ".")
         figures = [(cite[r.paper_id], _figure_clause(r.cells[RESULTS].text)) for r in rows if RESULTS in r.cells]
@@ -797,6 +803,13 @@ def _stitch(pieces: Sequence[str], positions: Sequence[int]) -> str:
     for k in range(1, len(pieces)):
         out += (" " if positions[k] == positions[k - 1] + 1 else " … ") + pieces[k]
     return out
+
+
+def acronyms(text: str) -> list[str]:
+    """Words with two capitals or more ("LoRA", "FPGA", "MLLMs", "GPipe"), those in capitals only when short (not
+    "ENERGY")."""
+    words = re.findall(r"[A-Za-z]+", text)
+    return [w for w in words if sum(c.isupper() for c in w) >= 2 and (not w.isupper() or len(w) <= 5)]
 
 
 def join_names(items: Sequence[str], conjunction: str = "and") -> str:

@@ -197,6 +197,10 @@ def test_synthesis_is_cited_sentences_with_figures_as_stated(table: Comparison) 
     assert "*" not in table.synthesis and "Common ground" not in table.synthesis
     assert all(f"[{n}]" in table.synthesis for n in (1, 2, 3))
     assert "all concern pipeline parallelism" in table.synthesis
+    # NOTE: shared and distinctive terms are phrases or acronyms, never a lone word such as "limit" or "large"
+    listed = re.findall(r"(?:concern|share|\] for) ([^.;]+)", table.synthesis)
+    terms = [t for found in listed for t in re.split(r", and |, | and ", found)]
+    assert terms and all(" " in t or sum(c.isupper() for c in t) >= 2 for t in terms), terms
     figures = re.findall(r"reports “([^”]+)”", table.synthesis)
     assert len(figures) >= 2 and all(f.lower() in abstracts for f in figures)
 
