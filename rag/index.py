@@ -123,6 +123,7 @@ def ingest(
     _writable(settings)
     with writer(settings) as writing:
         if if_empty and store.count_papers():
+            writing.wrote = False
             return IngestReport(index=settings.index_name, total_papers=store.count_papers())
         report, writing.digest = _ingest(results, settings, store, progress)
         return report

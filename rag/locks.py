@@ -71,9 +71,11 @@ def opening(settings: Settings) -> Iterator[None]:
 
 @dataclass
 class Writing:
-    """What a writer says of the index it leaves: the digest of its papers, when it knows it (rag.snapshot)."""
+    """What a writer says of the index it leaves: the digest of its papers, when it knows it (rag.snapshot), or
+    that it wrote nothing, which leaves the index's version as it was (readers keep their snapshot)."""
 
     digest: str = ""
+    wrote: bool = True
 
 
 @contextmanager
@@ -113,11 +115,12 @@ def writer(settings: Settings) -> Iterator[Writing]:
         if settings.chroma_url:
             with _lease(settings, deadline):
                 yield writing
-                _bump(settings, writing.digest)
+                if writing.wrote:
+                    _bump(settings, writing.digest)
         else:
             yield writing
     finally:
-        if not settings.chroma_url:
+        if not settings.chroma_url and writing.wrote:
             _bump(settings, writing.digest)
         note.unlink(missing_ok=True)
         lock.release()

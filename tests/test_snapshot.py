@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from rag import snapshot
-from rag.api import get_retriever, ingest_paths
+from rag.api import get_retriever, ingest_paths, read_paths
 from rag.config import Settings
 from rag.retrieve import Retriever
 from rag.store import Store
@@ -75,6 +75,19 @@ def test_an_unchanged_reingest_keeps_the_snapshot_and_a_changed_one_replaces_it(
     no_full_scan(monkeypatch)
     hits = Retriever(settings).search(added["title"])
     assert hits[0].paper_id == added["id"]
+
+
+def test_a_first_run_that_finds_the_index_made_leaves_its_version(indexed: tuple[Settings, Path]) -> None:
+    """Several first runs at once index the corpus once; the others write nothing, so readers keep their snapshot."""
+    from rag.index import ingest
+    from rag.locks import version
+
+    settings, corpus = indexed
+    before = version(settings)
+    ingest(read_paths([corpus]), settings, if_empty=True)
+    assert version(settings) == before
+    ingest(read_paths([corpus]), settings)
+    assert version(settings) != before
 
 
 def test_a_damaged_snapshot_is_rebuilt_from_the_records(
