@@ -184,7 +184,8 @@ def _ingest(
     report.total_papers = store.count_papers()
     kept = {pid: content for pid, (content, _) in existing.items() if pid not in set(stale)}
     name = snapshot.digest({**kept, **{p.paper_id: p.content_hash for p in todo}}.items())
-    snapshot.ensure(settings, store, name)
+    before = snapshot.digest((pid, content) for pid, (content, _) in existing.items())
+    snapshot.ensure(settings, store, name, previous=before, dropped=stale, added=todo)
     return report, name
 
 

@@ -68,34 +68,45 @@ def _words_before(text: str, end: int) -> list[str]:
     return [word for piece in reversed(run) for word in piece.split("-") if word]
 
 
-def mine_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
-    """Acronyms the texts define ('Multimodal Large Language Models (MLLMs)'), each with its long form in terms.
+def definitions(text: str) -> list[tuple[str, tuple[str, ...]]]:
+    """The acronyms a text defines ('Multimodal Large Language Models (MLLMs)'), each with its long form in terms.
 
-    A definition counts when the acronym's capitals are the initials of the words before it; an acronym
-    defined differently in different texts keeps its most frequent long form.
-    """
+    A definition counts when the acronym's capitals are the initials of the words before it."""
+    found = []
+    for match in _ACRONYM.finditer(text):
+        acronym = match.group(1)
+        if sum(c.isupper() for c in acronym) < 2:
+            continue
+        words = _words_before(text, match.start())
+        if not words:
+            continue
+        initials = [c.lower() for c in acronym if c.isupper() or c.isdigit()]
+        content = [w for w in words if w[0].isupper() or w.lower() not in STOPWORDS]
+        long_form = next(
+            (ws[-len(initials):] for ws in (content, words)
+             if len(ws) >= len(initials) and [w[0].lower() for w in ws[-len(initials):]] == initials),
+            None,
+        )  # fmt: skip
+        spelled = tuple(terms(" ".join(long_form))) if long_form else ()
+        key = stem(acronym.lower())
+        # NOTE: a one-term long form ('out-of-distribution' → 'distri') would swallow an ordinary word.
+        if len(spelled) >= 2 and key not in STOPWORDS:
+            found.append((key, spelled))
+    return found
+
+
+def choose_acronyms(found: Iterable[tuple[str, tuple[str, ...]]]) -> dict[str, tuple[str, ...]]:
+    """One long form per acronym: an acronym defined differently in different texts keeps its most frequent long
+    form (of equally frequent ones, the first in sort order, so the choice does not depend on the texts' order)."""
     seen: dict[str, Counter[tuple[str, ...]]] = {}
-    for text in texts:
-        for match in _ACRONYM.finditer(text):
-            acronym = match.group(1)
-            if sum(c.isupper() for c in acronym) < 2:
-                continue
-            words = _words_before(text, match.start())
-            if not words:
-                continue
-            initials = [c.lower() for c in acronym if c.isupper() or c.isdigit()]
-            content = [w for w in words if w[0].isupper() or w.lower() not in STOPWORDS]
-            long_form = next(
-                (ws[-len(initials):] for ws in (content, words)
-                 if len(ws) >= len(initials) and [w[0].lower() for w in ws[-len(initials):]] == initials),
-                None,
-            )  # fmt: skip
-            spelled = tuple(terms(" ".join(long_form))) if long_form else ()
-            key = stem(acronym.lower())
-            # NOTE: a one-term long form ('out-of-distribution' → 'distri') would swallow an ordinary word.
-            if len(spelled) >= 2 and key not in STOPWORDS:
-                seen.setdefault(key, Counter())[spelled] += 1
-    return {key: forms.most_common(1)[0][0] for key, forms in seen.items()}
+    for key, form in found:
+        seen.setdefault(key, Counter())[form] += 1
+    return {key: min(forms, key=lambda form: (-forms[form], form)) for key, forms in seen.items()}
+
+
+def mine_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """The acronyms the texts define, each with its long form in terms (definitions, choose_acronyms)."""
+    return choose_acronyms(d for text in texts for d in definitions(text))
 
 
 LongForms = dict[str, list[tuple[tuple[str, ...], str]]]  # first term → (long form, acronym), longest first
@@ -131,17 +142,32 @@ def fold_acronyms(
     return out
 
 
+def indexed_terms(paper: Paper) -> list[str]:
+    """What the index reads of a paper, before acronyms are folded: its title's terms twice, then its abstract's."""
+    return terms(f"{paper.title}. {paper.title}. {paper.abstract}")
+
+
 class LexicalIndex:
     """BM25 (bm25s) over title and abstract, on stemmed terms with acronyms folded into one form."""
 
     def __init__(self, papers: Sequence[Paper]) -> None:
+        self._build([indexed_terms(p) for p in papers], mine_acronyms(f"{p.title}. {p.abstract}" for p in papers))
+
+    @classmethod
+    def of_terms(cls, papers: Sequence[Sequence[str]], acronyms: dict[str, tuple[str, ...]]) -> LexicalIndex:
+        """The index of papers given by their indexed_terms, with these acronyms folded (a snapshot's update)."""
+        index = cls.__new__(cls)
+        index._build(papers, acronyms)
+        return index
+
+    def _build(self, papers: Sequence[Sequence[str]], acronyms: dict[str, tuple[str, ...]]) -> None:
         import bm25s
 
         logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import
 
-        self.acronyms = mine_acronyms(f"{p.title}. {p.abstract}" for p in papers)
+        self.acronyms = acronyms
         self._ready()
-        corpus = [self.tokens(f"{p.title}. {p.title}. {p.abstract}") for p in papers]
+        corpus = [fold_acronyms(doc, self.acronyms, self._long_forms) for doc in papers]
         self.vocab: dict[str, int] = {}
         ids = [[self.vocab.setdefault(t, len(self.vocab)) for t in doc] for doc in corpus]
         self.model = bm25s.BM25(k1=BM25_K1)

@@ -4,7 +4,9 @@ papers each word is in, and the BM25 index.
 Without it every process read every paper record (13.5 s at 100,000 papers) and built the lexical index (30 s)
 before its first answer. A snapshot is named by the digest of the indexed papers' ids and content hashes; an ingest
 writes it while it holds the index (so an unchanged re-ingest finds it made), and names the digest in the index's
-version (rag.locks). A process opening the index loads the snapshot its version names, or builds it from the paper
+version (rag.locks). Beside it lie each paper's parts (Parts: its terms, content words and acronym definitions), so
+an ingest makes the next snapshot from the last one and the papers it added, changed and removed, without reading
+every record again. A process opening the index loads the snapshot its version names, or builds it from the paper
 records when none does (an index written by an older version of this tool, a repair) and keeps
 it for the next process. Each is written into a temporary folder and renamed into place: a reader sees a whole
 snapshot or none, and a kill -9 mid-write leaves the previous one readable. Paper records are then fetched by id, for
@@ -21,13 +23,17 @@ import os
 import re
 import shutil
 import time
+import zipfile
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
 
 from rag.config import Settings
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, choose_acronyms, definitions, indexed_terms
 from rag.locks import first_version, version
 from rag.models import Paper
 from rag.store import Store
@@ -36,6 +42,9 @@ from rag.text import content_words
 log = logging.getLogger(__name__)
 
 _PAPERS = "papers.json"
+_PARTS = "parts.json"
+_T = TypeVar("_T")
+_PART_ARRAYS = "parts.npz"
 _DEBRIS_SECONDS = 3600.0  # a temporary folder this old is a killed writer's, not one still writing
 
 
@@ -53,18 +62,65 @@ def digest(papers: Iterable[tuple[str, str]]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def build(papers: list[Paper]) -> Snapshot:
-    counts: Counter[str] = Counter()
-    for paper in papers:
-        counts.update(content_words(f"{paper.title} {paper.abstract}"))
-    return Snapshot([p.paper_id for p in papers], [p.title for p in papers], dict(counts), LexicalIndex(papers))
+@dataclass
+class Parts:
+    """What each indexed paper gives a snapshot, kept beside it so that the next one is made without its text: its
+    terms before acronyms are folded (rag.lexical.indexed_terms), its content words and the acronyms it defines."""
+
+    ids: list[str]
+    titles: list[str]
+    terms: list[list[str]]
+    words: list[list[str]]
+    defined: list[list[tuple[str, tuple[str, ...]]]]
+
+    @classmethod
+    def of(cls, papers: Sequence[Paper]) -> Parts:
+        return cls(
+            [p.paper_id for p in papers],
+            [p.title for p in papers],
+            [indexed_terms(p) for p in papers],
+            [sorted(content_words(f"{p.title} {p.abstract}")) for p in papers],
+            [definitions(f"{p.title}. {p.abstract}") for p in papers],
+        )
+
+    def replaced(self, dropped: Collection[str], added: Sequence[Paper]) -> Parts:
+        """These parts less the papers `dropped` (removed or changed), plus those `added` (new or changed)."""
+        gone = set(dropped) | {p.paper_id for p in added}
+        keep = [i for i, pid in enumerate(self.ids) if pid not in gone]
+        new = Parts.of(added)
+        return Parts(
+            *(
+                [getattr(self, f)[i] for i in keep] + getattr(new, f)
+                for f in ("ids", "titles", "terms", "words", "defined")
+            )
+        )
+
+    def snapshot(self) -> Snapshot:
+        acronyms = choose_acronyms(d for found in self.defined for d in found)
+        counts = Counter(w for words in self.words for w in words)
+        return Snapshot(self.ids, self.titles, dict(counts), LexicalIndex.of_terms(self.terms, acronyms))
 
 
-def ensure(settings: Settings, store: Store, name: str) -> None:
-    """Make the snapshot called `name` from the paper records unless it exists (an ingest calls this)."""
-    if _load(_root(settings) / name) is None:
+def build(papers: Sequence[Paper]) -> Snapshot:
+    return Parts.of(papers).snapshot()
+
+
+def ensure(
+    settings: Settings, store: Store, name: str, *, previous: str = "", dropped: Collection[str] = (),
+    added: Sequence[Paper] = (),
+) -> None:  # fmt: skip
+    """Make the snapshot called `name` unless it exists (an ingest calls this): from the snapshot called `previous`
+    less the papers `dropped` plus those `added` when its parts are readable, else from every paper record."""
+    root = _root(settings)
+    if _load(root / name) is not None:
+        return
+    before = _load_parts(root / previous) if previous else None
+    if before is not None:
+        parts = before.replaced(dropped, added)
+    else:
         papers, _ = store.all_papers()
-        _save(build(papers), _root(settings), name)
+        parts = Parts.of(papers)
+    _save(parts.snapshot(), parts, root, name)
 
 
 def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Paper] | None]:
@@ -75,9 +131,10 @@ def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Pape
     if name and (found := _load(_root(settings) / name)) is not None:
         return found, None
     papers, _ = store.all_papers()
-    made = build(papers)
+    parts = Parts.of(papers)
+    made = parts.snapshot()
     if name := name or first_version(settings):
-        _save(made, _root(settings), name)
+        _save(made, parts, _root(settings), name)
     return made, papers
 
 
@@ -100,14 +157,55 @@ def _load(folder: Path) -> Snapshot | None:
         return None
 
 
-def _save(snapshot: Snapshot, root: Path, name: str) -> None:
-    """Write the snapshot as `root/name`, then delete the others (their index versions are gone)."""
+def _load_parts(folder: Path) -> Parts | None:
+    """The parts kept beside a snapshot, or None when there are none or they are unreadable (a snapshot written
+    before parts were kept, damaged files): the caller reads every record instead."""
+    try:
+        meta = json.loads((folder / _PARTS).read_text(encoding="utf-8"))
+        with np.load(folder / _PART_ARRAYS) as arrays:
+            terms = _unpack(meta["terms"], arrays["terms"], arrays["term_ends"])
+            words = _unpack(meta["words"], arrays["words"], arrays["word_ends"])
+        defined = [[(str(key), tuple(form)) for key, form in found] for found in meta["defined"]]
+        ids, titles = list(meta["ids"]), list(meta["titles"])
+        if not len(ids) == len(titles) == len(terms) == len(words) == len(defined):
+            raise ValueError("parts differ in number")
+        return Parts(ids, titles, terms, words, defined)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as exc:
+        log.warning("the snapshot's parts in %s are unreadable (%s); reading every record", folder, type(exc).__name__)
+        return None
+
+
+def _pack(lists: Sequence[Sequence[str]]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Lists of strings as a vocabulary, the ids of every list run together, and where each list ends."""
+    vocab: dict[str, int] = {}
+    ids = np.fromiter((vocab.setdefault(w, len(vocab)) for items in lists for w in items), dtype=np.int32)
+    ends = np.cumsum([len(items) for items in lists], dtype=np.int64)
+    return list(vocab), ids, ends
+
+
+def _unpack(vocab: list[str], ids: np.ndarray, ends: np.ndarray) -> list[list[str]]:
+    starts = np.concatenate([[0], ends[:-1]]).astype(np.int64)
+    words = [vocab[i] for i in ids.tolist()]
+    return [words[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def _save(snapshot: Snapshot, parts: Parts, root: Path, name: str) -> None:
+    """Write the snapshot and its parts as `root/name`, then delete the others (their index versions are gone)."""
     spare = root / f".{name}.{os.getpid()}.tmp"
     try:
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(spare, ignore_errors=True)
         spare.mkdir()
         snapshot.lexical.save(spare)
+        term_vocab, term_ids, term_ends = _pack(parts.terms)
+        word_vocab, word_ids, word_ends = _pack(parts.words)
+        with (spare / _PART_ARRAYS).open("wb") as out:
+            np.savez(out, terms=term_ids, term_ends=term_ends, words=word_ids, word_ends=word_ends)
+        meta = {"ids": parts.ids, "titles": parts.titles, "terms": term_vocab, "words": word_vocab,
+                "defined": parts.defined}  # fmt: skip
+        (spare / _PARTS).write_text(json.dumps(meta), encoding="utf-8")
         papers = {"ids": snapshot.ids, "titles": snapshot.titles, "word_papers": snapshot.word_papers}
         (spare / _PAPERS).write_text(json.dumps(papers), encoding="utf-8")
         with contextlib.suppress(FileNotFoundError):  # NOTE: one that could not be read is replaced

@@ -77,6 +77,33 @@ def test_an_unchanged_reingest_keeps_the_snapshot_and_a_changed_one_replaces_it(
     assert hits[0].paper_id == added["id"]
 
 
+def test_an_ingest_makes_the_next_snapshot_from_the_last_without_reading_every_record(
+    indexed: tuple[Settings, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Papers added, changed and removed: the snapshot made from the last one and the changes is the one every
+    record would give, acronyms a changed abstract defines included."""
+    settings, corpus = indexed
+    records = bundled_records(0, 8)
+    changed = {
+        **records[2],
+        "abstract": records[2]["abstract"] + " We release a Retrieval-Augmented Generation (RAG) kit.",
+    }
+    write_jsonl(corpus, [*records[:2], changed, *records[3:5], *records[6:], *bundled_records(8, 10)])
+    with monkeypatch.context() as patched:
+        no_full_scan(patched)
+        report = ingest_paths([corpus], settings)
+        got = Retriever(settings)._snapshot
+    assert (report.added, report.updated, report.removed) == (2, 1, 1)
+    records_now, _ = Store(settings).all_papers()
+    built = snapshot.build(records_now)
+    assert sorted(got.ids) == sorted(built.ids) and len(got.ids) == 9
+    assert got.word_papers == built.word_papers
+    assert got.lexical.acronyms == built.lexical.acronyms and "rag" in got.lexical.acronyms
+    order = [got.ids.index(pid) for pid in built.ids]
+    for query in [*(r.title for r in records_now), "a retrieval-augmented generation kit", "RAG"]:
+        assert np.allclose(got.lexical.scores(query)[order], built.lexical.scores(query))
+
+
 def test_a_first_run_that_finds_the_index_made_leaves_its_version(indexed: tuple[Settings, Path]) -> None:
     """Several first runs at once index the corpus once; the others write nothing, so readers keep their snapshot."""
     from rag.index import ingest
@@ -103,6 +130,21 @@ def test_a_damaged_snapshot_is_rebuilt_from_the_records(
     records, _ = Store(settings).all_papers()
     assert retriever._snapshot.ids == [p.paper_id for p in records]
     assert json.loads((folder / "papers.json").read_text())["ids"] == retriever._snapshot.ids
+
+
+def test_damaged_parts_make_the_next_ingest_read_every_record(
+    indexed: tuple[Settings, Path], tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, _ = indexed
+    [folder] = snapshots(settings)
+    (folder / "parts.npz").write_bytes(b"PK\x03\x04 cut short")
+    added = bundled_records(8, 9)[0]
+    with caplog.at_level(logging.WARNING, logger="rag.snapshot"):
+        ingest_paths([write_jsonl(tmp_path / "more.jsonl", [added])], settings)
+    assert "parts" in caplog.text and "unreadable" in caplog.text
+    records, _ = Store(settings).all_papers()
+    got = Retriever(settings)._snapshot
+    assert sorted(got.ids) == sorted(p.paper_id for p in records) and added["id"] in got.ids
 
 
 def test_an_index_written_before_snapshots_gets_one_on_first_open(
