@@ -97,11 +97,12 @@ def definitions(text: str) -> list[tuple[str, tuple[str, ...]]]:
 
 def choose_acronyms(found: Iterable[tuple[str, tuple[str, ...]]]) -> dict[str, tuple[str, ...]]:
     """One long form per acronym: an acronym defined differently in different texts keeps its most frequent long
-    form (of equally frequent ones, the first in sort order, so the choice does not depend on the texts' order)."""
+    form (of equally frequent ones, the longest, then the first in sort order: the choice does not depend on the
+    texts' order)."""
     seen: dict[str, Counter[tuple[str, ...]]] = {}
     for key, form in found:
         seen.setdefault(key, Counter())[form] += 1
-    return {key: min(forms, key=lambda form: (-forms[form], form)) for key, forms in seen.items()}
+    return {key: min(forms, key=lambda form: (-forms[form], -len(form), form)) for key, forms in seen.items()}
 
 
 def mine_acronyms(texts: Iterable[str]) -> dict[str, tuple[str, ...]]:

@@ -78,3 +78,13 @@ def test_the_stop_words_are_scikit_learns() -> None:
 
     assert _english_stop_words() == ENGLISH_STOP_WORDS
     assert ENGLISH_STOP_WORDS < STOPWORDS
+
+
+def test_an_acronyms_long_form_does_not_depend_on_the_papers_order() -> None:
+    texts = [f"{p.title}. {p.abstract}" for p in PAPERS] + [
+        "Low-Rank Adapters (LoRA) are small.",
+        "Low-Rank Adaptation (LoRA) is cheap.",
+        "Machine Learning Systems (MLSys) matter.",
+    ]
+    assert mine_acronyms(texts) == mine_acronyms(reversed(texts))
+    assert mine_acronyms(texts)["mlsy"] == ("machin", "learn", "system")
