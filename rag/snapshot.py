@@ -68,6 +68,7 @@ class Parts:
     terms before acronyms are folded (rag.lexical.indexed_terms), its content words and the acronyms it defines."""
 
     ids: list[str]
+    hashes: list[str]  # each paper's content hash: what changed since is known without reading its text
     titles: list[str]
     terms: list[list[str]]
     words: list[list[str]]
@@ -77,6 +78,7 @@ class Parts:
     def of(cls, papers: Sequence[Paper]) -> Parts:
         return cls(
             [p.paper_id for p in papers],
+            [p.content_hash for p in papers],
             [p.title for p in papers],
             [indexed_terms(p) for p in papers],
             [sorted(content_words(f"{p.title} {p.abstract}")) for p in papers],
@@ -88,11 +90,17 @@ class Parts:
         gone = set(dropped) | {p.paper_id for p in added}
         keep = [i for i, pid in enumerate(self.ids) if pid not in gone]
         new = Parts.of(added)
+
+        def kept(values: list[_T]) -> list[_T]:
+            return [values[i] for i in keep]
+
         return Parts(
-            *(
-                [getattr(self, f)[i] for i in keep] + getattr(new, f)
-                for f in ("ids", "titles", "terms", "words", "defined")
-            )
+            kept(self.ids) + new.ids,
+            kept(self.hashes) + new.hashes,
+            kept(self.titles) + new.titles,
+            kept(self.terms) + new.terms,
+            kept(self.words) + new.words,
+            kept(self.defined) + new.defined,
         )
 
     def snapshot(self) -> Snapshot:
@@ -128,14 +136,35 @@ def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Pape
     # NOTE: "<digest>.<nonce>" after an ingest, a bare nonce after other writes; anything else names no snapshot
     name = version(settings).split(".")[0]
     name = name if re.fullmatch(r"[0-9a-f]{8,64}", name) else ""
-    if name and (found := _load(_root(settings) / name)) is not None:
+    root = _root(settings)
+    if name and (found := _load(root / name)) is not None:
         return found, None
+    if name and (updated := _catch_up(store, root)) is not None:  # NOTE: another client of a Chroma server ingested
+        made = updated.snapshot()
+        if digest(zip(updated.ids, updated.hashes, strict=True)) == name:  # else a write is still under way
+            _save(made, updated, root, name)
+        return made, None
     papers, _ = store.all_papers()
     parts = Parts.of(papers)
     made = parts.snapshot()
     if name := name or first_version(settings):
-        _save(made, parts, _root(settings), name)
+        _save(made, parts, root, name)
     return made, papers
+
+
+def _catch_up(store: Store, root: Path) -> Parts | None:
+    """The parts of the index as it is now, from the newest snapshot kept here and the papers changed since: their
+    content hashes are read from every record's metadata, and only the changed papers' texts. None when no snapshot
+    with parts is kept."""
+    kept = sorted((f for f in root.glob("[0-9a-f]*") if (f / _PARTS).is_file()), key=lambda f: f.stat().st_mtime)
+    before = _load_parts(kept[-1]) if kept else None
+    if before is None:
+        return None
+    now = {pid: content for pid, (content, _) in store.paper_hashes().items()}
+    old = dict(zip(before.ids, before.hashes, strict=True))
+    dropped = [pid for pid, content in old.items() if now.get(pid) != content]
+    added = store.get_papers([pid for pid, content in now.items() if old.get(pid) != content])
+    return before.replaced(dropped, added)
 
 
 def _root(settings: Settings) -> Path:
@@ -166,10 +195,10 @@ def _load_parts(folder: Path) -> Parts | None:
             terms = _unpack(meta["terms"], arrays["terms"], arrays["term_ends"])
             words = _unpack(meta["words"], arrays["words"], arrays["word_ends"])
         defined = [[(str(key), tuple(form)) for key, form in found] for found in meta["defined"]]
-        ids, titles = list(meta["ids"]), list(meta["titles"])
-        if not len(ids) == len(titles) == len(terms) == len(words) == len(defined):
+        ids, hashes, titles = list(meta["ids"]), list(meta["hashes"]), list(meta["titles"])
+        if not len(ids) == len(hashes) == len(titles) == len(terms) == len(words) == len(defined):
             raise ValueError("parts differ in number")
-        return Parts(ids, titles, terms, words, defined)
+        return Parts(ids, hashes, titles, terms, words, defined)
     except FileNotFoundError:
         return None
     except (OSError, ValueError, KeyError, TypeError, IndexError, EOFError, zipfile.BadZipFile) as exc:
@@ -203,8 +232,8 @@ def _save(snapshot: Snapshot, parts: Parts, root: Path, name: str) -> None:
         word_vocab, word_ids, word_ends = _pack(parts.words)
         with (spare / _PART_ARRAYS).open("wb") as out:
             np.savez(out, terms=term_ids, term_ends=term_ends, words=word_ids, word_ends=word_ends)
-        meta = {"ids": parts.ids, "titles": parts.titles, "terms": term_vocab, "words": word_vocab,
-                "defined": parts.defined}  # fmt: skip
+        meta = {"ids": parts.ids, "hashes": parts.hashes, "titles": parts.titles, "terms": term_vocab,
+                "words": word_vocab, "defined": parts.defined}  # fmt: skip
         (spare / _PARTS).write_text(json.dumps(meta), encoding="utf-8")
         papers = {"ids": snapshot.ids, "titles": snapshot.titles, "word_papers": snapshot.word_papers}
         (spare / _PAPERS).write_text(json.dumps(papers), encoding="utf-8")

@@ -162,6 +162,7 @@ def test_an_index_written_before_snapshots_gets_one_on_first_open(
 def test_a_client_of_a_chroma_server_sees_another_clients_ingest_on_its_next_search(
     chroma_server: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Without reading every record: its snapshot is updated with the papers changed, found by their hashes."""
     monkeypatch.setenv("RAG_CHROMA_URL", chroma_server)
     monkeypatch.setenv("RAG_COLLECTION_PREFIX", "snapshot")  # NOTE: the server is shared with other tests
     mine = tmp_path / "mine"
@@ -176,9 +177,14 @@ def test_a_client_of_a_chroma_server_sees_another_clients_ingest_on_its_next_sea
     more = write_jsonl(tmp_path / "more.jsonl", [added])
     ingested = run_cli("ingest", str(more), env=cli_env(RAG_HOME=str(tmp_path / "theirs")))
     assert ingested.returncode == 0, ingested.stderr
-    retriever = get_retriever(settings)
+    with monkeypatch.context() as patched:
+        no_full_scan(patched)  # NOTE: my snapshot is brought up to date with the one paper added, read by id
+        retriever = get_retriever(settings)
     assert len(retriever.papers) == 5
     assert retriever.search(added["title"])[0].paper_id == added["id"]
+    records, _ = Store(settings).all_papers()
+    assert retriever._snapshot.word_papers == snapshot.build(records).word_papers
+    assert len(snapshots(settings)) == 1  # kept for the next command, the old one deleted
 
 
 def test_an_index_on_a_chroma_server_without_a_version_gets_one_on_first_open(
