@@ -6,11 +6,12 @@ before its first answer. A snapshot is named by the digest of the indexed papers
 writes it while it holds the index (so an unchanged re-ingest finds it made), and names the digest in the index's
 version (rag.locks). Beside it lie each paper's parts (Parts: its terms, content words and acronym definitions), so
 an ingest makes the next snapshot from the last one and the papers it added, changed and removed, without reading
-every record again. A process opening the index loads the snapshot its version names, or builds it from the paper
-records when none does (an index written by an older version of this tool, a repair) and keeps
-it for the next process. Each is written into a temporary folder and renamed into place: a reader sees a whole
-snapshot or none, and a kill -9 mid-write leaves the previous one readable. Paper records are then fetched by id, for
-the hits only (rag.retrieve.Papers).
+every record again. A process opening the index loads the snapshot its version names; when none is kept here (a
+client of a Chroma server after another client's ingest) it brings the newest one kept up to date from the records'
+content hashes and the changed papers; when none at all is (an index written by an older version of this tool), it
+builds one from every record. Either is kept for the next process. Each is written into a temporary folder and
+renamed into place: a reader sees a whole snapshot or none, and a kill -9 mid-write leaves the previous one readable.
+Paper records are then fetched by id, for the hits only (rag.retrieve.Papers).
 """
 
 from __future__ import annotations
@@ -43,8 +44,8 @@ log = logging.getLogger(__name__)
 
 _PAPERS = "papers.json"
 _PARTS = "parts.json"
-_T = TypeVar("_T")
 _PART_ARRAYS = "parts.npz"
+_T = TypeVar("_T")
 _DEBRIS_SECONDS = 3600.0  # a temporary folder this old is a killed writer's, not one still writing
 
 
@@ -141,8 +142,7 @@ def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Pape
         return found, None
     if name and (updated := _catch_up(store, root)) is not None:  # NOTE: another client of a Chroma server ingested
         made = updated.snapshot()
-        if digest(zip(updated.ids, updated.hashes, strict=True)) == name:  # else a write is still under way
-            _save(made, updated, root, name)
+        _save(made, updated, root, name)
         return made, None
     papers, _ = store.all_papers()
     parts = Parts.of(papers)

@@ -14,6 +14,7 @@ import pytest
 from rag import snapshot
 from rag.api import get_retriever, ingest_paths, read_paths
 from rag.config import Settings
+from rag.corpus import CorpusError
 from rag.retrieve import Retriever
 from rag.store import Store
 from tests.servers import bundled_records, cli_env, run_cli, write_jsonl
@@ -115,6 +116,23 @@ def test_a_first_run_that_finds_the_index_made_leaves_its_version(indexed: tuple
     assert version(settings) == before
     ingest(read_paths([corpus]), settings)
     assert version(settings) != before
+
+
+def test_after_an_ingest_that_failed_one_reader_catches_up_and_the_next_opens_its_snapshot(
+    indexed: tuple[Settings, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rag.locks import version
+
+    settings, _ = indexed
+    record = bundled_records(0, 1)[0]
+    clash = [write_jsonl(tmp_path / f"{n}.jsonl", [{**record, "abstract": f"Text {n}."}]) for n in (1, 2)]
+    with pytest.raises(CorpusError):  # NOTE: the writer ends without a digest: the version is a bare nonce
+        ingest_paths(clash, settings)
+    assert "." not in version(settings)
+    no_full_scan(monkeypatch)
+    assert len(Retriever(settings).papers) == 8
+    monkeypatch.setattr(Store, "paper_hashes", lambda self: pytest.fail("caught up twice"))
+    assert len(Retriever(settings).papers) == 8
 
 
 def test_a_damaged_snapshot_is_rebuilt_from_the_records(
