@@ -154,7 +154,7 @@ class CoverageItem(BaseModel):
 
     paper_id: str
     title: str
-    score: float
+    score: float  # the probability that the paper is on the topic (rag.tuned.ON_TOPIC)
     cited: bool
     n: int | None = None
     reason: Reason | None = None
