@@ -117,21 +117,23 @@ _PHRASE_END = {"for", "with", "via", "in", "on", "using", "and", "or", "of", "fr
 
 
 def vocabulary_of(texts: Sequence[str]) -> set[str]:
-    """The words of the texts (titles, say) and their two-word noun phrases, lower-cased as distinctive_terms counts
-    them. A phrase is two words side by side that end where a title's phrase ends (at its end, at punctuation or
-    before a preposition): 'language models' and 'speculative decoding', not 'large language' or 'llms scratch'."""
+    """The noun phrases of the texts (titles, say) of one or two words, lower-cased as distinctive_terms counts them:
+    the words that end a title's phrase (at its end, at punctuation or before a preposition), alone and with the word
+    before them. 'language models', 'models' and 'speculative decoding', not 'large language', 'large' or 'llms
+    scratch': a title's phrase ends with its head noun. A word before 'and' or 'or' is kept only with the word
+    before it ('visual and language' gives no 'visual')."""
     vocabulary: set[str] = set()
     for text in texts:
         for segment in re.split(r"[:;,.?!()\[\]]|\s[-–—]\s", text.lower()):
             words = re.findall(TERM_PATTERN, segment)
             for i, word in enumerate(words):
-                if word in STOPWORDS:
-                    continue
-                vocabulary.add(word)
                 following = words[i + 1] if i + 1 < len(words) else None
-                ends = i + 2 == len(words) or (i + 2 < len(words) and words[i + 2] in _PHRASE_END)
-                if following and following not in STOPWORDS and ends:
-                    vocabulary.add(f"{word} {following}")
+                if word in STOPWORDS or (following and following not in _PHRASE_END):
+                    continue
+                if following not in ("and", "or"):  # NOTE: "Visual and Language Models": an adjective, alone
+                    vocabulary.add(word)
+                if i and words[i - 1] not in STOPWORDS:
+                    vocabulary.add(f"{words[i - 1]} {word}")
     return vocabulary
 
 
@@ -154,10 +156,11 @@ def surface_form(term: str, docs: Sequence[str]) -> str:
 
 
 def theme_name(terms: Sequence[str]) -> str:
-    """A theme's name from its distinctive terms, best first: a two-word phrase of paper titles among the first three
-    ("KV cache", "speculative decoding") names it better than two single words joined ("Serving and token")."""
-    phrase = next((t for t in terms[:3] if " " in t), None)
-    return heading([phrase] if phrase else terms[:2])
+    """A theme's name from its distinctive terms (noun phrases of its papers' titles, best first): the best two-word
+    phrase ("KV cache", "speculative decoding"), else the best word alone; never words joined ("Serving and token"),
+    which is no phrase of any paper."""
+    phrase = next((t for t in terms if " " in t), None)
+    return heading([phrase] if phrase else list(terms[:1]))
 
 
 def theme_names(ranked: Sequence[Sequence[str]]) -> list[str]:
