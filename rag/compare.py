@@ -24,13 +24,14 @@ from rag.models import Cell, Citation, Comparison, Paper, Row
 from rag.retrieve import Retriever
 from rag.roles import cell_features, role_model
 from rag.store import Chunk
-from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, stem
-from rag.themes import distinctive_terms, vocabulary_of
+from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous
+from rag.themes import vocabulary_of
 from rag.tuned import CELLS, STATED_AT
 
 log = logging.getLogger(__name__)
 
 NOT_STATED = "not stated in the abstract"
+APPROACH = "approach"
 RESULTS = "evaluation and reported results"
 # A default column's cell: its likeliest sentence, then the runners-up at least half as likely, while the cell stays
 # within CELL_WORDS. Chosen on the dev comparison requests from 45, 60 and 75 words (eval/compare_dev.jsonl and
@@ -616,9 +617,10 @@ class Comparer:
     # --- offline synthesis ----------------------------------------------------------------------
 
     def synthesis(self, rows: Sequence[Row], sources: Sequence[Source], aspects: Sequence[Aspect]) -> str:
-        """A few cited sentences composed from the matrix: what the papers share, what sets each apart, the figures
-        each reports, and what the abstracts leave unstated. Terms are the two-word phrases and acronyms of paper titles
-        (unlike 'achieve', 'limit' or 'large'); figures are quoted as the abstract states them."""
+        """A few cited sentences composed from the matrix: what the papers share, how each goes about it, the figures
+        each reports, and what the abstracts leave unstated. Shared terms are the two-word phrases and acronyms of
+        paper titles (unlike 'achieve', 'limit' or 'large'); approaches and figures are quoted as the abstract states
+        them."""
         if not rows:
             return "Nothing to compare: no paper was resolved."
         docs = [f"{s.paper.title}. {' '.join(s.sentences)}" for s in sources]
@@ -626,7 +628,6 @@ class Comparer:
         titles = list(self.retriever.papers.titles.values())
         # NOTE: a single lower-case word says little on its own ("limit", "distributed", "large"): terms are the
         # titles' two-word phrases and acronyms, less the compared papers' names ("DiLoCo" in DiPaCo's abstract)
-        own = {stem(w) for r in rows for w in norm_words(r.name)}
         names = {w.lower() for r in rows for w in acronyms(r.name)}
         terms = {t for t in vocabulary_of(titles) if " " in t} | {
             w.lower() for t in titles for w in acronyms(t) if w.lower() not in names
@@ -640,13 +641,11 @@ class Comparer:
                 parts.append(f"{join_names(list(cite.values()))} {both} concern {join_names(everyone)}.")
             for term, members in shared:
                 if len(members) < len(rows):
-                    parts.append(f"{join_names([cite[rows[i].paper_id] for i in members])} also share {term}.")
-            # NOTE: a paper's own name sets it apart, but tells the reader nothing
-            distinct = distinctive_terms([[d] for d in docs], top=2, exclude=own, vocabulary=terms)
-            apart = [f"{cite[r.paper_id]} for {join_names(words)}" for r, words in zip(rows, distinct, strict=True)
-                     if words]  # fmt: skip
-            if apart:
-                parts.append("What sets each apart: " + "; ".join(apart) + ".")
+                    parts.append(f"{join_names([cite[rows[i].paper_id] for i in members])} also both concern {term}.")
+        approaches = [_approach_clause(r.cells[APPROACH].text, cite[r.paper_id]) for r in rows if APPROACH in r.cells]
+        approaches = [a for a in approaches if a]
+        if approaches:
+            parts.append(("How each goes about it: " if len(rows) > 1 else "") + "; ".join(approaches) + ".")
         figures = [(cite[r.paper_id], _figure_clause(r.cells[RESULTS].text)) for r in rows if RESULTS in r.cells]
         reported = [f"{who} reports “{clause}”" for who, clause in figures if clause]
         if reported:
@@ -658,8 +657,10 @@ class Comparer:
                 unstated.setdefault(silent, []).append(aspect.name)
         for silent, columns in unstated.items():
             what = join_names(columns, "or")
-            if len(silent) < len(rows):
-                parts.append(f"The abstract of {join_names(list(silent))} does not state {what}.")
+            if len(silent) == 1 and len(rows) > 1:
+                parts.append(f"The abstract of {silent[0]} does not state {what}.")
+            elif len(silent) < len(rows):
+                parts.append(f"The abstracts of {join_names(list(silent))} do not state {what}.")
             else:
                 parts.append(f"None of the abstracts states {what}." if len(rows) > 1 else f"It does not state {what}.")
         return " ".join(parts)
@@ -685,7 +686,9 @@ class Comparer:
             term = str(vocab[j])
             if idf[j] < 1.0 or any(term in t.lower() or t.lower() in term for t, _ in out):
                 continue
-            out.append((surface_form(term, docs), [i for i in range(len(docs)) if present[i, j]]))
+            # NOTE: mid-sentence, a title's capitals go ("Neural Networks" → "neural networks"; "GPU" stays)
+            form = " ".join(w.lower() if w[1:] == w[1:].lower() else w for w in surface_form(term, docs).split())
+            out.append((form, [i for i in range(len(docs)) if present[i, j]]))
             if len(out) == top:
                 break
         return out
@@ -795,6 +798,66 @@ def _figure_clause(text: str) -> str:
             if states_figure(piece) and len(piece.split()) <= FIGURE_CLAUSE_WORDS:
                 return piece[:1].upper() + piece[1:]
     return ""
+
+
+# "We present Redco, a lightweight tool …", "we propose LightMamba that co-designs …", "this paper introduces …"
+_GERUNDS = {"proposing": "propose", "presenting": "present", "introducing": "introduce", "developing": "develop",
+            "designing": "design", "describing": "describe", "devising": "devise"}  # fmt: skip
+_WE_VERB = re.compile(
+    rf"\b(?:we|this (?:paper|work))\s+(?:(?:also|then|further|first|here)\s+)?({'|'.join(_GERUNDS.values())})s?\s+",
+    re.I,
+)
+_BY_VERB = re.compile(rf"\b({'|'.join(_GERUNDS)})\s+", re.I)  # "We fill in this blank, presenting …"
+_NAMED = re.compile(r"^([A-Z][\w.+-]*(?:\s+[A-Z0-9][\w.+-]*)*),?\s+(?:(an?|the)\s+|(that|which)\s+)?", re.S)
+# A clause ends at the first of these after CLAUSE_MIN words, outside parentheses and lists: what follows adds a
+# second idea ("…, thereby …", "…, and efficiently schedules …"), not a list's last item ("A, B, and C").
+_CLAUSE_END = re.compile(r",\s+(?=(?:and|which|thereby|while|as well as|allowing|enabling|resulting)\b)|;\s+")
+CLAUSE_MIN = 5
+LIST_ITEM_WORDS = 3
+APPROACH_WORDS = 35  # a sentence quoted whole must be shorter; one with too few words says nothing
+QUOTE_MIN = 8
+
+
+def _clause(text: str) -> str:
+    """The text up to where a second idea starts, without its final punctuation."""
+    for end in _CLAUSE_END.finditer(text):
+        before = text[: end.start()]
+        in_list = text[end.end() :].startswith("and") and "," in before and (
+            len(before.rsplit(",", 1)[1].split()) <= LIST_ITEM_WORDS)  # fmt: skip
+        if len(before.split()) >= CLAUSE_MIN and before.count("(") == before.count(")") and not in_list:
+            text = before
+            break
+    return text.strip().rstrip(",;:.")
+
+
+def _approach_clause(text: str, who: str) -> str:
+    """How a paper goes about its problem, from its approach cell, quoted: 'Redco [2] is “a lightweight tool …”',
+    'AccLLM [1] designs “a dedicated FPGA-based accelerator …”', or the sentence whole; '' when the cell is silent or
+    its sentences are too long to quote in a clause."""
+    if text == NOT_STATED:
+        return ""
+    sentences = [s.strip() for s in split_sentences(text) if s.strip()]
+    for sentence in sentences:
+        found = _WE_VERB.search(sentence) or _BY_VERB.search(sentence)
+        if not found:
+            continue
+        verb = _GERUNDS.get(found.group(1).lower(), found.group(1).lower())
+        rest = sentence[found.end() :]
+        named = _NAMED.match(rest)
+        if named and (named.group(2) or named.group(3)):
+            # "Redco, a lightweight tool …" → is “a lightweight tool …”; "LightMamba that co-designs …" → “co-designs …”
+            quote = _clause(rest[named.end(3) if named.group(3) else named.start(2) :].lstrip())
+            verb = "is" if named.group(2) else ""
+        else:
+            quote = _clause(rest)
+            verb += "s"
+        if len(quote.split()) > APPROACH_WORDS:  # "a training strategy: 1) … 2) … 3) …" → "a training strategy"
+            quote = quote.split(": ")[0]
+        if 3 <= len(quote.split()) <= APPROACH_WORDS:
+            return f"{who} {verb} “{quote}”".replace("  ", " ")
+    whole = (_clause(s) for s in sentences)
+    first = next((s for s in whole if QUOTE_MIN <= len(s.split()) <= APPROACH_WORDS and not s.endswith(":")), "")
+    return f"{who}: “{first}”" if first else ""
 
 
 def _stitch(pieces: Sequence[str], positions: Sequence[int]) -> str:

@@ -197,12 +197,39 @@ def test_synthesis_is_cited_sentences_with_figures_as_stated(table: Comparison) 
     assert "*" not in table.synthesis and "Common ground" not in table.synthesis
     assert all(f"[{n}]" in table.synthesis for n in (1, 2, 3))
     assert "all concern pipeline parallelism" in table.synthesis
-    # NOTE: shared and distinctive terms are phrases or acronyms, never a lone word such as "limit" or "large"
-    listed = re.findall(r"(?:concern|share|\] for) ([^.;]+)", table.synthesis)
+    # NOTE: shared terms are phrases or acronyms, never a lone word such as "limit" or "large"
+    listed = re.findall(r"concern ([^.;]+)", table.synthesis)
     terms = [t for found in listed for t in re.split(r", and |, | and ", found)]
     assert terms and all(" " in t or sum(c.isupper() for c in t) >= 2 for t in terms), terms
     figures = re.findall(r"reports “([^”]+)”", table.synthesis)
     assert len(figures) >= 2 and all(f.lower() in abstracts for f in figures)
+    # how each goes about it: one quoted clause per paper, in its abstract's words
+    approaches = table.synthesis.split("How each goes about it: ")[1].split(". ")[0].split("; ")
+    assert [re.search(r"\[(\d)\]", a).group(1) for a in approaches] == ["1", "2", "3"]  # type: ignore[union-attr]
+    quotes = [re.search(r"“([^”]+)”", a).group(1) for a in approaches]  # type: ignore[union-attr]
+    assert all(" ".join(q.split()).lower() in abstracts for q in quotes), quotes
+
+
+@pytest.mark.parametrize(
+    ("cell", "clause"),
+    [
+        ("We present Redco, a lightweight tool crafted to automate distributed training, as well as to simplify "
+         "pipelines. It works.", "R [1] is “a lightweight tool crafted to automate distributed training”"),
+        ("At the hardware level, we design a dedicated FPGA-based accelerator with a reconfigurable engine, thereby "
+         "translating the gains.", "R [1] designs “a dedicated FPGA-based accelerator with a reconfigurable engine”"),
+        ("We propose LightMamba that co-designs the quantization algorithm and the FPGA accelerator.",
+         "R [1] “co-designs the quantization algorithm and the FPGA accelerator”"),
+        ("We show how tensor, pipeline, and data parallelism compose to scale to thousands of GPUs.",
+         "R [1]: “We show how tensor, pipeline, and data parallelism compose to scale to thousands of GPUs”"),
+        ("We contribute in three ways. First, we analyse the options for FP8 inference on the accelerator.",
+         "R [1]: “First, we analyse the options for FP8 inference on the accelerator”"),
+        (NOT_STATED, ""),
+    ],
+)  # fmt: skip
+def test_an_approach_is_quoted_as_one_clause(cell: str, clause: str) -> None:
+    from rag.compare import _approach_clause
+
+    assert _approach_clause(cell, "R [1]") == clause
 
 
 def test_custom_aspects_and_not_stated(bundled: Settings) -> None:
