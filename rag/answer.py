@@ -145,7 +145,7 @@ class Answerer:
         hits = [h for h in hits if h.paper_id in records]
         if not hits:
             return [], [], []
-        chunks = self.retriever.store.chunks_of([h.paper_id for h in hits])
+        chunks = self.retriever.chunks_of([h.paper_id for h in hits])
         by_paper: dict[str, list[Chunk]] = {}
         for chunk in chunks:
             by_paper.setdefault(chunk.paper_id, []).append(chunk)

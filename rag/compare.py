@@ -570,7 +570,7 @@ class Comparer:
         names = [a.strip() for a in (aspects or DEFAULT_ASPECTS) if a.strip()]
         specs = [aspect_for(a) for a in dict.fromkeys(names)]
         found, unresolved, warnings = self.select(request, paper_ids)
-        chunks = self.retriever.store.chunks_of([p.paper_id for _, p in found])
+        chunks = self.retriever.chunks_of([p.paper_id for _, p in found])
         by_paper: dict[str, list[Chunk]] = {}
         for chunk in chunks:
             by_paper.setdefault(chunk.paper_id, []).append(chunk)

@@ -19,7 +19,7 @@ from rag.embed import Embedder, embed_query, get_embedder
 from rag.lexical import LexicalIndex
 from rag.models import Paper, SearchHit
 from rag.snapshot import open_snapshot
-from rag.store import Store
+from rag.store import Chunk, Store, chunk_id
 from rag.text import asks_for_many
 from rag.tuned import RANKER
 
@@ -38,12 +38,12 @@ NORM_TOP = 150
 
 @dataclass
 class Scored:
-    """One query's candidates: ids, raw features (best sentence, whole abstract, BM25), relevance, best chunk."""
+    """One query's candidates: ids, raw features (best sentence, whole abstract, BM25), relevance, best sentence."""
 
     ids: list[str]
     features: np.ndarray
     relevance: np.ndarray
-    best_chunk: dict[str, str]
+    best_sentence: dict[str, int]  # paper id → the position of its sentence closest to the query, when known
 
     def ranked(self) -> list[tuple[str, float]]:
         order = np.argsort(-self.relevance, kind="stable")
@@ -108,8 +108,11 @@ class Retriever:
         self._snapshot, records = open_snapshot(settings, self.store)
         self.papers = Papers(self.store, self._snapshot.ids, self._snapshot.titles, records)
         self._ids = self._snapshot.ids
-        # NOTE: counted once; asking Chroma for counts on every query costs a round trip each.
-        self._n_chunks = self.store.count_chunks()
+        self._sentences = self._snapshot.sentences
+        self._row = {pid: i for i, pid in enumerate(self._ids)}
+        # NOTE: counted once; asking Chroma for counts on every query costs a round trip each (and, embedded, counting
+        # the sentences would load their whole index: rag.sentences).
+        self._n_chunks = len(self._sentences) if self._sentences is not None else self.store.count_chunks()
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -140,7 +143,9 @@ class Retriever:
         k = k or self.settings.top_k
         scored = self.score(query)
         ranked = scored.ranked()[:k]
-        texts = self.store.chunk_texts([scored.best_chunk[pid] for pid, _ in ranked if scored.best_chunk.get(pid)])
+        texts = self.sentence_texts(
+            {pid: scored.best_sentence[pid] for pid, _ in ranked if pid in scored.best_sentence}
+        )
         column = {pid: i for i, pid in enumerate(scored.ids)}
         return [
             SearchHit(
@@ -149,7 +154,7 @@ class Retriever:
                 score=round(score, 4),
                 dense=round(float(scored.features[column[pid], 1]), 4),
                 bm25=round(float(scored.features[column[pid], 2]), 4),
-                best_sentence=texts.get(scored.best_chunk.get(pid, ""), ""),
+                best_sentence=texts.get(pid, ""),
             )
             for pid, score in ranked
             if pid in self.papers
@@ -167,28 +172,65 @@ class Retriever:
         if not self._ids or not query.strip():
             return Scored([], np.zeros((0, 3)), np.zeros(0), {})
         vector = embed_query(self.embedder, query)
-        best: dict[str, tuple[float, str]] = {}
-        for pid, cid, sim in self.store.query_chunks(vector, min(CHUNK_POOL, self._n_chunks)):
-            if pid not in best or sim > best[pid][0]:
-                best[pid] = (sim, cid)
         whole = dict(self.store.query_papers(vector, min(PAPER_POOL, len(self._ids))))
         bm25 = self.bm25_scores(query)
         lexical: dict[str, float] = {}
         if bm25.size and float(bm25.max()) > 0:
             top = np.argpartition(-bm25, min(BM25_POOL, bm25.size - 1))[:BM25_POOL]
             lexical = {self._ids[i]: float(bm25[i]) for i in top if bm25[i] > 0}
+        best = self.nearest_sentences(vector, CHUNK_POOL, among=[*whole, *lexical])
         ids = [pid for pid in dict.fromkeys([*best, *whole, *lexical]) if pid in self.papers]
         floor_sentence = min((s for s, _ in best.values()), default=0.0)
         floor_whole = min(whole.values(), default=0.0)
         features = np.array(
             [
-                (best.get(pid, (floor_sentence, ""))[0], whole.get(pid, floor_whole), lexical.get(pid, 0.0))
+                (best.get(pid, (floor_sentence, 0))[0], whole.get(pid, floor_whole), lexical.get(pid, 0.0))
                 for pid in ids
             ],
             dtype=np.float64,
         ).reshape(len(ids), 3)
         relevance = relevance_of(features, query)
-        return Scored(ids, features, relevance, {pid: cid for pid, (_, cid) in best.items()})
+        return Scored(ids, features, relevance, {pid: position for pid, (_, position) in best.items()})
+
+    def nearest_sentences(
+        self, vector: np.ndarray, k: int, among: Sequence[str] | None = None
+    ) -> dict[str, tuple[float, int]]:
+        """Per paper, the cosine and position of its best sentence among the k sentences nearest the vector: of the
+        whole index from the store, or, with the sentences kept beside the snapshot, of the papers `among` (all when
+        None; the search's candidates are every paper while the index holds no more than PAPER_POOL)."""
+        if self._sentences is not None:
+            wanted = (
+                range(len(self._ids)) if among is None else dict.fromkeys(self._row[p] for p in among if p in self._row)
+            )
+            found = self._sentences.nearest(vector, list(wanted), k)
+            return {self._ids[row]: best for row, best in found.items()}
+        best: dict[str, tuple[float, int]] = {}
+        for pid, cid, sim in self.store.query_chunks(vector, min(k, self._n_chunks)):
+            if pid not in best or sim > best[pid][0]:
+                best[pid] = (sim, int(cid.rsplit("#", 1)[1]))
+        return best
+
+    def chunks_of(self, paper_ids: Sequence[str]) -> list[Chunk]:
+        """All sentences of these papers with their vectors, in abstract order: from beside the snapshot when kept
+        there, else from the store."""
+        if self._sentences is None:
+            return self.store.chunks_of(paper_ids)
+        records = self.papers.fetch(paper_ids)
+        chunks = [c for pid, paper in records.items() for c in self._sentences.chunks(self._row[pid], paper)]
+        return sorted(chunks, key=lambda c: (c.paper_id, c.position))
+
+    def sentence_texts(self, positions: dict[str, int]) -> dict[str, str]:
+        """Per paper, the text of its sentence at the given position."""
+        if self._sentences is not None:
+            sentences = self._sentences
+            return {
+                pid: sentences.sentence(sentences.span(self._row[pid])[k])
+                for pid, k in positions.items()
+                if pid in self._row and k < len(sentences.span(self._row[pid]))
+            }
+        records = self.papers.fetch(positions)
+        ids = {chunk_id(paper, positions[pid]): pid for pid, paper in records.items()}
+        return {ids[cid]: text for cid, text in self.store.chunk_texts(list(ids)).items()}
 
 
 def ranker_features(features: np.ndarray, query: str) -> np.ndarray:

@@ -128,7 +128,6 @@ class Reviewer:
         papers, vectors = retriever.store.all_papers(with_embeddings=True)
         self.papers = papers
         self.vectors = vectors if vectors is not None else np.zeros((0, 0), dtype=np.float32)
-        self.n_chunks = retriever.store.count_chunks()
         self.filler = CellFiller(lambda texts: embed_texts(retriever.embedder, texts))
 
     # --- gathering ------------------------------------------------------------------------------
@@ -171,9 +170,8 @@ class Reviewer:
 
     def _best_sentence(self, vector: np.ndarray) -> np.ndarray:
         """Per paper, the cosine of its sentence closest to the vector."""
-        best: dict[str, float] = {}
-        for paper_id, _, similarity in self.retriever.store.query_chunks(vector, min(self.n_chunks, SENTENCE_POOL)):
-            best[paper_id] = max(similarity, best.get(paper_id, -1.0))
+        nearest = self.retriever.nearest_sentences(vector, SENTENCE_POOL)
+        best = {pid: similarity for pid, (similarity, _) in nearest.items()}
         floor = min(best.values(), default=0.0)
         return np.asarray([best.get(p.paper_id, floor) for p in self.papers], dtype=np.float64)
 
@@ -243,7 +241,7 @@ class Reviewer:
         cited, left, thresholds = self.select(topic)
         groups = self.themes(cited)
         names = self.theme_names(groups, topic)
-        chunks = self.retriever.store.chunks_of([c.paper.paper_id for c in cited])
+        chunks = self.retriever.chunks_of([c.paper.paper_id for c in cited])
         by_paper: dict[str, list[Chunk]] = {}
         for chunk in chunks:
             by_paper.setdefault(chunk.paper_id, []).append(chunk)

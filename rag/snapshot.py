@@ -37,7 +37,8 @@ from rag.config import Settings
 from rag.lexical import LexicalIndex, choose_acronyms, definitions, indexed_terms
 from rag.locks import first_version, version
 from rag.models import Paper
-from rag.store import Store
+from rag.sentences import Sentences
+from rag.store import Chunk, Store
 from rag.text import content_words
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ _PARTS = "parts.json"
 _PART_ARRAYS = "parts.npz"
 _T = TypeVar("_T")
 _DEBRIS_SECONDS = 3600.0  # a temporary folder this old is a killed writer's, not one still writing
+_CHUNK_PAGE = 500  # papers whose sentences are read from the store at once
 
 
 @dataclass
@@ -55,6 +57,7 @@ class Snapshot:
     titles: list[str]  # their titles, in the same order (hits, and the app's paper picker, need no record)
     word_papers: dict[str, int]  # stemmed content word → how many papers' title or abstract it is in
     lexical: LexicalIndex
+    sentences: Sentences | None = None  # an embedded index's sentences, in the same order (rag.sentences)
 
 
 def digest(papers: Iterable[tuple[str, str]]) -> str:
@@ -121,15 +124,21 @@ def ensure(
     """Make the snapshot called `name` unless it exists (an ingest calls this): from the snapshot called `previous`
     less the papers `dropped` plus those `added` when its parts are readable, else from every paper record."""
     root = _root(settings)
-    if _load(root / name) is not None:
-        return
+    found = _load(root / name)
+    if found is not None and (found.sentences is not None or settings.chroma_url):
+        return  # NOTE: an embedded index's snapshot made before sentences were kept beside it is made again
     before = _load_parts(root / previous) if previous else None
     if before is not None:
         parts = before.replaced(dropped, added)
     else:
         papers, _ = store.all_papers()
         parts = Parts.of(papers)
-    _save(parts.snapshot(), parts, root, name)
+    made = parts.snapshot()
+    if not settings.chroma_url:
+        kept = _load_sentences(root / previous, len(before.ids)) if previous and before is not None else None
+        changed = [p.paper_id for p in added] if kept is not None else parts.ids
+        made.sentences = Sentences.of(parts.ids, _chunks(store, changed), kept, before.ids if before else ())
+    _save(made, parts, root, name)
 
 
 def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Paper] | None]:
@@ -142,14 +151,35 @@ def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Pape
         return found, None
     if name and (updated := _catch_up(store, root)) is not None:  # NOTE: another client of a Chroma server ingested
         made = updated.snapshot()
+        if not settings.chroma_url:  # NOTE: rare embedded (a failed ingest, a damaged snapshot): read them all
+            made.sentences = Sentences.of(updated.ids, _chunks(store, updated.ids))
         _save(made, updated, root, name)
         return made, None
     papers, _ = store.all_papers()
     parts = Parts.of(papers)
     made = parts.snapshot()
+    if not settings.chroma_url:
+        made.sentences = Sentences.of(parts.ids, _chunks(store, parts.ids))
     if name := name or first_version(settings):
         _save(made, parts, root, name)
     return made, papers
+
+
+def _chunks(store: Store, paper_ids: Sequence[str]) -> dict[str, list[Chunk]]:
+    """The stored sentences of these papers, by paper, read in pages."""
+    found: dict[str, list[Chunk]] = {}
+    for start in range(0, len(paper_ids), _CHUNK_PAGE):
+        for chunk in store.chunks_of(paper_ids[start : start + _CHUNK_PAGE]):
+            found.setdefault(chunk.paper_id, []).append(chunk)
+    return found
+
+
+def _load_sentences(folder: Path, papers: int) -> Sentences | None:
+    try:
+        return Sentences.load(folder, papers)
+    except (OSError, ValueError) as exc:
+        log.warning("the sentences kept in %s are unreadable (%s); reading them again", folder, type(exc).__name__)
+        return None
 
 
 def _catch_up(store: Store, root: Path) -> Parts | None:
@@ -180,7 +210,8 @@ def _load(folder: Path) -> Snapshot | None:
         ids, titles = list(papers["ids"]), list(papers["titles"])
         if len(ids) != len(titles):
             raise ValueError("ids and titles differ in number")
-        return Snapshot(ids, titles, dict(papers["word_papers"]), LexicalIndex.load(folder))
+        sentences = Sentences.load(folder, len(ids))
+        return Snapshot(ids, titles, dict(papers["word_papers"]), LexicalIndex.load(folder), sentences)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # NOTE: damaged files: built again from the records
         log.warning("the search snapshot in %s is unreadable (%s); rebuilding it", folder, type(exc).__name__)
         return None
@@ -228,6 +259,8 @@ def _save(snapshot: Snapshot, parts: Parts, root: Path, name: str) -> None:
         shutil.rmtree(spare, ignore_errors=True)
         spare.mkdir()
         snapshot.lexical.save(spare)
+        if snapshot.sentences is not None:
+            snapshot.sentences.save(spare)
         term_vocab, term_ids, term_ends = _pack(parts.terms)
         word_vocab, word_ids, word_ends = _pack(parts.words)
         with (spare / _PART_ARRAYS).open("wb") as out:

@@ -103,6 +103,55 @@ def test_an_ingest_makes_the_next_snapshot_from_the_last_without_reading_every_r
     order = [got.ids.index(pid) for pid in built.ids]
     for query in [*(r.title for r in records_now), "a retrieval-augmented generation kit", "RAG"]:
         assert np.allclose(got.lexical.scores(query)[order], built.lexical.scores(query))
+    # the sentences kept beside it are the stored ones, the changed paper's new sentence included
+    assert got.sentences is not None and len(got.sentences.ends) == len(got.ids)
+    for row, record in enumerate(Store(settings).get_papers(got.ids)):
+        kept, stored = got.sentences.chunks(row, record), Store(settings).chunks_of([record.paper_id])
+        assert [(c.chunk_id, c.text, c.position) for c in kept] == [(c.chunk_id, c.text, c.position) for c in stored]
+        assert np.allclose([c.embedding for c in kept], [c.embedding for c in stored], atol=2e-3)
+    [record] = Store(settings).get_papers([changed["id"]])
+    assert any("(RAG) kit" in c.text for c in got.sentences.chunks(got.ids.index(changed["id"]), record))
+
+
+def test_an_embedded_index_answers_without_reading_its_sentences_collection(
+    indexed: tuple[Settings, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Embedded Chroma loads a collection's whole vector index when anything reads it (1.3 GB at 100,000 papers):
+    search, answers and comparisons read the sentences kept beside the snapshot instead, with the same results."""
+    from rag.answer import Answerer
+    from rag.compare import Comparer
+
+    settings, _ = indexed
+    records, _ = Store(settings).all_papers()
+    from_store = Retriever(settings)
+    from_store._sentences = None
+    queries = [r.title for r in records] + ["memory of a single accelerator", "graphics cards"]
+    expected = [[(h.paper_id, h.score, h.best_sentence) for h in from_store.search(q)] for q in queries]
+    answers = [Answerer(from_store, settings).extractive(q) for q in queries[:3]]
+    for name in ("query_chunks", "chunks_of", "chunk_texts", "count_chunks"):
+        monkeypatch.setattr(Store, name, lambda *a, _n=name, **k: pytest.fail(f"read the sentences collection: {_n}"))
+    retriever = Retriever(settings)
+    assert [[(h.paper_id, h.score, h.best_sentence) for h in retriever.search(q)] for q in queries] == expected
+    for question, answer in zip(queries[:3], answers, strict=True):
+        again = Answerer(retriever, settings).extractive(question)
+        assert again.answer == answer.answer
+        assert [c.quote for c in again.citations] == [c.quote for c in answer.citations]
+    table = Comparer(retriever, settings).compare("", paper_ids=[records[0].paper_id, records[1].paper_id])
+    assert len(table.rows) == 2 and "[1]" in table.synthesis
+
+
+def test_damaged_sentences_rebuild_the_snapshot(
+    indexed: tuple[Settings, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    settings, _ = indexed
+    [folder] = snapshots(settings)
+    (folder / "sentence_offsets.npy").write_bytes(b"\x93NUMPY cut short")
+    with caplog.at_level(logging.WARNING, logger="rag.snapshot"):
+        retriever = Retriever(settings)
+    assert "unreadable" in caplog.text
+    records, _ = Store(settings).all_papers()
+    assert retriever._sentences is not None and len(retriever._sentences.ends) == len(records)
+    assert retriever.search(records[2].title)[0].paper_id == records[2].paper_id
 
 
 def test_a_first_run_that_finds_the_index_made_leaves_its_version(indexed: tuple[Settings, Path]) -> None:

@@ -1,0 +1,127 @@
+"""Every indexed sentence's text and vector, kept beside an embedded index's snapshot (rag.snapshot).
+
+Embedded Chroma loads a collection's whole HNSW index into a process the first time anything touches it: at 100,000
+papers the sentences' index is 837,680 vectors, 3.8 s and 1.3 GB before a first answer (BENCHMARKS.md). What a
+query needs of the sentences is small: the ones of the candidate papers that the papers' index and BM25 found, and
+those of the hits. Kept here, memory-mapped, they are read by position, and the sentences' collection is read only by
+ingest, checks and reviews. A client of a Chroma server does not keep them: its server holds the index.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from rag.models import Paper
+from rag.store import Chunk, chunk_id
+
+_VECTORS = "sentences.npy"
+_TEXT = "sentence_text.bin"
+_OFFSETS = "sentence_offsets.npy"
+_ENDS = "sentence_ends.npy"
+
+
+@dataclass
+class Sentences:
+    """The sentences of the papers of a snapshot, in its papers' order and each paper's in abstract order."""
+
+    ends: np.ndarray  # per paper, where its sentences end (a running count)
+    vectors: np.ndarray  # one unit vector per sentence, float16
+    text: np.ndarray  # every sentence's UTF-8 bytes, run together
+    offsets: np.ndarray  # where each sentence's bytes start, and the end
+
+    def __len__(self) -> int:
+        return len(self.vectors)
+
+    def span(self, row: int) -> range:
+        """The sentence rows of the paper at `row` of the snapshot."""
+        return range(int(self.ends[row - 1]) if row else 0, int(self.ends[row]))
+
+    def sentence(self, i: int) -> str:
+        return bytes(self.text[int(self.offsets[i]) : int(self.offsets[i + 1])]).decode("utf-8")
+
+    def nearest(self, vector: np.ndarray, rows: Sequence[int], k: int) -> dict[int, tuple[float, int]]:
+        """Among the sentences of the papers at `rows`, the k closest to the unit vector: per paper row, the cosine
+        of its closest one and that sentence's position in the abstract. Like the k nearest sentences of the whole
+        index whenever the candidates hold them."""
+        papers = np.asarray(rows, dtype=np.int64)
+        stops = self.ends[papers]
+        starts = np.where(papers > 0, self.ends[np.maximum(papers - 1, 0)], 0)
+        lengths = stops - starts
+        total = int(lengths.sum())
+        if not total or k <= 0:
+            return {}
+        start = np.repeat(starts, lengths)
+        index = start + np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+        similarity = np.asarray(self.vectors[index], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
+        top = np.argpartition(-similarity, k - 1)[:k] if k < total else np.arange(total)
+        top = top[np.argsort(-similarity[top], kind="stable")]
+        owner = np.repeat(papers, lengths)
+        best: dict[int, tuple[float, int]] = {}
+        for j in top.tolist():
+            best.setdefault(int(owner[j]), (float(similarity[j]), int(index[j] - start[j])))
+        return best
+
+    def chunks(self, row: int, paper: Paper) -> list[Chunk]:
+        """The sentences of the paper at `row`, as chunks with their vectors."""
+        return [
+            Chunk(chunk_id(paper, k), paper.paper_id, self.sentence(i), k, np.asarray(self.vectors[i], np.float32))
+            for k, i in enumerate(self.span(row))
+        ]
+
+    @classmethod
+    def of(cls, ids: Sequence[str], chunks: Mapping[str, Sequence[Chunk]], before: Sentences | None = None,
+           before_ids: Sequence[str] = ()) -> Sentences:  # fmt: skip
+        """The sentences of the papers `ids`: each from `chunks` when there, else from `before`, whose papers were
+        `before_ids`."""
+        row_before = {pid: i for i, pid in enumerate(before_ids)} if before is not None else {}
+        counts: list[int] = []
+        vectors: list[np.ndarray] = []
+        texts: list[np.ndarray] = []
+        lengths: list[np.ndarray] = []
+        for pid in ids:
+            if before is not None and pid not in chunks and pid in row_before:
+                span = before.span(row_before[pid])
+                vectors.append(np.asarray(before.vectors[span.start : span.stop]))
+                texts.append(np.asarray(before.text[int(before.offsets[span.start]) : int(before.offsets[span.stop])]))
+                lengths.append(np.diff(before.offsets[span.start : span.stop + 1]))
+                counts.append(len(span))
+                continue
+            own = sorted(chunks.get(pid, ()), key=lambda c: c.position)
+            encoded = [c.text.encode("utf-8") for c in own]
+            if own:
+                vectors.append(np.stack([np.asarray(c.embedding, dtype=np.float16) for c in own]))
+                texts.append(np.frombuffer(b"".join(encoded), dtype=np.uint8))
+                lengths.append(np.asarray([len(t) for t in encoded], dtype=np.int64))
+            counts.append(len(own))
+        dimension = vectors[0].shape[1] if vectors else 0
+        return cls(
+            ends=np.cumsum(counts, dtype=np.int64),
+            vectors=np.concatenate(vectors).astype(np.float16) if vectors else np.zeros((0, dimension), np.float16),
+            text=np.concatenate(texts) if texts else np.zeros(0, dtype=np.uint8),
+            offsets=np.concatenate([[0], np.cumsum(np.concatenate(lengths)) if lengths else []]).astype(np.int64),
+        )
+
+    def save(self, folder: Path) -> None:
+        np.save(folder / _ENDS, self.ends)
+        np.save(folder / _VECTORS, self.vectors)
+        np.save(folder / _OFFSETS, self.offsets)
+        (folder / _TEXT).write_bytes(self.text.tobytes())
+
+    @classmethod
+    def load(cls, folder: Path, papers: int) -> Sentences | None:
+        """The sentences kept in the folder, memory-mapped; None when none are kept or they do not fit `papers`."""
+        if not (folder / _ENDS).is_file():
+            return None
+        ends = np.load(folder / _ENDS)
+        vectors = np.load(folder / _VECTORS, mmap_mode="r")
+        offsets = np.load(folder / _OFFSETS, mmap_mode="r")
+        size = (folder / _TEXT).stat().st_size
+        text = np.memmap(folder / _TEXT, dtype=np.uint8, mode="r") if size else np.zeros(0, dtype=np.uint8)
+        total = int(ends[-1]) if len(ends) else 0
+        if len(ends) != papers or len(vectors) != total or len(offsets) != total + 1 or int(offsets[-1]) != size:
+            raise ValueError("the kept sentences do not match the snapshot")
+        return cls(ends, vectors, text, offsets)
