@@ -3,13 +3,14 @@
 Embedded Chroma loads a collection's whole HNSW index into a process the first time anything touches it: at 100,000
 papers the sentences' index is 837,680 vectors, 3.8 s and 1.3 GB before a first answer (BENCHMARKS.md). What a
 query needs of the sentences is small: the ones of the candidate papers that the papers' index and BM25 found, and
-those of the hits. Kept here, memory-mapped, they are read by position, and the sentences' collection is read only by
-ingest, checks and reviews. A client of a Chroma server does not keep them: its server holds the index.
+those of the hits (and a review's, all of them). Kept here, memory-mapped, they are read by position, and the
+sentences' collection is read only by ingest and checks. A client of a Chroma server does not keep them: its server
+holds the index.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +23,7 @@ _VECTORS = "sentences.npy"
 _TEXT = "sentence_text.bin"
 _OFFSETS = "sentence_offsets.npy"
 _ENDS = "sentence_ends.npy"
+PAGE = 500  # papers whose sentences are read from the store at once
 
 
 @dataclass
@@ -29,7 +31,7 @@ class Sentences:
     """The sentences of the papers of a snapshot, in its papers' order and each paper's in abstract order."""
 
     ends: np.ndarray  # per paper, where its sentences end (a running count)
-    vectors: np.ndarray  # one unit vector per sentence, float16
+    vectors: np.ndarray  # one unit vector per sentence, float32 as stored (float16 took 5 ms a query to convert)
     text: np.ndarray  # every sentence's UTF-8 bytes, run together
     offsets: np.ndarray  # where each sentence's bytes start, and the end
 
@@ -47,7 +49,7 @@ class Sentences:
         """Among the sentences of the papers at `rows`, the k closest to the unit vector: per paper row, the cosine
         of its closest one and that sentence's position in the abstract. Like the k nearest sentences of the whole
         index whenever the candidates hold them."""
-        papers = np.asarray(rows, dtype=np.int64)
+        papers = np.sort(np.asarray(rows, dtype=np.int64))  # NOTE: read in file order, which reads faster
         stops = self.ends[papers]
         starts = np.where(papers > 0, self.ends[np.maximum(papers - 1, 0)], 0)
         lengths = stops - starts
@@ -56,14 +58,13 @@ class Sentences:
             return {}
         start = np.repeat(starts, lengths)
         index = start + np.arange(total) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        similarity = np.asarray(self.vectors[index], dtype=np.float32) @ np.asarray(vector, dtype=np.float32)
+        # NOTE: not `@`: OpenBLAS's threads spin on after a product, and slowed the next query's encoder by half
+        similarity = np.einsum("ij,j->i", self.vectors[index], np.asarray(vector, dtype=np.float32))
         top = np.argpartition(-similarity, k - 1)[:k] if k < total else np.arange(total)
         top = top[np.argsort(-similarity[top], kind="stable")]
-        owner = np.repeat(papers, lengths)
-        best: dict[int, tuple[float, int]] = {}
-        for j in top.tolist():
-            best.setdefault(int(owner[j]), (float(similarity[j]), int(index[j] - start[j])))
-        return best
+        owners = np.repeat(papers, lengths)[top]
+        _, first = np.unique(owners, return_index=True)  # each paper's best sentence, the first of it in `top`
+        return {int(owners[f]): (float(similarity[top[f]]), int(index[top[f]] - start[top[f]])) for f in np.sort(first)}
 
     def chunks(self, row: int, paper: Paper) -> list[Chunk]:
         """The sentences of the paper at `row`, as chunks with their vectors."""
@@ -73,34 +74,40 @@ class Sentences:
         ]
 
     @classmethod
-    def of(cls, ids: Sequence[str], chunks: Mapping[str, Sequence[Chunk]], before: Sentences | None = None,
-           before_ids: Sequence[str] = ()) -> Sentences:  # fmt: skip
-        """The sentences of the papers `ids`: each from `chunks` when there, else from `before`, whose papers were
-        `before_ids`."""
+    def of(cls, ids: Sequence[str], read: Callable[[Sequence[str]], Iterable[Chunk]], fresh: Collection[str] = (),
+           before: Sentences | None = None, before_ids: Sequence[str] = ()) -> Sentences:  # fmt: skip
+        """The sentences of the papers `ids`: those of `before` (whose papers were `before_ids`) for the papers it
+        holds that are not `fresh`, the others `read` from the store, a page of papers at a time."""
         row_before = {pid: i for i, pid in enumerate(before_ids)} if before is not None else {}
+        old = set(row_before) - set(fresh)
         counts: list[int] = []
         vectors: list[np.ndarray] = []
         texts: list[np.ndarray] = []
         lengths: list[np.ndarray] = []
-        for pid in ids:
-            if before is not None and pid not in chunks and pid in row_before:
-                span = before.span(row_before[pid])
-                vectors.append(np.asarray(before.vectors[span.start : span.stop]))
-                texts.append(np.asarray(before.text[int(before.offsets[span.start]) : int(before.offsets[span.stop])]))
-                lengths.append(np.diff(before.offsets[span.start : span.stop + 1]))
-                counts.append(len(span))
-                continue
-            own = sorted(chunks.get(pid, ()), key=lambda c: c.position)
-            encoded = [c.text.encode("utf-8") for c in own]
-            if own:
-                vectors.append(np.stack([np.asarray(c.embedding, dtype=np.float16) for c in own]))
-                texts.append(np.frombuffer(b"".join(encoded), dtype=np.uint8))
-                lengths.append(np.asarray([len(t) for t in encoded], dtype=np.int64))
-            counts.append(len(own))
+        for first in range(0, len(ids), PAGE):
+            page = ids[first : first + PAGE]
+            found: dict[str, list[Chunk]] = {}
+            for chunk in read([pid for pid in page if pid not in old]) if any(p not in old for p in page) else ():
+                found.setdefault(chunk.paper_id, []).append(chunk)
+            for pid in page:
+                if pid in old and before is not None:
+                    span = before.span(row_before[pid])
+                    vectors.append(np.asarray(before.vectors[span.start : span.stop], dtype=np.float32))
+                    texts.append(np.asarray(before.text[before.offsets[span.start] : before.offsets[span.stop]]))
+                    lengths.append(np.diff(before.offsets[span.start : span.stop + 1]))
+                    counts.append(len(span))
+                    continue
+                own = sorted(found.get(pid, ()), key=lambda c: c.position)
+                encoded = [c.text.encode("utf-8") for c in own]
+                if own:
+                    vectors.append(np.stack([np.asarray(c.embedding, dtype=np.float32) for c in own]))
+                    texts.append(np.frombuffer(b"".join(encoded), dtype=np.uint8))
+                    lengths.append(np.asarray([len(t) for t in encoded], dtype=np.int64))
+                counts.append(len(own))
         dimension = vectors[0].shape[1] if vectors else 0
         return cls(
             ends=np.cumsum(counts, dtype=np.int64),
-            vectors=np.concatenate(vectors).astype(np.float16) if vectors else np.zeros((0, dimension), np.float16),
+            vectors=np.concatenate(vectors) if vectors else np.zeros((0, dimension), np.float32),
             text=np.concatenate(texts) if texts else np.zeros(0, dtype=np.uint8),
             offsets=np.concatenate([[0], np.cumsum(np.concatenate(lengths)) if lengths else []]).astype(np.int64),
         )
@@ -124,4 +131,5 @@ class Sentences:
         total = int(ends[-1]) if len(ends) else 0
         if len(ends) != papers or len(vectors) != total or len(offsets) != total + 1 or int(offsets[-1]) != size:
             raise ValueError("the kept sentences do not match the snapshot")
-        return cls(ends, vectors, text, offsets)
+        # NOTE: plain arrays over the mapped files: np.memmap's own indexing cost a millisecond a query
+        return cls(ends, np.asarray(vectors), np.asarray(text), np.asarray(offsets))

@@ -38,7 +38,7 @@ from rag.lexical import LexicalIndex, choose_acronyms, definitions, indexed_term
 from rag.locks import first_version, version
 from rag.models import Paper
 from rag.sentences import Sentences
-from rag.store import Chunk, Store
+from rag.store import Store
 from rag.text import content_words
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,6 @@ _PARTS = "parts.json"
 _PART_ARRAYS = "parts.npz"
 _T = TypeVar("_T")
 _DEBRIS_SECONDS = 3600.0  # a temporary folder this old is a killed writer's, not one still writing
-_CHUNK_PAGE = 500  # papers whose sentences are read from the store at once
 
 
 @dataclass
@@ -136,8 +135,8 @@ def ensure(
     made = parts.snapshot()
     if not settings.chroma_url:
         kept = _load_sentences(root / previous, len(before.ids)) if previous and before is not None else None
-        changed = [p.paper_id for p in added] if kept is not None else parts.ids
-        made.sentences = Sentences.of(parts.ids, _chunks(store, changed), kept, before.ids if before else ())
+        fresh = {p.paper_id for p in added}
+        made.sentences = Sentences.of(parts.ids, store.chunks_of, fresh, kept, before.ids if before else ())
     _save(made, parts, root, name)
 
 
@@ -152,26 +151,17 @@ def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Pape
     if name and (updated := _catch_up(store, root)) is not None:  # NOTE: another client of a Chroma server ingested
         made = updated.snapshot()
         if not settings.chroma_url:  # NOTE: rare embedded (a failed ingest, a damaged snapshot): read them all
-            made.sentences = Sentences.of(updated.ids, _chunks(store, updated.ids))
+            made.sentences = Sentences.of(updated.ids, store.chunks_of)
         _save(made, updated, root, name)
         return made, None
     papers, _ = store.all_papers()
     parts = Parts.of(papers)
     made = parts.snapshot()
     if not settings.chroma_url:
-        made.sentences = Sentences.of(parts.ids, _chunks(store, parts.ids))
+        made.sentences = Sentences.of(parts.ids, store.chunks_of)
     if name := name or first_version(settings):
         _save(made, parts, root, name)
     return made, papers
-
-
-def _chunks(store: Store, paper_ids: Sequence[str]) -> dict[str, list[Chunk]]:
-    """The stored sentences of these papers, by paper, read in pages."""
-    found: dict[str, list[Chunk]] = {}
-    for start in range(0, len(paper_ids), _CHUNK_PAGE):
-        for chunk in store.chunks_of(paper_ids[start : start + _CHUNK_PAGE]):
-            found.setdefault(chunk.paper_id, []).append(chunk)
-    return found
 
 
 def _load_sentences(folder: Path, papers: int) -> Sentences | None:
