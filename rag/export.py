@@ -115,7 +115,7 @@ def review_markdown(draft: ReviewDraft) -> str:
             "",
         ]
         if cov.left_out:
-            lines += ["| left out | P(on topic) | why |", "| --- | --- | --- |"]
+            lines += ["| left out | score | why |", "| --- | --- | --- |"]
             lines += [f"| {md_cell(c.title)} | {c.score:.2f} | {c.reason}: {md_cell(c.detail)} |" for c in cov.left_out]
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"

@@ -210,19 +210,6 @@ class LexicalIndex:
         """Inverse document frequency of a term; a term in no paper weighs like the rarest."""
         return float(np.log((self.size + 1) / (self.document_frequency.get(term, 0) + 0.5)))
 
-    def held(self, query: str) -> np.ndarray:
-        """The share of the query's term weight (inverse document frequency) each paper's text holds, in the order
-        the index was built from: 1.0 when a paper has every term, 0.0 when it has none."""
-        words = set(self.tokens(query))
-        total = sum(self.weight(w) for w in words)
-        share = np.zeros(self.size)
-        if not total:
-            return share
-        with self._lock:
-            for word in words & self.vocab.keys():
-                share += self.weight(word) * (np.asarray(self.model.get_scores([word])) > 0)
-        return share / total
-
     def scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper, in the order the index was built from."""
         words = [t for t in self.tokens(query) if t in self.vocab]

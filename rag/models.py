@@ -154,7 +154,7 @@ class CoverageItem(BaseModel):
 
     paper_id: str
     title: str
-    score: float  # the probability that the paper is on the topic (rag.tuned.ON_TOPIC)
+    score: float
     cited: bool
     n: int | None = None
     reason: Reason | None = None

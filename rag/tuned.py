@@ -154,18 +154,3 @@ COVERED = Logistic(
     mean=(0.535, 0.126, 0.465, 0.391, 0.298, 0.530, 0.447),
     scale=(0.336, 0.128, 0.324, 0.273, 0.329, 0.210, 0.187),
 )
-
-
-# Reviews: whether a paper is on a review's topic, from rag.review.Reviewer.signals. Labels: the papers a review of
-# each of 14 dev topics could cite (eval/review_dev_on_topic.jsonl, and topics 1, 3, 5, 7 of eval/review.jsonl with
-# eval/review_on_topic.jsonl), against every other paper; fitted by scripts/fit_review.py, which prints these
-# constants and the figures behind them (leave one topic out). A paper at or above CITE_AT is cited: the threshold
-# with the largest margin over both targets of a review, recall of gold 0.85 and on-topic precision 0.65. Left out in
-# turn, the 14 topics give recall 0.851 and precision 0.649 at 0.3 (0.831 and 0.680 at 0.35); the z-score cut it
-# replaces (0.4 of the best z-score, chosen on these same topics) gave 0.848 and 0.638.
-ON_TOPIC = Logistic(
-    features=("relevance z-score", "share of the best paper's z-score", "topic words held, weakest facet"),
-    weights=(2.014, 0.62, 1.092),
-    bias=-4.314,
-)
-CITE_AT = 0.3

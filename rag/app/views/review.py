@@ -22,7 +22,7 @@ def coverage(report: Coverage) -> None:
         st.table(
             pd.DataFrame(
                 [
-                    {"Paper": i.title, "Why left out": i.reason, "Detail": i.detail, "P(on topic)": f"{i.score:.2f}"}
+                    {"Paper": i.title, "Why left out": i.reason, "Detail": i.detail, "Relevance": f"{i.score:.2f}"}
                     for i in report.left_out
                 ]
             ).set_index("Paper")
