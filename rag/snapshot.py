@@ -9,7 +9,8 @@ an ingest makes the next snapshot from the last one and the papers it added, cha
 every record again. A process opening the index loads the snapshot its version names; when none is kept here (a
 client of a Chroma server after another client's ingest) it brings the newest one kept up to date from the records'
 content hashes and the changed papers; when none at all is (an index written by an older version of this tool), it
-builds one from every record. Either is kept for the next process. Each is written into a temporary folder and
+builds one from every record. Either is kept for the next process. An embedded index's snapshot also holds every
+sentence's text and vector (rag.sentences), made the same way. Each is written into a temporary folder and
 renamed into place: a reader sees a whole snapshot or none, and a kill -9 mid-write leaves the previous one readable.
 Paper records are then fetched by id, for the hits only (rag.retrieve.Papers).
 """
@@ -26,7 +27,7 @@ import shutil
 import time
 import zipfile
 from collections import Counter
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -132,12 +133,12 @@ def ensure(
     else:
         papers, _ = store.all_papers()
         parts = Parts.of(papers)
-    made = parts.snapshot()
+    sentences = None
     if not settings.chroma_url:
         kept = _load_sentences(root / previous, len(before.ids)) if previous and before is not None else None
         fresh = {p.paper_id for p in added}
-        made.sentences = Sentences.of(parts.ids, store.chunks_of, fresh, kept, before.ids if before else ())
-    _save(made, parts, root, name)
+        sentences = _sentences(parts.ids, store, fresh, kept, before.ids if before else ())
+    _save(parts.snapshot(), parts, root, name, sentences)
 
 
 def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Paper] | None]:
@@ -150,18 +151,28 @@ def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Pape
         return found, None
     if name and (updated := _catch_up(store, root)) is not None:  # NOTE: another client of a Chroma server ingested
         made = updated.snapshot()
-        if not settings.chroma_url:  # NOTE: rare embedded (a failed ingest, a damaged snapshot): read them all
-            made.sentences = Sentences.of(updated.ids, store.chunks_of)
-        _save(made, updated, root, name)
+        # NOTE: rare embedded (a failed ingest, a damaged snapshot): the sentences are read again
+        made.sentences = _save(
+            made, updated, root, name, None if settings.chroma_url else _sentences(updated.ids, store)
+        )
         return made, None
     papers, _ = store.all_papers()
     parts = Parts.of(papers)
     made = parts.snapshot()
-    if not settings.chroma_url:
-        made.sentences = Sentences.of(parts.ids, store.chunks_of)
     if name := name or first_version(settings):
-        _save(made, parts, root, name)
+        made.sentences = _save(made, parts, root, name, None if settings.chroma_url else _sentences(parts.ids, store))
     return made, papers
+
+
+def _sentences(
+    ids: Sequence[str],
+    store: Store,
+    fresh: Collection[str] = (),
+    kept: Sentences | None = None,
+    kept_ids: Sequence[str] = (),
+) -> Callable[[Path], None]:
+    """What writes an embedded snapshot's sentences into its folder (rag.sentences.Sentences.write)."""
+    return lambda folder: Sentences.write(folder, ids, store.chunks_of, fresh, kept, kept_ids)
 
 
 def _load_sentences(folder: Path, papers: int) -> Sentences | None:
@@ -241,16 +252,19 @@ def _unpack(vocab: list[str], ids: np.ndarray, ends: np.ndarray) -> list[list[st
     return [words[a:b] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
 
 
-def _save(snapshot: Snapshot, parts: Parts, root: Path, name: str) -> None:
-    """Write the snapshot and its parts as `root/name`, then delete the others (their index versions are gone)."""
+def _save(
+    snapshot: Snapshot, parts: Parts, root: Path, name: str, sentences: Callable[[Path], None] | None = None
+) -> Sentences | None:
+    """Write the snapshot and its parts as `root/name`, with the sentences `sentences` writes, then delete the others
+    (their index versions are gone). The sentences as written, memory-mapped, or None."""
     spare = root / f".{name}.{os.getpid()}.tmp"
     try:
         root.mkdir(parents=True, exist_ok=True)
         shutil.rmtree(spare, ignore_errors=True)
         spare.mkdir()
         snapshot.lexical.save(spare)
-        if snapshot.sentences is not None:
-            snapshot.sentences.save(spare)
+        if sentences is not None:
+            sentences(spare)
         term_vocab, term_ids, term_ends = _pack(parts.terms)
         word_vocab, word_ids, word_ends = _pack(parts.words)
         with (spare / _PART_ARRAYS).open("wb") as out:
@@ -267,7 +281,7 @@ def _save(snapshot: Snapshot, parts: Parts, root: Path, name: str) -> None:
         shutil.rmtree(spare, ignore_errors=True)
         if not (root / name).is_dir():  # another process renamed its copy into place first: no loss
             log.info("could not keep the search snapshot in %s (%s)", root, exc)
-        return
+            return None
     for other in root.iterdir():
         with contextlib.suppress(OSError):
             debris = other.name.startswith(".") and (
@@ -275,3 +289,4 @@ def _save(snapshot: Snapshot, parts: Parts, root: Path, name: str) -> None:
             )
             if other.name != name and (debris or not other.name.startswith(".")):
                 shutil.rmtree(other, ignore_errors=True)
+    return _load_sentences(root / name, len(snapshot.ids)) if sentences is not None else None
