@@ -8,7 +8,9 @@ the cited papers two ways: against the on-topic labels of eval/review_on_topic.j
 on-topic papers a review could cite, a superset of gold) and, stricter, against gold alone. Means are given over
 the tuning half of eval/review.jsonl (topics 1, 3, 5, 7: rag/review.py's constants were tuned on these), the
 held-out topics (2, 4, 6, 8 of eval/review.jsonl and all of eval/review_fresh.jsonl, written and labelled
-later, blind to the tool's output) and all topics.
+later, blind to the tool's output), the short topics of eval/review_short.jsonl (40 of 2 to 5 words, as a researcher
+types them, written and labelled blind from the abstracts alone, gold and on-topic papers inline; the first, third, …
+are dev, the second, fourth, … held out) and all topics.
 
 Usage: RAG_HOME=/tmp/raghome .venv/bin/python scripts/eval_compare_review.py [--compare FILE ...] [--no-review]
        [--json] [--verbose]
@@ -41,19 +43,23 @@ def _topics(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def eval_review(tuning: Path, fresh: Path, on_topic: Path, verbose: bool) -> dict[str, Any]:
+def eval_review(tuning: Path, fresh: Path, on_topic: Path, short: Path, verbose: bool) -> dict[str, Any]:
     settings = get_settings()
     labels = {rec["topic"]: set(rec["on_topic"]) for rec in _topics(on_topic)}
+    long = [*_topics(tuning), *_topics(fresh)]
+    halves = ["tuned" if i < 8 and i % 2 == 0 else "held_out" for i in range(len(long))]
+    shorts = _topics(short) if short.is_file() else []
+    halves += ["short_dev" if i % 2 == 0 else "short_held_out" for i in range(len(shorts))]
     per = []
-    for i, rec in enumerate([*_topics(tuning), *_topics(fresh)]):
+    for rec, half in zip([*long, *shorts], halves, strict=True):
         draft = api.review(rec["topic"], settings)
         gold = set(rec["gold"])
-        fit = labels.get(rec["topic"], gold) | gold
+        fit = set(rec.get("on_topic", ())) | labels.get(rec["topic"], gold) | gold
         cited = {r.title for r in draft.references}
         relevant = {c.title for c in draft.coverage.relevant}
         row = {
             "topic": rec["topic"],
-            "half": "tuned" if i < 8 and i % 2 == 0 else "held_out",
+            "half": half,
             "gold": len(gold),
             "cited": len(cited),
             "recall_cited": round(len(cited & gold) / len(gold), 3),
@@ -65,12 +71,9 @@ def eval_review(tuning: Path, fresh: Path, on_topic: Path, verbose: bool) -> dic
         per.append(row)
         if verbose:
             print(json.dumps(row), "missed:", sorted(gold - cited), "off-topic:", sorted(cited - fit), file=sys.stderr)
-    halves = {
-        "tuned": [r for r in per if r["half"] == "tuned"],
-        "held_out": [r for r in per if r["half"] == "held_out"],
-        "all": per,
-    }
-    return {"topics": len(per), "means": {name: _means(rows) for name, rows in halves.items()}, "per_topic": per}
+    groups = {name: [r for r in per if r["half"] == name] for name in dict.fromkeys(halves)}
+    return {"topics": len(per), "means": {name: _means(rows) for name, rows in {**groups, "all": per}.items()},
+            "per_topic": per}  # fmt: skip
 
 
 def _means(rows: list[dict[str, Any]]) -> dict[str, float]:
@@ -85,6 +88,7 @@ def main() -> int:
     parser.add_argument("--review", default=str(ROOT / "eval" / "review.jsonl"), help="tuning and held-out topics")
     parser.add_argument("--fresh", default=str(ROOT / "eval" / "review_fresh.jsonl"), help="held-out topics")
     parser.add_argument("--on-topic", default=str(ROOT / "eval" / "review_on_topic.jsonl"), help="on-topic labels")
+    parser.add_argument("--short", default=str(ROOT / "eval" / "review_short.jsonl"), help="short topics, labelled")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
     parser.add_argument("--verbose", action="store_true", help="per-item details to stderr")
     args = parser.parse_args()
@@ -92,7 +96,8 @@ def main() -> int:
     compared = [evaluate_comparisons(Path(x), settings) for x in args.compare]
     report: dict[str, Any] = {"compare": [c.model_dump() for c in compared]}
     if not args.no_review:
-        report["review"] = eval_review(Path(args.review), Path(args.fresh), Path(args.on_topic), args.verbose)
+        short = Path(args.short)
+        report["review"] = eval_review(Path(args.review), Path(args.fresh), Path(args.on_topic), short, args.verbose)
     if args.json:
         print(json.dumps(report, indent=2, ensure_ascii=False))
         return 0
@@ -105,7 +110,8 @@ def main() -> int:
     print(f"review ({r['topics']} topics)")
     print(f"  {'topic':64s} half      gold cited recall(cited) recall(relevant) precision(on-topic) precision(gold)")
     for i, t in enumerate(r["per_topic"], 1):
-        print(f"  {i:2d} {t['topic'][:61]:61s} {t['half']:8s} {t['gold']:4d} {t['cited']:5d} {t['recall_cited']:13.2f} "
+        half = t["half"].replace("short_held_out", "short_ho")
+        print(f"  {i:2d} {t['topic'][:61]:61s} {half:8s} {t['gold']:4d} {t['cited']:5d} {t['recall_cited']:13.2f} "
               f"{t['recall_relevant']:16.2f} {t['precision_on_topic']:19.2f} {t['precision_gold']:15.2f}")  # fmt: skip
     for name, m in r["means"].items():
         count = sum(1 for t in r["per_topic"] if name == "all" or t["half"] == name)
