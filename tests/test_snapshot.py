@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -275,3 +276,52 @@ def test_an_index_on_a_chroma_server_without_a_version_gets_one_on_first_open(
     assert len(snapshots(settings)) == 1
     no_full_scan(monkeypatch)
     assert Retriever(settings)._snapshot.ids == first._snapshot.ids
+
+
+def test_kept_sentences_round_trip_and_find_the_nearest_like_a_full_search(tmp_path: Path) -> None:
+    from rag.models import Paper
+    from rag.sentences import Sentences
+    from rag.store import Chunk
+
+    rng = np.random.default_rng(0)
+    papers = [Paper(paper_id=f"p{i}", title=f"T{i}", abstract="A.") for i in range(30)]
+    chunks = {}
+    for i, paper in enumerate(papers):
+        vectors = rng.standard_normal((i % 7, 16)).astype(np.float32)  # NOTE: some papers have no sentence at all
+        vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+        chunks[paper.paper_id] = [Chunk(f"c{i}.{k}", paper.paper_id, f"Sentence {k} of {i}, é.", k, v)
+                                  for k, v in enumerate(vectors)]  # fmt: skip
+    ids = [p.paper_id for p in papers]
+    (tmp_path / "a").mkdir()
+    Sentences.write(tmp_path / "a", ids, lambda some: [c for pid in some for c in chunks[pid]])
+    kept = Sentences.load(tmp_path / "a", len(ids))
+    assert kept is not None and len(kept) == sum(len(c) for c in chunks.values())
+    assert [c.text for c in kept.chunks(9, papers[9])] == [c.text for c in chunks["p9"]]
+    query = rng.standard_normal(16).astype(np.float32)
+    query /= np.linalg.norm(query)
+    rows = [3, 9, 12, 20, 27]
+    every = [(float(c.embedding @ query), ids.index(pid), c.position) for pid in ids for c in chunks[pid]
+             if ids.index(pid) in rows]  # fmt: skip
+    top = sorted(every, reverse=True)[:6]
+    expected = {}
+    for similarity, row, position in top:
+        expected.setdefault(row, (similarity, position))
+    found = kept.nearest(query, rows, 6)
+    assert list(found) == list(expected)
+    assert all(np.isclose(found[r][0], expected[r][0]) and found[r][1] == expected[r][1] for r in expected)
+    # an update keeps the unchanged papers' sentences and reads only the changed ones
+    changed = {**chunks, "p4": [Chunk("x", "p4", "New.", 0, chunks["p9"][0].embedding)]}
+    read: list[str] = []
+
+    def store(some: Sequence[str]) -> list[Chunk]:
+        read.extend(some)
+        return [c for pid in some for c in changed[pid]]
+
+    (tmp_path / "b").mkdir()
+    Sentences.write(tmp_path / "b", ids[1:], store, fresh={"p4"}, before=kept, before_ids=ids)
+    again = Sentences.load(tmp_path / "b", len(ids) - 1)
+    assert read == ["p4"] and again is not None
+    assert [c.text for c in again.chunks(3, papers[4])] == ["New."]
+    assert [c.text for c in again.chunks(8, papers[9])] == [c.text for c in chunks["p9"]]
+    with pytest.raises(ValueError):
+        Sentences.load(tmp_path / "b", len(ids))
