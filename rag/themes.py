@@ -124,7 +124,7 @@ def vocabulary_of(texts: Sequence[str]) -> set[str]:
     before it ('visual and language' gives no 'visual')."""
     vocabulary: set[str] = set()
     for text in texts:
-        for segment in re.split(r"[:;,.?!()\[\]]|\s[-–—]\s", text.lower()):
+        for segment in re.split(r"[:;,.?!()\[\]/]|\s[-–—]\s", text.lower()):  # NOTE: "GPU/TPUs" is no phrase
             words = re.findall(TERM_PATTERN, segment)
             for i, word in enumerate(words):
                 following = words[i + 1] if i + 1 < len(words) else None

@@ -69,10 +69,10 @@ def test_title_phrases_end_where_a_title_phrase_ends() -> None:
     from rag.themes import vocabulary_of
 
     words = vocabulary_of(["Efficient Large Language Models from Scratch: Speculative Decoding for LLM Serving",
-                           "Visual and Language Models"])  # fmt: skip
+                           "Visual and Language Models", "Training LLMs on Any GPU/TPUs"])  # fmt: skip
     assert {"language models", "speculative decoding", "llm serving", "scratch", "models", "decoding"} <= words
     assert not {"large language", "models scratch", "decoding llm", "efficient", "large", "speculative"} & words
-    assert "visual" not in words
+    assert "visual" not in words and "gpu tpus" not in words and {"gpu", "tpus"} <= words
 
 
 def test_sections_cite_only_listed_references(draft: ReviewDraft) -> None:
