@@ -158,10 +158,10 @@ def reopen(settings: Settings) -> None:
         return
     from chromadb.api.shared_system_client import SharedSystemClient
 
-    system = SharedSystemClient._identifier_to_system.pop(str(settings.home / "chroma"), None)
+    # NOTE: forgotten, not stopped: other threads of this process may still be reading with it (several asks that
+    # saw the same new version at once), and a stopped system fails their reads; it is freed with its last Store
+    SharedSystemClient._identifier_to_system.pop(str(settings.home / "chroma"), None)
     SharedSystemClient._identifier_to_refcount.pop(str(settings.home / "chroma"), None)
-    if system is not None:
-        system.stop()
 
 
 class Store:
