@@ -650,6 +650,7 @@ class Comparer:
         reported = [f"{who} reports “{clause}”" for who, clause in figures if clause]
         if reported:
             parts.append("; ".join(reported) + ".")
+        parts += _largest_gains(rows, cite)
         unstated: dict[tuple[str, ...], list[str]] = {}
         for aspect in aspects:
             silent = tuple(cite[r.paper_id] for r in rows if r.cells[aspect.name].text == NOT_STATED)
@@ -858,6 +859,89 @@ def _approach_clause(text: str, who: str) -> str:
     whole = (_clause(s) for s in sentences)
     first = next((s for s in whole if QUOTE_MIN <= len(s.split()) <= APPROACH_WORDS and not s.endswith(":")), "")
     return f"{who}: “{first}”" if first else ""
+
+
+# A gain stated as a factor or a percentage ("1.70x", "2.4×", "2-6x", "up to 23%"), with the words around it that say
+# what was gained: speed ("speedup", "faster", "throughput", "acceleration") or memory ("memory" with "reduce",
+# "savings", "less"). Other figures (energy, cost, accuracy, utilisation) are not ranked: they are rarely comparable.
+_FACTOR = re.compile(
+    r"(?:(?P<upto>up to|over|more than)\s+)?(?:\d+(?:\.\d+)?\s*(?:x|×)?\s*(?:[-–~]|to)\s*)?(?P<value>\d+(?:\.\d+)?)"
+    r"\s*(?:(?P<times>x\b|×|times\b|-fold\b|fold\b)|(?P<percent>%))",
+    re.IGNORECASE,
+)
+_GAIN_OF = {
+    "speed-up": re.compile(r"\b(?:speed-?ups?|faster|throughput|accelerations?|speed)\b", re.I),
+    "memory saving": re.compile(r"\bmemory\b", re.I),
+}
+_OTHER = re.compile(r"\b(?:energy|power|cost|costs|accuracy|MFU|FLOPs|area|success|parameters|dollar|watt|longer)\b")
+_SAVING = re.compile(r"\b(?:reduc\w*|sav\w*|less|lower|fewer|cut\w*)\b", re.I)
+_AFTER_END = re.compile(r"[,;:.]\s|\s(?:and|while|whereas|but|with)\s")
+_BEFORE_START = re.compile(r".*(?:[;:.]\s|,\s(?:and|while|whereas|but)\s)", re.S)
+GAIN_WINDOW = 5  # words after a figure (or, when they name nothing, before it) that say what it measures
+
+
+def gains(text: str) -> dict[str, tuple[float, str]]:
+    """The largest speed-up and memory saving a text states, each as a factor (a 23% gain is 1.23, a 60% saving
+    2.5) with the figure as written: {'speed-up': (1.7, '1.70x')}.
+
+    What a figure measures is read in the words after it up to the end of its clause ('22.4x faster prefill speed
+    and …'), else in those before it back to the start of its clause when no other figure stands there ('speedups of
+    up to 2x'). A percentage followed by 'of' is a share ('52% of theoretical peak'), not a gain."""
+    found: dict[str, tuple[float, str]] = {}
+    last: str | None = None  # the kind of the figure before, for one listed after it
+    matches = list(_FACTOR.finditer(text))
+    for k, match in enumerate(matches):
+        tail = text[match.end() : matches[k + 1].start() if k + 1 < len(matches) else len(text)]
+        cut = _AFTER_END.search(tail)
+        after = " ".join((tail[: cut.start()] if cut else tail).split()[:GAIN_WINDOW])
+        head = text[matches[k - 1].end() if k else 0 : match.start()]
+        opened = _BEFORE_START.match(head)
+        before = head[opened.end() :] if opened else (head if k == 0 else "")
+        before = " ".join(before.split()[-GAIN_WINDOW:])
+        if match.group("percent") and re.match(r"\s*of\b", tail):
+            continue
+        listed = last if re.fullmatch(r"\W*(?:and|or)?\W*", before) and k else None  # "up to 2x and 2.2x"
+        last = None
+        for context in (after, before):
+            kinds = [kind for kind, words in _GAIN_OF.items() if words.search(context)] or ([listed] if listed else [])
+            if _OTHER.search(context) or not kinds:
+                if context.strip():
+                    break  # the words name something else
+                continue
+            kind, value = kinds[0], float(match.group("value"))
+            saving = kind == "memory saving"
+            if saving and not _SAVING.search(f"{before} {after}"):
+                break
+            if match.group("percent"):
+                if value >= 100:
+                    break
+                value = 1 / (1 - value / 100) if saving else 1 + value / 100
+            if kind not in found or value > found[kind][0]:
+                found[kind] = (value, match.group(0).strip())
+            last = kind
+            break
+    return found
+
+
+def _largest_gains(rows: Sequence[Row], cite: dict[str, str]) -> list[str]:
+    """'Of the speed-ups stated, the largest is 1.70x by 2BP [3], against up to 23% by Zero Bubble [2]': per kind of
+    gain that two papers or more state, the largest first; each is against its own baseline, which the sentence
+    says."""
+    stated: dict[str, list[tuple[float, str, str]]] = {}
+    for row in rows:
+        text = " ".join(dict.fromkeys(c.text for c in row.cells.values() if c.text != NOT_STATED))
+        for kind, (value, figure) in gains(text).items():
+            stated.setdefault(kind, []).append((value, figure, cite[row.paper_id]))
+    out = []
+    for kind, found in stated.items():
+        if len(found) < 2:
+            continue
+        found.sort(key=lambda f: -f[0])
+        (_, figure, who), rest = found[0], found[1:]
+        others = join_names([f"{f} by {w}" for _, f, w in rest])
+        out.append(f"Of the {kind}s stated, the largest is {figure} by {who}, against {others} (each against its own "
+                   "baseline).")  # fmt: skip
+    return out
 
 
 def _stitch(pieces: Sequence[str], positions: Sequence[int]) -> str:

@@ -208,6 +208,36 @@ def test_synthesis_is_cited_sentences_with_figures_as_stated(table: Comparison) 
     assert [re.search(r"\[(\d)\]", a).group(1) for a in approaches] == ["1", "2", "3"]  # type: ignore[union-attr]
     quotes = [re.search(r"“([^”]+)”", a).group(1) for a in approaches]  # type: ignore[union-attr]
     assert all(" ".join(q.split()).lower() in abstracts for q in quotes), quotes
+    # who reports the largest gain: 2BP's 1.70x throughput against Zero Bubble's "up to 23%"
+    largest = re.search(
+        r"Of the speed-ups stated, the largest is ([^,]+) by 2BP \[\d\], against (.+) by zero", table.synthesis, re.I
+    )
+    assert largest and largest.groups() == ("1.70x", "up to 23%"), table.synthesis
+
+
+@pytest.mark.parametrize(
+    ("text", "found"),
+    [
+        ("Our method outperforms the 1F1B schedule up to 23% in throughput under a similar memory limit.",
+         {"speed-up": (1.23, "up to 23%")}),
+        ("X achieves 22.4x faster prefill speed and 30.7x energy savings on average, and up to 32.8x speedup.",
+         {"speed-up": (32.8, "up to 32.8x")}),
+        ("It is 2.5X faster with 4X longer sequence length than the baseline.", {"speed-up": (2.5, "2.5X")}),
+        ("We realize speedups of up to 2x and 2.2x compared to TensorFlow Lite.", {"speed-up": (2.2, "2.2x")}),
+        ("It reaches a per-GPU throughput of 52% of theoretical peak.", {}),
+        ("It gives 1.48x-12.1x higher estimated throughput per dollar.", {}),
+        ("It reduces memory usage by up to 60% and runs 1.4x faster.",
+         {"memory saving": (2.5, "up to 60%"), "speed-up": (1.4, "1.4x")}),
+        ("Accuracy improves by 4% over ViT.", {}),
+    ],
+)  # fmt: skip
+def test_gains_are_the_largest_speed_up_and_memory_saving_stated(
+    text: str, found: dict[str, tuple[float, str]]
+) -> None:
+    from rag.compare import gains
+
+    got = gains(text)
+    assert {k: (round(v, 2), f) for k, (v, f) in got.items()} == found
 
 
 @pytest.mark.parametrize(
