@@ -1,8 +1,9 @@
 """Hybrid retrieval: one calibrated ranking of papers from three signals.
 
 Each candidate paper gets three features: the cosine of its best sentence, the cosine of its whole abstract, and
-its BM25 score as a share of the best paper's. A logistic model (rag.tuned.RANKER, fitted by scripts/fit_answer.py on
-the dev questions) weighs them, with its own weights for questions that ask for many papers.
+its BM25 score for the query with the field's terms for its everyday words added (rag.glossary). A logistic model
+(rag.tuned.RANKER, fitted by scripts/fit_answer.py on the dev questions) weighs them, with its own weights for
+questions that ask for many papers.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import numpy as np
 
 from rag.config import Settings
 from rag.embed import Embedder, embed_query, get_embedder
+from rag.glossary import glossary
 from rag.lexical import LexicalIndex
 from rag.models import Paper, SearchHit
 from rag.snapshot import open_snapshot
@@ -173,7 +175,7 @@ class Retriever:
             return Scored([], np.zeros((0, 3)), np.zeros(0), {})
         vector = embed_query(self.embedder, query)
         whole = dict(self.store.query_papers(vector, min(PAPER_POOL, len(self._ids))))
-        bm25 = self.bm25_scores(query)
+        bm25 = self.bm25_scores(glossary().expand(query))
         lexical: dict[str, float] = {}
         if bm25.size and float(bm25.max()) > 0:
             top = np.argpartition(-bm25, min(BM25_POOL, bm25.size - 1))[:BM25_POOL]

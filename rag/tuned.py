@@ -39,9 +39,10 @@ class Logistic:
         return float(self.probabilities(np.array([signals[name] for name in self.features]))[()])
 
 
-# Search: the relevance of a candidate paper from its three signals, each standardised over its best 150 candidates.
-# Labels: a dev question's gold paper(s) against every other candidate. Cross-validated per question style in
-# BENCHMARKS.md ("Search"); the fused ranking is at least as good as its best single signal on every style.
+# Search: the relevance of a candidate paper from its three signals, each standardised over its best 150 candidates
+# (BM25 for the query with the glossary's terms added, rag.glossary). Labels: a dev question's gold paper(s) against
+# every other candidate. Cross-validated per question style in BENCHMARKS.md ("Search"); the fused ranking is at
+# least as good as its best single signal on every style. Refitted with the glossary on 2026-11-30 (seventh session).
 RANKER = Logistic(
     features=(
         "best sentence cosine",
@@ -51,8 +52,8 @@ RANKER = Logistic(
         "whole-abstract cosine, question asks for many papers",
         "BM25, question asks for many papers",
     ),
-    weights=(0.22, 1.33, 0.75, 0.06, 0.12, 0.47),
-    bias=-7.58,
+    weights=(0.15, 1.28, 0.87, 0.08, 0.14, 0.42),
+    bias=-7.66,
 )
 
 
@@ -71,10 +72,10 @@ OFF_TOPIC = Logistic(
         "question words in the paper",
         "question words in no indexed paper",
     ),
-    weights=(0.095, -1.830, -1.885, -0.228, 1.066),
-    bias=-8.606,
-    mean=(0.657, 0.535, 0.497, 0.465, 0.202),
-    scale=(0.380, 0.185, 0.166, 0.341, 0.231),
+    weights=(0.096, -1.895, -1.873, -0.131, 1.054),
+    bias=-8.571,
+    mean=(0.675, 0.532, 0.493, 0.465, 0.203),
+    scale=(0.369, 0.186, 0.168, 0.342, 0.231),
 )
 UNREPORTED = Logistic(
     features=(
@@ -86,13 +87,13 @@ UNREPORTED = Logistic(
         "asked-for words in its best sentence with a figure",
         "asked-for quantities the paper states a figure for",
     ),
-    weights=(2.170, -1.359, -0.110, -1.055, 0.968, -0.485, -0.835),
-    bias=-3.398,
-    mean=(0.218, 0.154, 0.186, 0.440, 0.325, 0.883, 0.855),
-    scale=(0.413, 0.319, 0.383, 0.350, 0.287, 0.301, 0.350),
+    weights=(2.174, -1.382, -0.097, -1.019, 0.961, -0.498, -0.830),
+    bias=-3.397,
+    mean=(0.218, 0.154, 0.186, 0.442, 0.327, 0.884, 0.852),
+    scale=(0.413, 0.319, 0.383, 0.350, 0.286, 0.299, 0.353),
 )
-REFUSE_AT = 0.41
-PARTIAL_AT = 0.21
+REFUSE_AT = 0.51
+PARTIAL_AT = 0.22
 RELATED_UNTIL = 0.75  # a refusal names the closest papers only below this P(off-topic): between the threshold and
 # the off-topic dev questions' lowest and median, so most off-topic refusals name none
 
@@ -149,8 +150,8 @@ COVERED = Logistic(
         "best sentence cosine",
         "whole-abstract cosine",
     ),
-    weights=(0.229, 0.100, 0.336, 0.775, -0.908, 1.616, 1.379),
-    bias=-0.299,
-    mean=(0.535, 0.126, 0.465, 0.391, 0.298, 0.530, 0.447),
-    scale=(0.336, 0.128, 0.324, 0.273, 0.329, 0.210, 0.187),
+    weights=(0.233, 0.086, 0.621, 0.681, -0.841, 1.575, 1.362),
+    bias=-0.262,
+    mean=(0.550, 0.126, 0.469, 0.402, 0.298, 0.530, 0.447),
+    scale=(0.337, 0.131, 0.320, 0.274, 0.329, 0.210, 0.187),
 )
