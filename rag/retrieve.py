@@ -1,9 +1,9 @@
 """Hybrid retrieval: one calibrated ranking of papers from three signals.
 
 Each candidate paper gets three features: the cosine of its best sentence, the cosine of its whole abstract, and
-its BM25 score for the query with the field's terms for its everyday words added (rag.glossary). A logistic model
-(rag.tuned.RANKER, fitted by scripts/fit_answer.py on the dev questions) weighs them, with its own weights for
-questions that ask for many papers.
+its BM25 score, all three for the query with the field's terms in place of its everyday words (rag.glossary: "two
+graphics cards" is read as "two GPU"). A logistic model (rag.tuned.RANKER, fitted by scripts/fit_answer.py on the dev
+questions) weighs them, with its own weights for questions that ask for many papers.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from rag.models import Paper, SearchHit
 from rag.snapshot import open_snapshot
 from rag.store import Chunk, Store, chunk_id
 from rag.text import asks_for_many
-from rag.tuned import RANKER
+from rag.tuned import COMMON_SHARE, RANKER
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +126,11 @@ class Retriever:
         n = len(self.papers) + 1
         return {word: float(np.log(n / (count + 0.5))) for word, count in self._snapshot.word_papers.items()}
 
+    def _common(self, word: str) -> bool:
+        """Whether a stemmed word is in COMMON_SHARE of the indexed papers or more: an everyday phrasing made of such
+        words is the papers' own wording ("training data"), and is not read as a term of the glossary."""
+        return self._snapshot.word_papers.get(word, 0) >= COMMON_SHARE * len(self._ids)
+
     def word_weight(self, word: str) -> float:
         """IDF of a word; words never seen in the corpus weigh like the rarest."""
         return self.idf.get(word, float(np.log(len(self.papers) + 2)))
@@ -173,9 +178,10 @@ class Retriever:
         """Every candidate paper's features and relevance for the query."""
         if not self._ids or not query.strip():
             return Scored([], np.zeros((0, 3)), np.zeros(0), {})
+        query = glossary().rewrite(query, self._common)
         vector = embed_query(self.embedder, query)
         whole = dict(self.store.query_papers(vector, min(PAPER_POOL, len(self._ids))))
-        bm25 = self.bm25_scores(glossary().expand(query))
+        bm25 = self.bm25_scores(query)
         lexical: dict[str, float] = {}
         if bm25.size and float(bm25.max()) > 0:
             top = np.argpartition(-bm25, min(BM25_POOL, bm25.size - 1))[:BM25_POOL]
