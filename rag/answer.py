@@ -153,7 +153,7 @@ class Answerer:
             Source(n, records[h.paper_id], tuple(c.text for c in by_paper.get(h.paper_id, [])))
             for n, h in enumerate(hits, 1)
         ]
-        vector = embed_query(self.retriever.embedder, question)
+        vector = embed_query(self.retriever.embedder, self.retriever.read_as(question))
         evidence = self._score(question, hits, by_paper, vector)
         return hits, sources, evidence
 

@@ -126,6 +126,11 @@ class Retriever:
         n = len(self.papers) + 1
         return {word: float(np.log(n / (count + 0.5))) for word, count in self._snapshot.word_papers.items()}
 
+    def read_as(self, query: str) -> str:
+        """The query as search reads it: the glossary's terms in place of everyday phrasings ("two graphics cards" →
+        "two GPU"), except those made of words the papers use themselves (rag.glossary)."""
+        return glossary().rewrite(query, self._common)
+
     def _common(self, word: str) -> bool:
         """Whether a stemmed word is in COMMON_SHARE of the indexed papers or more: an everyday phrasing made of such
         words is the papers' own wording ("training data"), and is not read as a term of the glossary."""
@@ -178,7 +183,7 @@ class Retriever:
         """Every candidate paper's features and relevance for the query."""
         if not self._ids or not query.strip():
             return Scored([], np.zeros((0, 3)), np.zeros(0), {})
-        query = glossary().rewrite(query, self._common)
+        query = self.read_as(query)
         vector = embed_query(self.embedder, query)
         whole = dict(self.store.query_papers(vector, min(PAPER_POOL, len(self._ids))))
         bm25 = self.bm25_scores(query)
