@@ -575,9 +575,14 @@ def ask_stream(
         return
     warnings: list[str] = []
     llm = grounding.model(settings, warnings, "answered offline")
+    read_as = retriever.glossed(question)
     if llm is not None:
-        yield from answerer.llm_stream(llm, question, k, history)
+        for item in answerer.llm_stream(llm, question, k, history):
+            if isinstance(item, Answer):
+                item.read_as = read_as
+            yield item
         return
     answer = answerer.extractive(question, k, history)
     answer.warnings[:0] = warnings
+    answer.read_as = read_as
     yield answer

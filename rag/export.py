@@ -13,10 +13,21 @@ from rag.errors import RagError
 from rag.models import Answer, Comparison, EvalReport, Paper, Reference, ReviewDraft
 from rag.text import STOPWORDS
 
+# NOTE: every ASCII punctuation character may be backslash-escaped in CommonMark, so escaping these
+# turns paper and model text into literal text: no HTML, links, images, LaTeX ($) or directives (:).
+_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&=\"'^])")
+
+
+def md_escape(text: str) -> str:
+    """Text that Markdown (Streamlit's, rich's) shows verbatim (paragraph breaks kept)."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
 
 def answer_markdown(answer: Answer) -> str:
     """The answer with its numbered references and supporting quotes, as Markdown."""
     lines = [answer.answer, ""]
+    if answer.read_as:
+        lines += [f"*{md_escape(read_as(answer.read_as))}*", ""]
     if answer.citations:
         lines += ["**References**", ""]
         for c in answer.citations:
@@ -26,6 +37,13 @@ def answer_markdown(answer: Answer) -> str:
         lines += ["**Related papers**", ""]
         lines += [f"- {h.title}" for h in answer.related[:5]]
     return "\n".join(lines).rstrip() + "\n"
+
+
+def read_as(glossed: dict[str, str]) -> str:
+    """How search read the question's everyday words: 'Searched with “graphics cards” read as GPU and “reprogrammable
+    chip” as FPGA.' (plain text)."""
+    said = [f"“{words}” {'read as' if n == 0 else 'as'} {term}" for n, (words, term) in enumerate(glossed.items())]
+    return "Searched with " + (", ".join(said[:-1]) + " and " + said[-1] if len(said) > 1 else said[0]) + "."
 
 
 # --- comparisons and reviews ---------------------------------------------------------------------

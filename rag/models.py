@@ -78,6 +78,7 @@ class Answer(BaseModel):
     unanswered: list[str] = Field(default_factory=list)
     prompt: dict[str, str] = Field(default_factory=dict)
     draft: str = ""  # the model's unverified draft, when it failed verification and the extractive answer is shown
+    read_as: dict[str, str] = Field(default_factory=dict)  # everyday words of the question → the term search read
 
 
 @dataclass

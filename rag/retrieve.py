@@ -131,6 +131,11 @@ class Retriever:
         "two GPU"), except those made of words the papers use themselves (rag.glossary)."""
         return glossary().rewrite(query, self._common)
 
+    def glossed(self, query: str) -> dict[str, str]:
+        """The everyday phrasings of the query that search reads as a term, each with its term, for the user to see:
+        {"graphics cards": "GPU"}."""
+        return {query[start:end]: terms[0] for start, end, terms in glossary().matches(query, self._common)}
+
     def _common(self, word: str) -> bool:
         """Whether a stemmed word is in COMMON_SHARE of the indexed papers or more: an everyday phrasing made of such
         words is the papers' own wording ("training data"), and is not read as a term of the glossary."""

@@ -71,6 +71,14 @@ def test_ask_answers_with_citations_and_sources(bundled: object) -> None:
     assert at.download_button(key="ask_download_0").proto.label == "Download as Markdown"
 
 
+def test_an_answer_says_how_search_read_everyday_words(bundled: object) -> None:
+    at = ask(app(), "Which papers build custom reprogrammable chip logic for big text AIs on small devices?")
+    no_failures(at)
+    said = [c.value for c in at.caption if "Searched with" in c.value]
+    assert said and "reprogrammable chip" in said[0] and "FPGA" in said[0], [c.value for c in at.caption]
+    assert any(c.title.startswith("AccLLM") for c in at.session_state["chat"][0].citations)
+
+
 def test_a_markers_link_opens_the_paper_with_its_sentence_highlighted(bundled: object) -> None:
     from urllib.parse import parse_qsl, urlsplit
 

@@ -73,3 +73,13 @@ def test_a_question_in_everyday_words_finds_its_paper_through_the_glossary(
     with_glossary = rank()
     monkeypatch.setattr(retrieve, "glossary", lambda: Glossary({}, {}))
     assert with_glossary <= 3 < rank()
+
+
+def test_an_answer_says_which_everyday_words_search_read_as_terms(bundled: Settings) -> None:
+    from rag.api import ask
+    from rag.export import answer_markdown
+
+    answer = ask("Is there a library that splits training across several graphics cards automatically?", bundled)
+    assert answer.read_as == {"graphics cards": "GPU"}
+    assert "Searched with “graphics cards” read as GPU" in answer_markdown(answer).replace("\\", "")
+    assert ask("Which GPU does WebLLM use for acceleration in the browser?", bundled).read_as == {}

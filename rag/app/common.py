@@ -14,6 +14,7 @@ import streamlit as st
 from pydantic import ValidationError
 
 from rag.api import Settings, get_settings
+from rag.export import md_escape
 from rag.models import RagError
 
 if TYPE_CHECKING:
@@ -22,16 +23,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# NOTE: every ASCII punctuation character may be backslash-escaped in CommonMark, so escaping these
-# turns paper and model text into literal text: no HTML, links, images, LaTeX ($) or directives (:).
-_MD_SPECIAL = re.compile(r"([\\`*_{}\[\]()<>#+\-.!|~$:&=\"'^])")
 _MARKER = re.compile(r"\\\[(\d+)\\\]")
 _EMPHASIS = re.compile(r"\\\*([^*\n]+?)\\\*")
-
-
-def md_escape(text: str) -> str:
-    """Text that Streamlit's Markdown shows verbatim (paragraph breaks kept)."""
-    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def _find(text: str, span: str) -> tuple[int, int] | None:

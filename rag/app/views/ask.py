@@ -14,14 +14,13 @@ from rag.app.common import (
     guard,
     highlight,
     markers,
-    md_escape,
     retriever,
     settings,
     show_paper,
     show_warnings,
     source_link,
 )
-from rag.export import answer_markdown
+from rag.export import answer_markdown, md_escape, read_as
 from rag.models import Answer, Turn
 
 EXAMPLES = (
@@ -72,6 +71,8 @@ def show_answer(answer: Answer, i: int, papers: Retriever) -> None:
                 st.markdown(f"- {md_escape(hit.title)}")
         return
     st.markdown(answer_body(answer))
+    if answer.read_as:
+        st.caption(md_escape(read_as(answer.read_as)))
     if answer.citations:
         show_sources(answer, papers)
     if answer.draft:

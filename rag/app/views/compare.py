@@ -7,8 +7,8 @@ import streamlit as st
 
 from rag import api
 from rag.api import DEFAULT_ASPECTS
-from rag.app.common import download_row, guard, md_escape, prose, retriever, settings, show_warnings, source_link
-from rag.export import write_comparison
+from rag.app.common import download_row, guard, prose, retriever, settings, show_warnings, source_link
+from rag.export import md_escape, write_comparison
 from rag.models import Cell, Comparison
 
 EXTRA_ASPECTS = ("datasets", "model size", "hardware", "open source")

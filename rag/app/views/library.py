@@ -15,7 +15,8 @@ import streamlit as st
 
 from rag import api
 from rag.api import Retriever, Settings
-from rag.app.common import forget_index, guard, md_escape, retriever, settings, show_paper
+from rag.app.common import forget_index, guard, retriever, settings, show_paper
+from rag.export import md_escape
 from rag.models import IngestReport, Paper, RagError
 
 FORMATS = sorted(suffix.lstrip(".") for suffix in api.FORMATS)

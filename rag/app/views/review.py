@@ -6,8 +6,8 @@ import pandas as pd
 import streamlit as st
 
 from rag import api
-from rag.app.common import download_row, guard, md_escape, prose, settings, show_warnings, source_link
-from rag.export import write_review
+from rag.app.common import download_row, guard, prose, settings, show_warnings, source_link
+from rag.export import md_escape, write_review
 from rag.models import Coverage, ReviewDraft
 
 
