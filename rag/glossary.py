@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
@@ -22,6 +22,12 @@ from importlib import resources
 from rag.text import STOPWORDS, stem
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
+# Words a phrasing is found without ('storing its numbers more coarsely' uses 'storing numbers more coarsely'). Other
+# function words count: 'picture from text' is not 'pictures and text'.
+_DETERMINERS = frozenset(
+    {"a", "an", "the", "this", "that", "these", "those", "some", "any", "it", "its", "they", "their", "his", "her",
+     "my", "your", "our"}
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -29,72 +35,58 @@ class _Token:
     stem: str
     start: int
     end: int
-    content: bool
+    content: bool  # not a stop word
 
 
 def _tokens(text: str) -> list[_Token]:
-    """The text's words in order, stemmed, with where they stand; a hyphenated word is its parts."""
+    """The text's words but determiners, in order, stemmed, with where they stand; a hyphenated word is its parts."""
     out = []
     for match in _TOKEN.finditer(text):
         word = match.group(0).lower()
-        out.append(_Token(stem(word), match.start(), match.end(), word not in STOPWORDS and len(word) > 1))
+        if word not in _DETERMINERS:
+            out.append(_Token(stem(word), match.start(), match.end(), word not in STOPWORDS and len(word) > 1))
     return out
 
 
-def words(text: str, *, content: bool = True) -> tuple[str, ...]:
-    """Stemmed words in order ('photo-and-text' → photo, and, text); with `content`, only content words."""
-    return tuple(t.stem for t in _tokens(text) if t.content or not content)
-
-
-Table = dict[tuple[str, ...], tuple[str, ...]]
+def words(text: str) -> tuple[str, ...]:
+    """The stems of the text's words but determiners, in order ('photo-and-text' → photo, and, text)."""
+    return tuple(t.stem for t in _tokens(text))
 
 
 @dataclass(frozen=True)
 class Glossary:
-    """Everyday phrasings → the technical terms they stand for. A phrasing of two content words or more is found by
-    its content words in a row ('storing its numbers more coarsely' has 'storing numbers more coarsely'); one with
-    fewer only as written, stop words included ('you might also like', not any 'like')."""
+    """Everyday phrasings (their words but determiners, stemmed) → the technical terms they stand for."""
 
-    by_content: Table
-    as_written: Table
+    phrasings: dict[tuple[str, ...], tuple[str, ...]]
 
     @classmethod
     def of(cls, entries: Iterable[tuple[str, Iterable[str]]]) -> Glossary:
         """The glossary of (technical term, its everyday phrasings) pairs."""
-        by_content: dict[tuple[str, ...], dict[str, None]] = {}
-        as_written: dict[tuple[str, ...], dict[str, None]] = {}
-        for term, phrasings in entries:
-            for phrasing in phrasings:
-                key = words(phrasing)
-                table, key = (by_content, key) if len(key) >= 2 else (as_written, words(phrasing, content=False))
-                if key:
-                    table.setdefault(key, {})[term] = None
-        return cls(*({k: tuple(v) for k, v in table.items()} for table in (by_content, as_written)))
+        phrasings: dict[tuple[str, ...], dict[str, None]] = {}
+        for term, everyday in entries:
+            for phrasing in everyday:
+                if key := words(phrasing):
+                    phrasings.setdefault(key, {})[term] = None
+        return cls({key: tuple(terms) for key, terms in phrasings.items()})
 
     def matches(self, text: str, common: Callable[[str], bool] | None = None) -> list[tuple[int, int, tuple[str, ...]]]:
-        """Where the text uses an everyday phrasing (its start and end) and the terms it stands for, in order;
-        none whose content words are all `common` (words the papers use themselves need no translating)."""
+        """Where the text uses an everyday phrasing (its start and end) and the terms it stands for, in order, the
+        longest first at each word; none whose content words are all `common` (the papers' own wording)."""
         tokens = _tokens(text)
+        longest = max(map(len, self.phrasings), default=0)
         found = []
-        for table, sequence in ((self.by_content, [t for t in tokens if t.content]), (self.as_written, tokens)):
-            found += [
-                (sequence[i].start, sequence[j - 1].end, terms)
-                for i, j, terms in _runs(table, sequence)
-                if common is None or not all(common(t.stem) for t in sequence[i:j] if t.content)
-            ]
-        found.sort()
-        kept: list[tuple[int, int, tuple[str, ...]]] = []
-        for match in found:  # NOTE: the two tables can find overlapping phrasings; the first found stands
-            if not kept or match[0] >= kept[-1][1]:
-                kept.append(match)
-        return kept
-
-    def terms_for(self, text: str) -> list[str]:
-        """The technical terms whose everyday phrasings the text uses, in order, each once; none the text already
-        uses itself."""
-        own = set(words(text))
-        found = (term for _, _, terms in self.matches(text) for term in terms)
-        return list(dict.fromkeys(t for t in found if not set(words(t)) <= own))
+        i = 0
+        while i < len(tokens):
+            for size in range(min(longest, len(tokens) - i), 0, -1):
+                run = tokens[i : i + size]
+                terms = self.phrasings.get(tuple(t.stem for t in run))
+                if terms and (common is None or not all(common(t.stem) for t in run if t.content)):
+                    found.append((run[0].start, run[-1].end, terms))
+                    i += size
+                    break
+            else:
+                i += 1
+        return found
 
     def rewrite(self, query: str, common: Callable[[str], bool] | None = None) -> str:
         """The query with each everyday phrasing replaced by the term it stands for: 'two graphics cards' → 'two
@@ -104,22 +96,6 @@ class Glossary:
             out += [query[last:start], terms[0]]
             last = end
         return "".join(out) + query[last:]
-
-
-def _runs(table: Table, sequence: Sequence[_Token]) -> Iterator[tuple[int, int, tuple[str, ...]]]:
-    """The keys of the table found in the sequence's stems (start, end, value), longest first at each position,
-    without overlaps."""
-    stems = tuple(t.stem for t in sequence)
-    longest = max(map(len, table), default=0)
-    i = 0
-    while i < len(stems):
-        for size in range(min(longest, len(stems) - i), 0, -1):
-            if stems[i : i + size] in table:
-                yield i, i + size, table[stems[i : i + size]]
-                i += size
-                break
-        else:
-            i += 1
 
 
 @lru_cache(maxsize=1)
