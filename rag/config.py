@@ -89,6 +89,11 @@ class Settings(BaseSettings):
     )
 
     top_k: int = Field(default=5, ge=1, le=100, description="Papers retrieved per question.")
+    glossary: Path | None = Field(
+        default=None,
+        description="A JSON Lines file of your field's terms and the everyday words for them, added to the bundled "
+        'glossary: {"term": "CRISPR", "everyday": ["gene scissors", "cutting genes"]} a line.',
+    )
 
     engine: Literal["extractive", "llm"] = Field(
         default="extractive", description="Answer engine: offline extractive or an OpenAI-compatible LLM."

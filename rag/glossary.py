@@ -12,13 +12,16 @@ from dev questions. It is meant for any collection of ML papers.
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from pathlib import Path
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from rag.errors import RagError
 from rag.text import STOPWORDS, stem
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
@@ -98,9 +101,41 @@ class Glossary:
         return "".join(out) + query[last:]
 
 
-@lru_cache(maxsize=1)
-def glossary() -> Glossary:
-    """The bundled glossary."""
-    text = (resources.files("rag") / "data" / "glossary.jsonl").read_text(encoding="utf-8")
-    entries = (json.loads(line) for line in text.splitlines() if line.strip())
-    return Glossary.of((entry["term"], entry["everyday"]) for entry in entries)
+class Entry(BaseModel):
+    """One line of a glossary file: a technical term and the everyday phrasings people write for it."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    term: str = Field(min_length=1)
+    everyday: list[str]
+
+
+@lru_cache(maxsize=4)
+def glossary(extra: Path | None = None) -> Glossary:
+    """The bundled glossary, with the entries of the file `extra` (RAG_GLOSSARY) added; RagError names the line of a
+    bad one."""
+    bundled = (resources.files("rag") / "data" / "glossary.jsonl").read_text(encoding="utf-8")
+    entries = _entries(bundled, "the bundled glossary")
+    if extra is not None:
+        try:
+            text = extra.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise RagError(f"glossary file {extra} cannot be read ({type(exc).__name__}); fix RAG_GLOSSARY") from None
+        entries += _entries(text, f"glossary file {extra}")
+    return Glossary.of((entry.term, entry.everyday) for entry in entries)
+
+
+def _entries(text: str, where: str) -> list[Entry]:
+    out = []
+    for n, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                out.append(Entry.model_validate_json(line))
+            except ValidationError as exc:
+                error = exc.errors()[0]
+                field = ".".join(str(part) for part in error["loc"])
+                raise RagError(
+                    f"{where}, line {n}: {error['msg']}{f' ({field})' if field else ''}; each line is "
+                    '{"term": "...", "everyday": ["...", ...]}'
+                ) from None
+    return out

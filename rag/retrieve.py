@@ -107,6 +107,7 @@ class Retriever:
     def __init__(self, settings: Settings, store: Store | None = None) -> None:
         self.settings = settings
         self.store = store or Store(settings)
+        self._glossary = glossary(settings.glossary)  # NOTE: read first, so a bad RAG_GLOSSARY fails at once
         self._snapshot, records = open_snapshot(settings, self.store)
         self.papers = Papers(self.store, self._snapshot.ids, self._snapshot.titles, records)
         self._ids = self._snapshot.ids
@@ -129,12 +130,12 @@ class Retriever:
     def read_as(self, query: str) -> str:
         """The query as search reads it: the glossary's terms in place of everyday phrasings ("two graphics cards" →
         "two GPU"), except those made of words the papers use themselves (rag.glossary)."""
-        return glossary().rewrite(query, self._common)
+        return self._glossary.rewrite(query, self._common)
 
     def glossed(self, query: str) -> dict[str, str]:
         """The everyday phrasings of the query that search reads as a term, each with its term, for the user to see:
         {"graphics cards": "GPU"}."""
-        return {query[start:end]: terms[0] for start, end, terms in glossary().matches(query, self._common)}
+        return {query[start:end]: terms[0] for start, end, terms in self._glossary.matches(query, self._common)}
 
     def _common(self, word: str) -> bool:
         """Whether a stemmed word is in COMMON_SHARE of the indexed papers or more: an everyday phrasing made of such

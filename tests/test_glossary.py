@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 from importlib import resources
+from pathlib import Path
 
 import pytest
 
-from rag import retrieve
 from rag.api import get_retriever
 from rag.config import Settings
+from rag.errors import RagError
 from rag.glossary import Glossary, glossary
 
 SMALL = Glossary.of(
@@ -74,7 +76,7 @@ def test_a_question_in_everyday_words_finds_its_paper_through_the_glossary(
         return [pid for pid, _ in retriever.score(question).ranked()].index(accllm) + 1
 
     with_glossary = rank()
-    monkeypatch.setattr(retrieve, "glossary", lambda: Glossary({}))
+    monkeypatch.setattr(retriever, "_glossary", Glossary({}))
     assert with_glossary <= 3 < rank()
 
 
@@ -86,3 +88,37 @@ def test_an_answer_says_which_everyday_words_search_read_as_terms(bundled: Setti
     assert answer.read_as == {"graphics cards": "GPU"}
     assert "Searched with “graphics cards” read as GPU" in answer_markdown(answer).replace("\\", "")
     assert ask("Which GPU does WebLLM use for acceleration in the browser?", bundled).read_as == {}
+
+
+def test_a_glossary_of_ones_own_field_is_added_and_a_bad_one_is_named(tmp_path: Path) -> None:
+    mine = tmp_path / "biology.jsonl"
+    mine.write_text(
+        '{"term": "CRISPR", "everyday": ["gene scissors"]}\n\n{"term": "GPU", "everyday": ["number cruncher"]}\n'
+    )
+    added = glossary(mine)
+    assert added.rewrite("Can gene scissors run on a number cruncher or a graphics card?") == (
+        "Can CRISPR run on a GPU or a GPU?"
+    )
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"term": "CRISPR", "everyday": ["gene scissors"]}\n{"term": "GPU"}\n')
+    with pytest.raises(RagError, match=r"bad.jsonl, line 2: Field required \(everyday\)"):
+        glossary(bad)
+    with pytest.raises(RagError, match="cannot be read"):
+        glossary(tmp_path / "missing.jsonl")
+
+
+def test_a_bad_glossary_setting_is_one_line_and_a_non_zero_exit(tmp_path: Path, bundled: Settings) -> None:
+    import subprocess
+    import sys
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text("not json\n")
+    run = subprocess.run(
+        [sys.executable, "-m", "rag", "search", "graphics cards"],
+        env={**os.environ, "RAG_GLOSSARY": str(bad)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode != 0 and "Traceback" not in run.stderr
+    assert run.stderr.strip().count("\n") == 0 and "bad.jsonl, line 1" in run.stderr
