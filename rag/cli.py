@@ -111,14 +111,16 @@ def cmd_papers(args: argparse.Namespace) -> int:
 
 def cmd_search(args: argparse.Namespace) -> int:
     from rag import api
+    from rag.export import read_as
 
     settings = _settings(args)
     for query in _inputs(args):
         hits = api.search(query, settings, k=args.k)
+        glossed = api.get_retriever(settings).glossed(query)
         if args.json:
-            _emit({"query": query, "results": [h.model_dump(mode="json") for h in hits]})
+            _emit({"query": query, "read_as": glossed, "results": [h.model_dump(mode="json") for h in hits]})
             continue
-        table = _table("#", "score", "title", title=query)
+        table = _table("#", "score", "title", title=query, caption=read_as(glossed) if glossed else None)
         for i, hit in enumerate(hits, 1):
             table.add_row(str(i), f"{hit.score:.3f}", safe(hit.title))
         _stdout_console().print(table)
@@ -260,10 +262,16 @@ def _stderr_console() -> Any:
     return Console(stderr=True)
 
 
-def _table(*columns: str, title: str | None = None) -> Any:
+def _table(*columns: str, title: str | None = None, caption: str | None = None) -> Any:
     from rich.table import Table
+    from rich.text import Text
 
-    table = Table(title=title, show_lines=False, title_justify="left")
+    def plain(text: str | None) -> Text | None:  # NOTE: a query's "[...]" is not rich markup
+        return None if text is None else Text(safe(text))
+
+    table = Table(
+        title=plain(title), caption=plain(caption), show_lines=False, title_justify="left", caption_justify="left"
+    )
     for column in columns:
         table.add_column(column, overflow="fold")
     return table

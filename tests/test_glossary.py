@@ -122,3 +122,20 @@ def test_a_bad_glossary_setting_is_one_line_and_a_non_zero_exit(tmp_path: Path, 
     )
     assert run.returncode != 0 and "Traceback" not in run.stderr
     assert run.stderr.strip().count("\n") == 0 and "bad.jsonl, line 1" in run.stderr
+
+
+def test_search_says_how_it_read_the_query(bundled: Settings) -> None:
+    import subprocess
+    import sys
+
+    def search(*args: str) -> str:
+        run = subprocess.run(
+            [sys.executable, "-m", "rag", "search", *args, "--k", "2"], capture_output=True, text=True, timeout=120
+        )
+        assert run.returncode == 0, run.stderr
+        return run.stdout
+
+    found = json.loads(search("a [red] helper for several graphics cards", "--json"))
+    assert found["read_as"] == {"graphics cards": "GPU"} and len(found["results"]) == 2
+    shown = search("a [red] helper for several graphics cards")
+    assert "a [red] helper" in shown and "Searched with “graphics cards” read as GPU." in shown
