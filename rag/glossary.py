@@ -4,24 +4,28 @@
 A question in everyday words shares few words with the abstracts it is about, and the encoder (MiniLM) places it
 far from them. The glossary (rag/data/glossary.jsonl) lists 449 technical terms of machine learning, its systems and
 hardware, each with the everyday phrasings a non-specialist writes instead; search reads a question with the terms
-in place of their phrasings (rag.retrieve). A helper session wrote it from the abstracts of the 126 dev papers alone
-(never the questions, the code or the held-out papers), told to cover the field's general vocabulary, not these
-papers' names; the request's examples ("graphics cards", "storing the numbers more coarsely", "knobs", ...) came
-from dev questions. It is meant for any collection of ML papers.
+in place of their phrasings (rag.retrieve), and the lexical index holds each paper with the words of the everyday
+phrasings of the terms it uses (rag.snapshot), so "a chip you can rewire" finds papers on FPGAs. A helper session
+wrote it from the abstracts of the 126 dev papers alone (never the questions, the code or the held-out papers), told
+to cover the field's general vocabulary, not these papers' names; the request's examples ("graphics cards", "storing
+the numbers more coarsely", "knobs", ...) came from dev questions. It is meant for any collection of ML papers.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from functools import lru_cache
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from rag.errors import RagError
+from rag.lexical import terms
 from rag.text import STOPWORDS, stem
 
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
@@ -58,19 +62,51 @@ def words(text: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class Glossary:
-    """Everyday phrasings (their words but determiners, stemmed) → the technical terms they stand for."""
+    """Everyday phrasings (their words but determiners, stemmed) → the technical terms they stand for; and each term,
+    in each of its forms, → the words of its everyday phrasings, as the lexical index holds them (rag.lexical.terms)."""
 
     phrasings: dict[tuple[str, ...], tuple[str, ...]]
+    everyday: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, entries: Iterable[tuple[str, Iterable[str]]]) -> Glossary:
-        """The glossary of (technical term, its everyday phrasings) pairs."""
+    def of(cls, entries: Iterable[Entry]) -> Glossary:
         phrasings: dict[tuple[str, ...], dict[str, None]] = {}
-        for term, everyday in entries:
-            for phrasing in everyday:
+        everyday: dict[tuple[str, ...], dict[str, None]] = {}
+        for entry in entries:
+            for phrasing in entry.everyday:
                 if key := words(phrasing):
-                    phrasings.setdefault(key, {})[term] = None
-        return cls({key: tuple(terms) for key, terms in phrasings.items()})
+                    phrasings.setdefault(key, {})[entry.term] = None
+            said = [t for phrasing in entry.everyday for t in terms(phrasing)]
+            for form in (entry.term, *entry.also):
+                if key := tuple(terms(form)):
+                    everyday.setdefault(key, {}).update(dict.fromkeys(said))
+        return cls(
+            {key: tuple(found) for key, found in phrasings.items()}, {key: tuple(t) for key, t in everyday.items()}
+        )
+
+    @cached_property
+    def digest(self) -> str:
+        """What a lexical index built with this glossary depends on (rag.snapshot)."""
+        return hashlib.sha256(json.dumps(sorted(self.everyday.items())).encode()).hexdigest()[:16]
+
+    @cached_property
+    def _starts(self) -> dict[str, int]:
+        """Each first word of a term's form, with the most words a form that starts with it has."""
+        out: dict[str, int] = {}
+        for key in self.everyday:
+            out[key[0]] = max(out.get(key[0], 0), len(key))
+        return out
+
+    def everyday_terms(self, text_terms: Sequence[str]) -> list[str]:
+        """The words of the everyday phrasings of every term the text uses (given as its rag.lexical.terms), once per
+        term: what a newcomer would write for it, for the lexical index to match ("graphics cards" finds a paper on
+        GPUs even where the question's phrasing is not the glossary's)."""
+        found: dict[tuple[str, ...], None] = {}  # NOTE: a term's forms ("GPU", "graphics processing unit") say the same
+        for i, first in enumerate(text_terms):
+            for size in range(1, self._starts.get(first, 0) + 1):
+                if said := self.everyday.get(tuple(text_terms[i : i + size])):
+                    found[said] = None
+        return [t for said in found for t in said]
 
     def matches(self, text: str, common: Callable[[str], bool] | None = None) -> list[tuple[int, int, tuple[str, ...]]]:
         """Where the text uses an everyday phrasing (its start and end) and the terms it stands for, in order, the
@@ -95,8 +131,8 @@ class Glossary:
         """The query with each everyday phrasing replaced by the term it stands for: 'two graphics cards' → 'two
         GPU'."""
         out, last = [], 0
-        for start, end, terms in self.matches(query, common):
-            out += [query[last:start], terms[0]]
+        for start, end, found in self.matches(query, common):
+            out += [query[last:start], found[0]]
             last = end
         return "".join(out) + query[last:]
 
@@ -107,6 +143,7 @@ class Entry(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
     term: str = Field(min_length=1)
+    also: list[str] = []  # its other forms: "graphics processing unit" for "GPU"
     everyday: list[str]
 
 
@@ -122,7 +159,7 @@ def glossary(extra: Path | None = None) -> Glossary:
         except (OSError, UnicodeDecodeError) as exc:
             raise RagError(f"glossary file {extra} cannot be read ({type(exc).__name__}); fix RAG_GLOSSARY") from None
         entries += _entries(text, f"glossary file {extra}")
-    return Glossary.of((entry.term, entry.everyday) for entry in entries)
+    return Glossary.of(entries)
 
 
 def _entries(text: str, where: str) -> list[Entry]:

@@ -2,8 +2,10 @@
 
 Each candidate paper gets three features: the cosine of its best sentence, the cosine of its whole abstract, and
 its BM25 score, all three for the query with the field's terms in place of its everyday words (rag.glossary: "two
-graphics cards" is read as "two GPU"). A logistic model (rag.tuned.RANKER, fitted by scripts/fit_answer.py on the dev
-questions) weighs them, with its own weights for questions that ask for many papers.
+graphics cards" is read as "two GPU"). BM25 also reads each paper with the everyday words for the terms it uses
+("a chip you can rewire" finds papers on FPGAs, rag.snapshot). A logistic model (rag.tuned.RANKER, fitted by
+scripts/fit_answer.py on the dev questions) weighs them, with its own weights for questions that ask for many
+papers.
 """
 
 from __future__ import annotations

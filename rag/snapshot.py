@@ -1,5 +1,7 @@
 """What retrieval reads when a process opens an index, kept on disk beside it: the papers' ids and titles, how many
-papers each word is in, and the BM25 index.
+papers each word is in, and the BM25 index. BM25 reads each paper's terms followed by the everyday words for the
+glossary's terms it uses (rag.glossary), so the snapshot names the glossary it was built with; when RAG_GLOSSARY
+changes, the next process builds the BM25 index again from the kept parts, and keeps it.
 
 Without it every process read every paper record (13.5 s at 100,000 papers) and built the lexical index (30 s)
 before its first answer. A snapshot is named by the digest of the indexed papers' ids and content hashes; an ingest
@@ -35,6 +37,7 @@ from typing import TypeVar
 import numpy as np
 
 from rag.config import Settings
+from rag.glossary import Glossary, glossary
 from rag.lexical import LexicalIndex, choose_acronyms, definitions, indexed_terms
 from rag.locks import first_version, version
 from rag.models import Paper
@@ -57,6 +60,7 @@ class Snapshot:
     titles: list[str]  # their titles, in the same order (hits, and the app's paper picker, need no record)
     word_papers: dict[str, int]  # stemmed content word → how many papers' title or abstract it is in
     lexical: LexicalIndex
+    glossary: str  # the digest of the glossary the lexical index was built with (rag.glossary)
     sentences: Sentences | None = None  # an embedded index's sentences, in the same order (rag.sentences)
 
 
@@ -107,14 +111,17 @@ class Parts:
             kept(self.defined) + new.defined,
         )
 
-    def snapshot(self) -> Snapshot:
+    def snapshot(self, glossary: Glossary) -> Snapshot:
+        """The snapshot of these papers; each paper's lexical terms are followed by the everyday words for the
+        glossary's terms it uses."""
         acronyms = choose_acronyms(d for found in self.defined for d in found)
         counts = Counter(w for words in self.words for w in words)
-        return Snapshot(self.ids, self.titles, dict(counts), LexicalIndex.of_terms(self.terms, acronyms))
+        lexical = LexicalIndex.of_terms([[*t, *glossary.everyday_terms(t)] for t in self.terms], acronyms)
+        return Snapshot(self.ids, self.titles, dict(counts), lexical, glossary.digest)
 
 
-def build(papers: Sequence[Paper]) -> Snapshot:
-    return Parts.of(papers).snapshot()
+def build(papers: Sequence[Paper], glossary: Glossary) -> Snapshot:
+    return Parts.of(papers).snapshot(glossary)
 
 
 def ensure(
@@ -124,8 +131,9 @@ def ensure(
     """Make the snapshot called `name` unless it exists (an ingest calls this): from the snapshot called `previous`
     less the papers `dropped` plus those `added` when its parts are readable, else from every paper record."""
     root = _root(settings)
+    words = glossary(settings.glossary)
     found = _load(root / name)
-    if found is not None and (found.sentences is not None or settings.chroma_url):
+    if found is not None and found.glossary == words.digest and (found.sentences is not None or settings.chroma_url):
         return  # NOTE: an embedded index's snapshot made before sentences were kept beside it is made again
     before = _load_parts(root / previous) if previous else None
     if before is not None:
@@ -138,7 +146,7 @@ def ensure(
         kept = _load_sentences(root / previous, len(before.ids)) if previous and before is not None else None
         fresh = {p.paper_id for p in added}
         sentences = _sentences(parts.ids, store, fresh, kept, before.ids if before else ())
-    _save(parts.snapshot(), parts, root, name, sentences)
+    _save(parts.snapshot(words), parts, root, name, sentences)
 
 
 def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Paper] | None]:
@@ -147,10 +155,18 @@ def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Pape
     name = version(settings).split(".")[0]
     name = name if re.fullmatch(r"[0-9a-f]{8,64}", name) else ""
     root = _root(settings)
+    words = glossary(settings.glossary)
     if name and (found := _load(root / name)) is not None:
-        return found, None
+        if found.glossary == words.digest:
+            return found, None
+        if (parts := _load_parts(root / name)) is not None:  # NOTE: RAG_GLOSSARY changed: only BM25 is made again
+            log.info("the glossary changed; rebuilding the lexical index")
+            made = parts.snapshot(words)
+            kept = None if settings.chroma_url else _sentences(parts.ids, store, (), found.sentences, parts.ids)
+            made.sentences = _save(made, parts, root, name, kept) or found.sentences
+            return made, None
     if name and (updated := _catch_up(store, root)) is not None:  # NOTE: another client of a Chroma server ingested
-        made = updated.snapshot()
+        made = updated.snapshot(words)
         # NOTE: rare embedded (a failed ingest, a damaged snapshot): the sentences are read again
         made.sentences = _save(
             made, updated, root, name, None if settings.chroma_url else _sentences(updated.ids, store)
@@ -158,7 +174,7 @@ def open_snapshot(settings: Settings, store: Store) -> tuple[Snapshot, list[Pape
         return made, None
     papers, _ = store.all_papers()
     parts = Parts.of(papers)
-    made = parts.snapshot()
+    made = parts.snapshot(words)
     if name := name or first_version(settings):
         made.sentences = _save(made, parts, root, name, None if settings.chroma_url else _sentences(parts.ids, store))
     return made, papers
@@ -212,7 +228,8 @@ def _load(folder: Path) -> Snapshot | None:
         if len(ids) != len(titles):
             raise ValueError("ids and titles differ in number")
         sentences = Sentences.load(folder, len(ids))
-        return Snapshot(ids, titles, dict(papers["word_papers"]), LexicalIndex.load(folder), sentences)
+        lexical = LexicalIndex.load(folder)
+        return Snapshot(ids, titles, dict(papers["word_papers"]), lexical, str(papers.get("glossary", "")), sentences)
     except (OSError, ValueError, KeyError, TypeError) as exc:  # NOTE: damaged files: built again from the records
         log.warning("the search snapshot in %s is unreadable (%s); rebuilding it", folder, type(exc).__name__)
         return None
@@ -272,7 +289,8 @@ def _save(
         meta = {"ids": parts.ids, "hashes": parts.hashes, "titles": parts.titles, "terms": term_vocab,
                 "words": word_vocab, "defined": parts.defined}  # fmt: skip
         (spare / _PARTS).write_text(json.dumps(meta), encoding="utf-8")
-        papers = {"ids": snapshot.ids, "titles": snapshot.titles, "word_papers": snapshot.word_papers}
+        papers = {"ids": snapshot.ids, "titles": snapshot.titles, "word_papers": snapshot.word_papers,
+                  "glossary": snapshot.glossary}  # fmt: skip
         (spare / _PAPERS).write_text(json.dumps(papers), encoding="utf-8")
         with contextlib.suppress(FileNotFoundError):  # NOTE: one that could not be read is replaced
             (root / name).rename(root / f".{name}.{os.getpid()}.old")

@@ -60,8 +60,8 @@ RANKER = Logistic(
         "whole-abstract cosine, question asks for many papers",
         "BM25, question asks for many papers",
     ),
-    weights=(0.25, 1.27, 0.86, 0.05, 0.15, 0.42),
-    bias=-7.88,
+    weights=(0.23, 1.13, 1.14, 0.09, 0.19, 0.40),
+    bias=-8.27,
 )
 
 
@@ -80,10 +80,10 @@ OFF_TOPIC = Logistic(
         "question words in the paper",
         "question words in no indexed paper",
     ),
-    weights=(-0.056, -1.704, -1.672, -0.258, 1.096),
-    bias=-8.433,
-    mean=(0.695, 0.556, 0.516, 0.464, 0.203),
-    scale=(0.360, 0.178, 0.159, 0.342, 0.231),
+    weights=(-0.218, -1.587, -1.673, 0.005, 1.149),
+    bias=-8.314,
+    mean=(0.725, 0.555, 0.514, 0.455, 0.203),
+    scale=(0.350, 0.180, 0.161, 0.350, 0.231),
 )
 UNREPORTED = Logistic(
     features=(
@@ -95,13 +95,13 @@ UNREPORTED = Logistic(
         "asked-for words in its best sentence with a figure",
         "asked-for quantities the paper states a figure for",
     ),
-    weights=(2.199, -1.382, -0.126, -1.010, 0.962, -0.472, -0.820),
-    bias=-3.381,
-    mean=(0.218, 0.154, 0.186, 0.443, 0.327, 0.883, 0.850),
-    scale=(0.413, 0.319, 0.383, 0.349, 0.286, 0.301, 0.356),
+    weights=(2.245, -1.424, -0.159, -0.910, 0.926, -0.440, -0.819),
+    bias=-3.363,
+    mean=(0.218, 0.154, 0.186, 0.432, 0.321, 0.882, 0.850),
+    scale=(0.413, 0.319, 0.383, 0.358, 0.291, 0.303, 0.356),
 )
-REFUSE_AT = 0.44
-PARTIAL_AT = 0.22
+REFUSE_AT = 0.47
+PARTIAL_AT = 0.21
 RELATED_UNTIL = 0.75  # a refusal names the closest papers only below this P(off-topic): between the threshold and
 # the off-topic dev questions' lowest and median, so most off-topic refusals name none
 
@@ -160,8 +160,8 @@ COVERED = Logistic(
         "best sentence cosine",
         "whole-abstract cosine",
     ),
-    weights=(0.295, 0.230, 0.484, 0.977, -0.815, 1.773, 1.195),
-    bias=0.906,
-    mean=(0.587, 0.150, 0.552, 0.476, 0.248, 0.559, 0.465),
-    scale=(0.344, 0.158, 0.349, 0.306, 0.317, 0.203, 0.177),
+    weights=(0.609, 0.213, 0.627, 0.811, -0.408, 1.858, 1.392),
+    bias=0.847,
+    mean=(0.640, 0.156, 0.557, 0.483, 0.243, 0.559, 0.465),
+    scale=(0.351, 0.185, 0.358, 0.330, 0.319, 0.203, 0.177),
 )

@@ -12,14 +12,16 @@ import pytest
 from rag.api import get_retriever
 from rag.config import Settings
 from rag.errors import RagError
-from rag.glossary import Glossary, glossary
+from rag.glossary import Entry, Glossary, glossary
+from rag.lexical import terms
 
 SMALL = Glossary.of(
-    [
-        ("GPU", ["graphics card", "gaming card"]),
-        ("quantization", ["storing numbers more coarsely"]),
-        ("recommendation system", ["you might also like"]),
-        ("FPGA", ["reprogrammable chip"]),
+    Entry(term=term, everyday=everyday, also=also)
+    for term, everyday, also in [
+        ("GPU", ["graphics card", "gaming card"], ["graphics processing unit"]),
+        ("quantization", ["storing numbers more coarsely"], []),
+        ("recommendation system", ["you might also like"], []),
+        ("FPGA", ["reprogrammable chip"], []),
     ]
 )
 
@@ -60,6 +62,22 @@ def test_the_bundled_glossary_is_well_formed_and_general() -> None:
     )
     # the field's own wording is left as it is
     assert bundled.matches("We propose pipeline parallelism with a new schedule for GPipe.") == []
+
+
+def test_a_paper_is_indexed_with_the_everyday_words_for_the_terms_it_uses() -> None:
+    gpu = terms("graphics card gaming card")
+    text = "Four GPUs, one more graphics processing unit, and quantization of the weights."
+    assert SMALL.everyday_terms(terms(text)) == list(dict.fromkeys(gpu)) + terms("storing numbers more coarsely")
+    assert SMALL.everyday_terms(terms("A survey of protein folding.")) == []
+
+
+def test_search_matches_a_newcomers_words_against_the_terms_a_paper_uses(bundled: Settings) -> None:
+    retriever = get_retriever(bundled)
+    scores = retriever.lexical.scores("rewire")  # in no abstract; in the glossary's "chip you can rewire" (FPGA)
+    found = retriever.papers.fetch(pid for pid, score in zip(retriever._ids, scores, strict=True) if score > 0)
+    assert len(found) >= 3
+    assert all("FPGA" in f"{p.title} {p.abstract}" for p in found.values())
+    assert not any("rewir" in terms(f"{p.title} {p.abstract}") for p in found.values())
 
 
 def test_a_question_in_everyday_words_finds_its_paper_through_the_glossary(

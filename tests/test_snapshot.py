@@ -16,6 +16,7 @@ from rag import snapshot
 from rag.api import get_retriever, ingest_paths, read_paths
 from rag.config import Settings
 from rag.corpus import CorpusError
+from rag.glossary import glossary
 from rag.retrieve import Retriever
 from rag.store import Store
 from tests.servers import bundled_records, cli_env, run_cli, write_jsonl
@@ -45,7 +46,7 @@ def test_an_ingested_index_opens_without_reading_every_record(
 ) -> None:
     settings, _ = indexed
     records, _ = Store(settings).all_papers()
-    built = snapshot.build(records)
+    built = snapshot.build(records, glossary())
     no_full_scan(monkeypatch)
     retriever = Retriever(settings)
     assert retriever._snapshot.ids == built.ids
@@ -97,7 +98,7 @@ def test_an_ingest_makes_the_next_snapshot_from_the_last_without_reading_every_r
         got = Retriever(settings)._snapshot
     assert (report.added, report.updated, report.removed) == (2, 1, 1)
     records_now, _ = Store(settings).all_papers()
-    built = snapshot.build(records_now)
+    built = snapshot.build(records_now, glossary())
     assert sorted(got.ids) == sorted(built.ids) and len(got.ids) == 9
     assert got.word_papers == built.word_papers
     assert got.lexical.acronyms == built.lexical.acronyms and "rag" in got.lexical.acronyms
@@ -143,6 +144,28 @@ def test_an_embedded_index_answers_without_reading_its_sentences_collection(
         assert [c.quote for c in again.citations] == [c.quote for c in answer.citations]
     table = Comparer(retriever, settings).compare("", paper_ids=[records[0].paper_id, records[1].paper_id])
     assert len(table.rows) == 2 and "[1]" in table.synthesis
+
+
+def test_a_changed_glossary_rebuilds_the_lexical_index_from_the_kept_parts_and_keeps_it(
+    indexed: tuple[Settings, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """RAG_GLOSSARY set after an ingest: the next process indexes the everyday words for its terms, without an
+    ingest or reading the records, and the process after it finds that index made."""
+    settings, _ = indexed
+    records, _ = Store(settings).all_papers()
+    assert not Retriever(settings).lexical.scores("zorbified").any()
+    mine = tmp_path / "mine.jsonl"
+    mine.write_text(json.dumps({"term": records[2].title, "everyday": ["a zorbified contraption"]}) + "\n")
+    ours = Settings(home=settings.home, glossary=mine)
+    no_full_scan(monkeypatch)
+    retriever = Retriever(ours)
+    scores = retriever.lexical.scores("zorbified")
+    assert list(np.flatnonzero(scores)) == [retriever._ids.index(records[2].paper_id)]
+    assert retriever.search("zorbified contraption")[0].paper_id == records[2].paper_id
+    [folder] = snapshots(ours)
+    assert json.loads((folder / "papers.json").read_text())["glossary"] == glossary(mine).digest
+    monkeypatch.setattr(snapshot.Parts, "snapshot", lambda *_: pytest.fail("the lexical index was built again"))
+    assert Retriever(ours).lexical.scores("zorbified").any()
 
 
 def test_damaged_sentences_rebuild_the_snapshot(
@@ -255,7 +278,7 @@ def test_a_client_of_a_chroma_server_sees_another_clients_ingest_on_its_next_sea
     assert len(retriever.papers) == 5
     assert retriever.search(added["title"])[0].paper_id == added["id"]
     records, _ = Store(settings).all_papers()
-    assert retriever._snapshot.word_papers == snapshot.build(records).word_papers
+    assert retriever._snapshot.word_papers == snapshot.build(records, glossary()).word_papers
     assert len(snapshots(settings)) == 1  # kept for the next command, the old one deleted
 
 
