@@ -421,14 +421,9 @@ class CellFiller:
     """Fills the cells of one paper from its abstract's sentences (the offline engine), with the index's encoder
     (`embed`, named `settings.encoder`)."""
 
-    def __init__(
-        self, embed: Callable[[list[str]], np.ndarray], settings: Settings, *, read_meaning: bool = True
-    ) -> None:
+    def __init__(self, embed: Callable[[list[str]], np.ndarray], settings: Settings) -> None:
         self.embed = embed
         self.settings = settings
-        # NOTE: a review fills cells for up to MAX_CITED papers; embedding each sentence alone would add about half a
-        # second (BENCHMARKS.md), so its sentence roles come from their words and places alone
-        self.read_meaning = read_meaning
         self._descriptions: dict[str, np.ndarray] = {}
         self._sentences: OrderedDict[str, np.ndarray] = OrderedDict()
 
@@ -477,11 +472,8 @@ class CellFiller:
         cells: dict[str, Cell] = {}
         learned = [a for a in aspects if a.name in CELLS]
         if learned:
-            if self.read_meaning:
-                model = role_model(self.settings.encoder, self.embed, self.settings.cache_root)
-                probs = model.predict(texts, self.sentence_vectors(texts))
-            else:
-                probs = role_model(None, self.embed, self.settings.cache_root).predict(texts, np.zeros((len(texts), 0)))
+            model = role_model(self.settings.encoder, self.embed, self.settings.cache_root)
+            probs = model.predict(texts, self.sentence_vectors(texts))
             # NOTE: a sentence that points back ("It uses …", "These tokens …") counts half when sentences are ranked
             # (not when deciding whether the column is stated): read alone in a cell, it needs the one before it
             standalone = np.array([0.5 if leans_on_previous(t) else 1.0 for t in texts])

@@ -88,16 +88,14 @@ _models: dict[str, RoleModel] = {}
 _models_lock = threading.Lock()
 
 
-def role_model(encoder: str | None, embed: Callable[[list[str]], np.ndarray], cache: Path) -> RoleModel:
+def role_model(encoder: str, embed: Callable[[list[str]], np.ndarray], cache: Path) -> RoleModel:
     """The model fitted on every labelled sentence with their embeddings by `embed` (the encoder named `encoder`),
-    or on their words alone when `encoder` is None; once per encoder and process."""
+    once per encoder and process."""
     with _models_lock:
-        key = encoder or ""
-        if key not in _models:
+        if encoder not in _models:
             records = read_labels()
-            vectors = labelled_vectors(records, encoder, embed, cache) if encoder else np.zeros((len(records), 0))
-            _models[key] = RoleModel(records, vectors)
-        return _models[key]
+            _models[encoder] = RoleModel(records, labelled_vectors(records, encoder, embed, cache))
+        return _models[encoder]
 
 
 def labelled_vectors(
