@@ -7,7 +7,6 @@ import json
 import logging
 import re
 import unicodedata
-from collections import OrderedDict
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -39,13 +38,11 @@ RESULTS = "evaluation and reported results"
 # eval/compare.jsonl): at 60, facts in the right cell 0.66 → 0.74 and 0.89 → 0.93, median cell 28 → 37 words (issue
 # 15 asks for 12 to 45). Letting each sentence join only its likeliest column gave 0.76 and 0.82.
 CELL_WORDS = 60
-# The runners-up must be at least this share as likely as the cell's best sentence. Chosen again when the role model
-# took sentence embeddings (2026-11-30, eighth session), out of fold on the dev requests (scripts/fit_cells.py, "as the
-# product fills cells"), from 0.4, 0.35, 0.3 and 0.25: facts in the right cell 0.695, 0.704, 0.726, 0.742 at median
-# cells of 36, 38, 40, 44 words. 0.35 keeps both dev sets' median cells at or under where they were (39 and 42 words,
-# against 40 and 42.5), 0.3 would take eval/compare.jsonl's to 44, near the issue's 45. Before: 0.4 (seventh session).
-RUNNER_UP = 0.35
-SENTENCE_CACHE = 4096  # sentence vectors a filler keeps (1.5 KB each with MiniLM)
+# The runners-up must be at least this share as likely as the cell's best sentence. Chosen on the same dev requests
+# (2026-11-30, seventh session) from 0.5, 0.4, 0.35, 0.3 and 0.25 at 45 to 75 words: at 0.4, facts in the right cell
+# 0.743 → 0.779 (eval/compare.jsonl 0.929, unchanged), median cell 37 → 40 and 42.5 words; 0.35 gave 0.785 at 40.5 and
+# 43, 0.3 gave 0.789 at 43 and 44.5, too near the issue's 45.
+RUNNER_UP = 0.4
 RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
 AMBIGUOUS_MARGIN = 0.05
 TOPIC_FALLBACK_K = 4
@@ -418,27 +415,11 @@ class _Sentence:
 
 
 class CellFiller:
-    """Fills the cells of one paper from its abstract's sentences (the offline engine), with the index's encoder
-    (`embed`, named `settings.encoder`)."""
+    """Fills the cells of one paper from its abstract's sentences (the offline engine)."""
 
-    def __init__(self, embed: Callable[[list[str]], np.ndarray], settings: Settings) -> None:
+    def __init__(self, embed: Callable[[list[str]], np.ndarray]) -> None:
         self.embed = embed
-        self.settings = settings
         self._descriptions: dict[str, np.ndarray] = {}
-        self._sentences: OrderedDict[str, np.ndarray] = OrderedDict()
-
-    def sentence_vectors(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit embeddings of sentences read alone (the index embeds each with its paper's title), as the role model
-        was fitted on; the last SENTENCE_CACHE are kept, so a paper compared again costs nothing."""
-        missing = [t for t in dict.fromkeys(texts) if t not in self._sentences]
-        if missing:
-            self._sentences.update(zip(missing, self.embed(missing), strict=True))
-        for text in texts:
-            self._sentences.move_to_end(text)
-        vectors = np.stack([self._sentences[t] for t in texts])
-        while len(self._sentences) > SENTENCE_CACHE:
-            self._sentences.popitem(last=False)
-        return vectors
 
     def describe(self, aspects: Sequence[Aspect]) -> np.ndarray:
         """Embeddings of the aspects' descriptions, computed once per filler."""
@@ -472,8 +453,7 @@ class CellFiller:
         cells: dict[str, Cell] = {}
         learned = [a for a in aspects if a.name in CELLS]
         if learned:
-            model = role_model(self.settings.encoder, self.embed, self.settings.cache_root)
-            probs = model.predict(texts, self.sentence_vectors(texts))
+            probs = role_model().predict(texts)
             # NOTE: a sentence that points back ("It uses …", "These tokens …") counts half when sentences are ranked
             # (not when deciding whether the column is stated): read alone in a cell, it needs the one before it
             standalone = np.array([0.5 if leans_on_previous(t) else 1.0 for t in texts])
@@ -537,7 +517,7 @@ class Comparer:
         self.retriever = retriever
         self.settings = settings
         self.resolver = NameResolver(list(retriever.papers.values()), self.by_meaning)
-        self.filler = CellFiller(self.embed, settings)
+        self.filler = CellFiller(self.embed)
 
     def embed(self, texts: list[str]) -> np.ndarray:
         return embed_texts(self.retriever.embedder, texts)

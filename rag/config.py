@@ -136,11 +136,6 @@ class Settings(BaseSettings):
         return self.openai_api_key is not None or self.openai_base_url is not None
 
     @property
-    def encoder(self) -> str:
-        """Who embeds text, by name: what a vector computed once can be kept under (rag.roles)."""
-        return "|".join([self.embed_backend, self.embed_model, self.embed_base_url or ""])
-
-    @property
     def index_name(self) -> str:
         """Chroma collection name derived from everything that changes the embeddings, and the index format.
 

@@ -131,7 +131,7 @@ class Reviewer:
         papers, vectors = retriever.store.all_papers(with_embeddings=True)
         self.papers = papers
         self.vectors = vectors if vectors is not None else np.zeros((0, 0), dtype=np.float32)
-        self.filler = CellFiller(lambda texts: embed_texts(retriever.embedder, texts), settings)
+        self.filler = CellFiller(lambda texts: embed_texts(retriever.embedder, texts))
 
     # --- gathering ------------------------------------------------------------------------------
 

@@ -3,34 +3,27 @@ result; and whether it speaks of cost (speed, memory, energy, money).
 
 The model is fitted when first needed, from sentences labelled by hand: rag/data/sentence_roles.jsonl holds the 1,054
 sentences of the 126 dev papers' abstracts, labelled blind (from the abstracts alone) by two helper sessions. A
-TF-IDF of words and word pairs, the sentence's embedding (the index's encoder, on the sentence alone) and its place in
-its abstract feed a multinomial logistic regression; five folds grouped by paper give 0.80 accuracy over the five
-roles and 0.84 on "speaks of cost" (scripts/fit_cells.py prints these). Hand labels, not cue lists: "we propose" and
-"achieves" are learned, and so are the thousand other ways abstracts say them.
-
-The labelled sentences' embeddings by the bundled encoder ship beside the labels (rag/data/sentence_roles.npy,
-float16); with another encoder they are computed on first use and kept in the cache folder.
+TF-IDF of words and word pairs plus the sentence's place in its abstract feed a multinomial logistic regression;
+five folds grouped by paper give 0.79 accuracy over the five roles and 0.84 on "speaks of cost"
+(scripts/fit_cells.py prints these). Hand labels, not cue lists: "we propose" and "achieves" are learned, and so
+are the thousand other ways abstracts say them.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import re
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from rag.config import DATA, Settings
+from rag.config import DATA
 from rag.text import has_figure, leans_on_previous
 
 LABELS = DATA / "sentence_roles.jsonl"
-SHIPPED = DATA / "sentence_roles.npy"  # the labelled sentences' embeddings by the bundled encoder, in label order
-SHIPPED_ENCODER = Settings.model_construct().encoder  # NOTE: the defaults', whatever the environment says
 ROLES = ("background", "problem", "method", "result", "other")
 COLUMNS = (*ROLES, "cost")  # what `RoleModel.predict` returns, one column each
 C = 10.0  # inverse regularisation, chosen by scripts/fit_cells.py from 0.3, 1, 3, 10, 30 (grouped five-fold CV)
@@ -44,85 +37,48 @@ def placement(index: int, count: int) -> list[float]:
 class RoleModel:
     """Role and cost probabilities of the sentences of one abstract."""
 
-    def __init__(self, records: Sequence[dict[str, object]], vectors: np.ndarray, c: float = C) -> None:
-        """Fitted on labelled sentences and their unit embeddings (one row each, in the same order)."""
+    def __init__(self, records: Sequence[dict[str, object]]) -> None:
         from sklearn.feature_extraction.text import TfidfVectorizer
         from sklearn.linear_model import LogisticRegression
 
         texts = [str(r["text"]) for r in records]
         self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
         places = [placement(int(str(r["i"])), int(str(r["of"]))) for r in records]
-        x = _stack(self.vectorizer.fit_transform(texts), places, vectors)
+        x = _stack(self.vectorizer.fit_transform(texts), places)
         # NOTE: "limitation" has 4 of the 1,054 labels: too few to learn, so it joins "other"; the limitations
         # column is filled from its own cue words (rag.compare).
         roles = [r["role"] if r["role"] in ROLES else "other" for r in records]
         # NOTE: newton-cg reaches the same optimum as the default lbfgs in 0.1 s instead of 0.9 s, paid by the first
         # comparison or review of every process.
-        self.roles = LogisticRegression(C=c, solver="newton-cg", max_iter=3000).fit(x, roles)
-        self.cost = LogisticRegression(C=c, solver="newton-cg", max_iter=3000).fit(
+        self.roles = LogisticRegression(C=C, solver="newton-cg", max_iter=3000).fit(x, roles)
+        self.cost = LogisticRegression(C=C, solver="newton-cg", max_iter=3000).fit(
             x, [bool(r["efficiency"]) for r in records]
         )
         self._order = [list(self.roles.classes_).index(role) for role in ROLES]
 
-    def predict(self, sentences: Sequence[str], vectors: np.ndarray) -> np.ndarray:
-        """One row per sentence (in abstract order, with their unit embeddings): P(each role) in ROLES order, then
-        P(speaks of cost)."""
+    def predict(self, sentences: Sequence[str]) -> np.ndarray:
+        """One row per sentence (in abstract order): P(each role) in ROLES order, then P(speaks of cost)."""
         if not sentences:
             return np.zeros((0, len(COLUMNS)))
         places = [placement(i, len(sentences)) for i in range(len(sentences))]
-        x = _stack(self.vectorizer.transform(list(sentences)), places, vectors)
+        x = _stack(self.vectorizer.transform(list(sentences)), places)
         return np.hstack([self.roles.predict_proba(x)[:, self._order], self.cost.predict_proba(x)[:, 1:]])
 
 
-def _stack(words: Any, places: list[list[float]], vectors: np.ndarray) -> Any:
+def _stack(words: Any, places: list[list[float]]) -> Any:
     from scipy.sparse import csr_matrix, hstack
 
-    return hstack([words, csr_matrix(places), csr_matrix(np.asarray(vectors, dtype=np.float64))]).tocsr()
+    return hstack([words, csr_matrix(places)]).tocsr()
 
 
 def read_labels(path: Path = LABELS) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-_models: dict[str, RoleModel] = {}
-_models_lock = threading.Lock()
-
-
-def role_model(encoder: str, embed: Callable[[list[str]], np.ndarray], cache: Path) -> RoleModel:
-    """The model fitted on every labelled sentence with their embeddings by `embed` (the encoder named `encoder`),
-    once per encoder and process."""
-    with _models_lock:
-        if encoder not in _models:
-            records = read_labels()
-            _models[encoder] = RoleModel(records, labelled_vectors(records, encoder, embed, cache))
-        return _models[encoder]
-
-
-def labelled_vectors(
-    records: Sequence[dict[str, object]], encoder: str, embed: Callable[[list[str]], np.ndarray], cache: Path
-) -> np.ndarray:
-    """The labelled sentences' unit embeddings: shipped for the bundled encoder, else from the cache folder, else
-    computed (about 5 s for the 1,054 sentences on two CPU cores) and kept there."""
-    texts = [str(r["text"]) for r in records]
-    key = hashlib.sha256(json.dumps([encoder, texts]).encode()).hexdigest()[:16]
-    path = cache / "roles" / f"{key}.npy"
-    for found in ([SHIPPED] if encoder == SHIPPED_ENCODER else []) + [path]:
-        try:
-            vectors = np.asarray(np.load(found), dtype=np.float32)
-        except (OSError, ValueError):
-            continue
-        if vectors.shape[0] == len(texts):
-            return vectors
-    vectors = np.asarray(embed(texts), dtype=np.float32)
-    try:  # NOTE: written under another name and renamed: a reader never sees half a file
-        path.parent.mkdir(parents=True, exist_ok=True)
-        spare = path.with_suffix(f".{os.getpid()}.tmp")
-        with spare.open("wb") as out:
-            np.save(out, vectors.astype(np.float16))
-        spare.replace(path)
-    except OSError:
-        pass  # a read-only cache: computed again by the next process
-    return vectors
+@lru_cache(maxsize=1)
+def role_model() -> RoleModel:
+    """The model fitted on every labelled sentence, once per process."""
+    return RoleModel(read_labels())
 
 
 # --- which sentence fills a comparison cell ---------------------------------------------------------------------

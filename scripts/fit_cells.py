@@ -7,8 +7,7 @@ Data: rag/data/sentence_roles.jsonl (the 126 dev papers' abstract sentences, lab
 speak of cost) and eval/compare_dev.jsonl (28 comparison requests written blind, with phrases from each abstract
 that a good cell for each column would hold). The held-out requests (eval/compare_heldout.jsonl, on the other 42
 papers) are never fitted on. Every model is cross-validated in five folds grouped by paper; the cell models are fitted
-on role probabilities that are themselves out of fold, as they are for a paper the role model never saw. Last, the
-cells are filled out of fold as the product fills them (rag.compare: STATED_AT, RUNNER_UP, CELL_WORDS).
+on role probabilities that are themselves out of fold, as they are for a paper the role model never saw.
 """
 
 from __future__ import annotations
@@ -21,23 +20,21 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
+from scipy.sparse import csr_matrix, hstack
+from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import GroupKFold
+from sklearn.model_selection import GroupKFold, cross_val_predict
 
 ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(ROOT))
 
-from rag.compare import _pick, tidy  # noqa: E402
-from rag.config import get_settings  # noqa: E402
 from rag.corpus import read_file  # noqa: E402
-from rag.embed import embed_texts, get_embedder  # noqa: E402
 from rag.evaluate import fact_found  # noqa: E402
 from rag.index import split_sentences  # noqa: E402
-from rag.roles import ASPECT_ROLE, CELL_FEATURES, COLUMNS, ROLES, RoleModel, labelled_vectors, read_labels  # noqa: E402
+from rag.roles import ASPECT_ROLE, CELL_FEATURES, COLUMNS, ROLES, placement, read_labels  # noqa: E402
 from rag.roles import C as ROLE_C  # noqa: E402
 from rag.roles import cell_features as features_of  # noqa: E402
-from rag.text import leans_on_previous  # noqa: E402
 
 FOLDS = 5
 CELL_C = 1.0  # sklearn's default; 0.1 and 10 gave top-1 rates within 0.02
@@ -45,36 +42,35 @@ EMPTIED = 0.05  # the share of dev cells with facts that the "not stated" level 
 WORD_BUDGET = 45  # a second sentence joins a cell only if the two fit in this many words (the issue's upper bound)
 
 
-def out_of_fold_roles(records: list[dict[str, object]], vectors: np.ndarray, c: float) -> np.ndarray:
-    """P(each role) and P(cost) of every labelled sentence, from a RoleModel fitted without its paper's fold."""
+def out_of_fold_roles(records: list[dict[str, object]], c: float) -> np.ndarray:
+    texts = [str(r["text"]) for r in records]
     groups = [r["paper"] for r in records]
-    out = np.zeros((len(records), len(COLUMNS)))
-    for train, test in GroupKFold(FOLDS).split(records, groups=groups):
-        model = RoleModel([records[i] for i in train], vectors[train], c)
-        by_paper: dict[object, list[int]] = defaultdict(list)
-        for i in test:
-            by_paper[records[i]["paper"]].append(int(i))
-        for rows in by_paper.values():
-            rows.sort(key=lambda i: int(str(records[i]["i"])))
-            out[rows] = model.predict([str(records[i]["text"]) for i in rows], vectors[rows])
+    x = hstack(
+        [
+            TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True).fit_transform(texts),
+            csr_matrix([placement(int(r["i"]), int(r["of"])) for r in records]),  # type: ignore[call-overload]
+        ]
+    ).tocsr()
     roles = np.array([r["role"] if r["role"] in ROLES else "other" for r in records])
     cost = np.array([bool(r["efficiency"]) for r in records])
-    predicted = np.array(ROLES)[out[:, : len(ROLES)].argmax(axis=1)]
+    cv = GroupKFold(FOLDS)
+    model = LogisticRegression(C=c, solver="newton-cg", max_iter=3000)
+    p_roles = cross_val_predict(model, x, roles, groups=groups, cv=cv, method="predict_proba")
+    order = [sorted(set(roles)).index(role) for role in ROLES]
+    p_cost = cross_val_predict(model, x, cost, groups=groups, cv=cv, method="predict_proba")[:, 1:]
+    predicted = np.array(ROLES)[p_roles[:, order].argmax(axis=1)]
     per_role = {role: round(float((predicted[roles == role] == role).mean()), 2) for role in ROLES}
     print(f"  C={c:<5} role accuracy {float((predicted == roles).mean()):.3f} (recall {per_role}), "
-          f"cost accuracy {float(((out[:, -1] >= 0.5) == cost).mean()):.3f}")  # fmt: skip
-    return out
+          f"cost accuracy {float(((p_cost[:, 0] >= 0.5) == cost).mean()):.3f}")  # fmt: skip
+    return np.hstack([p_roles[:, order], p_cost])
 
 
 def main() -> int:
     records = read_labels()
     print(f"sentence roles: {len(records)} labelled sentences, {len({r['paper'] for r in records})} papers")
-    settings = get_settings()
-    embed = lambda texts: embed_texts(get_embedder(settings), texts)  # noqa: E731
-    vectors = labelled_vectors(records, settings.encoder, embed, settings.cache_root)
     for c in (0.3, 1.0, 3.0, 30.0):
-        out_of_fold_roles(records, vectors, c)
-    probs = out_of_fold_roles(records, vectors, ROLE_C)  # the chosen one, printed last
+        out_of_fold_roles(records, c)
+    probs = out_of_fold_roles(records, ROLE_C)  # the chosen one, printed last
     by_sentence = {(r["paper"], int(r["i"])): probs[k] for k, r in enumerate(records)}  # type: ignore[call-overload]
 
     papers = {p.title: p for p in read_file(ROOT / "rag" / "data" / "trending-papers.txt").papers}
@@ -156,22 +152,6 @@ def main() -> int:
             detail = ", ".join(f"{a.split()[0]} {h / t:.2f}" for a, (h, t) in per.items())
             print(f"  second sentence {second!s:5} exclusive {exclusive!s:5}: {hit / total:.3f} "
                   f"({detail}); median cell {statistics.median(words)} words")  # fmt: skip
-
-    # As the product fills them (rag.compare.CellFiller): a column under its STATED_AT level is not stated; else its
-    # likeliest sentence and the runners-up at least RUNNER_UP as likely, within CELL_WORDS.
-    hit = total = 0
-    words = []
-    for pid in ids:
-        sentences = abstracts[pid]
-        standalone = np.array([0.5 if leans_on_previous(t) else 1.0 for t in sentences])
-        for aspect in (a for a in ASPECT_ROLE if facts[pid].get(a)):
-            p = out_of_fold[(pid, aspect)]
-            chosen = _pick(p * standalone, sentences, 0.0, more=True) if p.max() >= stated_at[aspect] else []
-            cell = " ".join(tidy(sentences[i]) for i in sorted(chosen))
-            words += [len(cell.split())] if chosen else []
-            found = [fact_found(fact, cell) for fact in facts[pid][aspect]]
-            hit, total = hit + sum(found), total + len(found)
-    print(f"  as the product fills cells: {hit / total:.3f}; median cell {statistics.median(words)} words")
 
     print("\nCELLS for rag/tuned.py (features: " + ", ".join(CELL_FEATURES) + "):")
     for aspect, model in models.items():
