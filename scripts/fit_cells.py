@@ -7,7 +7,8 @@ Data: rag/data/sentence_roles.jsonl (the 126 dev papers' abstract sentences, lab
 speak of cost) and eval/compare_dev.jsonl (28 comparison requests written blind, with phrases from each abstract
 that a good cell for each column would hold). The held-out requests (eval/compare_heldout.jsonl, on the other 42
 papers) are never fitted on. Every model is cross-validated in five folds grouped by paper; the cell models are fitted
-on role probabilities that are themselves out of fold, as they are for a paper the role model never saw.
+on role probabilities that are themselves out of fold, as they are for a paper the role model never saw. Last, the
+cells are filled out of fold as the product fills them (rag.compare: STATED_AT, RUNNER_UP, CELL_WORDS).
 """
 
 from __future__ import annotations
@@ -29,12 +30,14 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(ROOT))
 
+from rag.compare import _pick, tidy  # noqa: E402
 from rag.corpus import read_file  # noqa: E402
 from rag.evaluate import fact_found  # noqa: E402
 from rag.index import split_sentences  # noqa: E402
 from rag.roles import ASPECT_ROLE, CELL_FEATURES, COLUMNS, ROLES, placement, read_labels  # noqa: E402
 from rag.roles import C as ROLE_C  # noqa: E402
 from rag.roles import cell_features as features_of  # noqa: E402
+from rag.text import leans_on_previous  # noqa: E402
 
 FOLDS = 5
 CELL_C = 1.0  # sklearn's default; 0.1 and 10 gave top-1 rates within 0.02
@@ -152,6 +155,22 @@ def main() -> int:
             detail = ", ".join(f"{a.split()[0]} {h / t:.2f}" for a, (h, t) in per.items())
             print(f"  second sentence {second!s:5} exclusive {exclusive!s:5}: {hit / total:.3f} "
                   f"({detail}); median cell {statistics.median(words)} words")  # fmt: skip
+
+    # As the product fills them (rag.compare.CellFiller): a column under its STATED_AT level is not stated; else its
+    # likeliest sentence and the runners-up at least RUNNER_UP as likely, within CELL_WORDS.
+    hit = total = 0
+    words = []
+    for pid in ids:
+        sentences = abstracts[pid]
+        standalone = np.array([0.5 if leans_on_previous(t) else 1.0 for t in sentences])
+        for aspect in (a for a in ASPECT_ROLE if facts[pid].get(a)):
+            p = out_of_fold[(pid, aspect)]
+            chosen = _pick(p * standalone, sentences, 0.0, more=True) if p.max() >= stated_at[aspect] else []
+            cell = " ".join(tidy(sentences[i]) for i in sorted(chosen))
+            words += [len(cell.split())] if chosen else []
+            found = [fact_found(fact, cell) for fact in facts[pid][aspect]]
+            hit, total = hit + sum(found), total + len(found)
+    print(f"  as the product fills cells: {hit / total:.3f}; median cell {statistics.median(words)} words")
 
     print("\nCELLS for rag/tuned.py (features: " + ", ".join(CELL_FEATURES) + "):")
     for aspect, model in models.items():
