@@ -44,6 +44,10 @@ CELL_WORDS = 60
 # 43, 0.3 gave 0.789 at 43 and 44.5, too near the issue's 45.
 RUNNER_UP = 0.4
 RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
+# A paper found by what a name describes counts as no surer than a name found in its title (0.95) or as its system
+# name (1.0): "GPipe vs Zero Bubble for reducing bubbles" reads the name "Zero Bubble", not the description "Zero
+# Bubble for reducing" (0.97); a weaker name match, such as a word of another abstract (0.7), still loses to it.
+DESCRIBED_AT_MOST = 0.9
 AMBIGUOUS_MARGIN = 0.05
 TOPIC_FALLBACK_K = 4
 
@@ -152,6 +156,7 @@ class Match:
     paper: Paper | None
     certainty: float = 0.0
     why: str = ""
+    described: bool = False  # found by what the name says (NameResolver.by_meaning), not by the name itself
 
 
 Reading = list[tuple[str, Match]]
@@ -173,11 +178,14 @@ class NameResolver:
         runs = {compact(" ".join(tokens[i : i + n])) for n in (1, 2, 3) for i in range(len(tokens) - n + 1)}
         # NOTE: a name introduced only in the abstract ("we develop Lamina", "we build vLLM") counts when it is
         # written like a name: capitalised, with an inner capital or with digits, and not a sentence-initial word.
+        # A name with a version or size after a hyphen ("Mixtral-8x7B", "Llama-2") also names its family ("Mixtral"),
+        # so a family several abstracts mention is ambiguous, not the first paper's.
         names = {
-            compact(m.group(0))
+            compact(form)
             for m in re.finditer(
                 r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.-]*[A-Za-z0-9]|\b[a-z]+[A-Z][\w.-]*|\b\w*\d\w*\b", paper.abstract
             )
+            for form in (m.group(0), m.group(0).split("-")[0])
         }
         return _Keys(
             paper=paper,
@@ -229,11 +237,13 @@ class NameResolver:
         described = self.by_meaning(name) if describe and self.by_meaning else None
         return described or Match(None, 0.0, why)
 
-    def resolve_request(self, request: str) -> tuple[list[tuple[str, Paper]], list[str], list[str]]:
-        """Resolved (name, paper) pairs in request order, unresolved names, and the reasons."""
+    def resolve_request(self, request: str) -> tuple[list[tuple[str, Paper]], list[str], list[str], int]:
+        """Resolved (name, paper) pairs in request order, unresolved names, the reasons, and how many of the papers
+        were found by what the request says of them rather than by name."""
         found: list[tuple[str, Paper]] = []
         unresolved: list[str] = []
         reasons: list[str] = []
+        described = 0
         for n, piece in enumerate(_pieces(request)):
             if n and (_ASIDE.match(piece) or _PURPOSE.match(f" {piece}")):
                 continue  # NOTE: ", with respect to memory", ", especially regarding accuracy": not names
@@ -242,8 +252,10 @@ class NameResolver:
                     unresolved.append(name)
                     reasons.append(match.why)
                 elif all(match.paper.paper_id != p.paper_id for _, p in found):
-                    found.append((name, match.paper))
-        return found, unresolved, reasons
+                    # NOTE: a paper found by what it is about is shown by its title, not by the words that describe it
+                    found.append((match.paper.title if match.described else name, match.paper))
+                    described += match.described
+        return found, unresolved, reasons, described
 
     def read(self, piece: str) -> Reading:
         """The names in one comma-separated piece of a request.
@@ -540,9 +552,15 @@ class Comparer:
                     found.append((system_name(paper.title) or paper.title, paper))
             warnings = [f"paper id {pid!r} is not in the index; see `rag papers`" for pid in missing]
             return found, missing, warnings
-        found, unresolved, reasons = self.resolver.resolve_request(request)
+        found, unresolved, reasons, described = self.resolver.resolve_request(request)
         warnings = [f"not compared: {why}" for why in reasons]
-        if not found and len(split_names(request)) <= 1 and len(content_words(request)) >= 2:
+        # NOTE: a request that names no paper (or is one description, which a comparison of one paper answers
+        # poorly), at most one unknown thing, and only words the library uses is a topic ("quantization of large
+        # language models"); unknown names ("FlashZip", "FlexGen and PowerInfer") are reported as such, not replaced
+        # by whatever a topic search finds
+        words = content_words(_LEAD.sub("", request))
+        topic = not found or (len(found) == 1 and described == 1)
+        if topic and len(unresolved) <= 1 and len(words) >= 2 and all(w in self.retriever.idf for w in words):
             hits = self.retriever.search(_LEAD.sub("", request), k=TOPIC_FALLBACK_K)
             found = [(system_name(h.title) or h.title, self.retriever.papers[h.paper_id]) for h in hits]
             warnings = [
@@ -567,7 +585,9 @@ class Comparer:
             return None
         certainty = ranked[0][1] * (1 - (ranked[1][1] if len(ranked) > 1 else 0.0))
         paper = self.retriever.papers.get(ranked[0][0])
-        return Match(paper, certainty) if paper is not None and certainty >= 0.5 else None
+        if paper is None or certainty < 0.5:
+            return None
+        return Match(paper, min(certainty, DESCRIBED_AT_MOST), described=True)
 
     def compare(
         self, request: str, paper_ids: Sequence[str] | None = None, aspects: Sequence[str] | None = None

@@ -76,7 +76,7 @@ def test_split_names(request_text: str, names: list[str]) -> None:
     ],
 )
 def test_resolve_request_splits_lists(resolver: NameResolver, request_text: str, systems: list[str]) -> None:
-    found, missing, _ = resolver.resolve_request(request_text)
+    found, missing, *_ = resolver.resolve_request(request_text)
     assert [p.title.split(":")[0][: len(s)] for (_, p), s in zip(found, systems, strict=True)] == systems
     assert len(found) == len(systems) and missing == []
 
@@ -117,7 +117,7 @@ def test_resolve_name_variants(resolver: NameResolver, name: str, title_start: s
     ],
 )
 def test_unresolved_names_are_reported(resolver: NameResolver, request_text: str, unresolved: list[str]) -> None:
-    found, missing, reasons = resolver.resolve_request(request_text)
+    found, missing, reasons, _ = resolver.resolve_request(request_text)
     assert missing == unresolved
     assert len(reasons) == len(unresolved)
     assert all(name.lower() not in p.title.lower() for name in unresolved for _, p in found)
@@ -145,6 +145,38 @@ def test_an_unknown_name_in_a_description_is_not_guessed(bundled: Settings) -> N
     table = api.compare("Compare GPipe and the FlashZip compression kernel", bundled)
     assert [r.name for r in table.rows] == ["GPipe"]
     assert table.unresolved == ["FlashZip"]
+
+
+@pytest.mark.parametrize(
+    ("request_text", "unresolved"),
+    [
+        ("Compare FlashZip", ["FlashZip"]),
+        ("FlexGen and PowerInfer: how does each run big models on a single consumer GPU?", ["FlexGen", "PowerInfer"]),
+    ],
+)
+def test_unknown_names_alone_are_reported_not_replaced_by_a_topic_search(
+    bundled: Settings, request_text: str, unresolved: list[str]
+) -> None:
+    from rag import api
+
+    table = api.compare(request_text, bundled)
+    assert table.rows == [] and table.unresolved == unresolved
+
+
+def test_a_request_about_a_topic_compares_the_papers_that_best_match_it(bundled: Settings) -> None:
+    from rag import api
+
+    table = api.compare("pipeline schedules that cut idle time in distributed training", bundled)
+    assert len(table.rows) >= 2 and table.unresolved == []
+    assert "compared the" in " ".join(table.warnings)
+    assert any(r.title.startswith("Zero Bubble") for r in table.rows)
+
+
+def test_a_name_is_read_as_a_name_before_a_purpose_clause_is_read_as_a_description(bundled: Settings) -> None:
+    from rag import api
+
+    table = api.compare("GPipe vs Zero Bubble for reducing pipeline bubbles in training", bundled)
+    assert [r.name for r in table.rows] == ["GPipe", "Zero Bubble"]
 
 
 def test_sentence_roles_are_learned_for_papers_the_model_has_not_seen() -> None:
