@@ -239,11 +239,11 @@ class NameResolver:
 
     def resolve_request(self, request: str) -> tuple[list[tuple[str, Paper]], list[str], list[str], int]:
         """Resolved (name, paper) pairs in request order, unresolved names, the reasons, and how many of the papers
-        were found by what the request says of them rather than by name."""
+        were found unsurely: by what the request says of them, or by a name that is not their title's or system's."""
         found: list[tuple[str, Paper]] = []
         unresolved: list[str] = []
         reasons: list[str] = []
-        described = 0
+        unsure = 0
         for n, piece in enumerate(_pieces(request)):
             if n and (_ASIDE.match(piece) or _PURPOSE.match(f" {piece}")):
                 continue  # NOTE: ", with respect to memory", ", especially regarding accuracy": not names
@@ -254,8 +254,8 @@ class NameResolver:
                 elif all(match.paper.paper_id != p.paper_id for _, p in found):
                     # NOTE: a paper found by what it is about is shown by its title, not by the words that describe it
                     found.append((match.paper.title if match.described else name, match.paper))
-                    described += match.described
-        return found, unresolved, reasons, described
+                    unsure += match.described or match.certainty <= DESCRIBED_AT_MOST
+        return found, unresolved, reasons, unsure
 
     def read(self, piece: str) -> Reading:
         """The names in one comma-separated piece of a request.
@@ -552,14 +552,14 @@ class Comparer:
                     found.append((system_name(paper.title) or paper.title, paper))
             warnings = [f"paper id {pid!r} is not in the index; see `rag papers`" for pid in missing]
             return found, missing, warnings
-        found, unresolved, reasons, described = self.resolver.resolve_request(request)
+        found, unresolved, reasons, unsure = self.resolver.resolve_request(request)
         warnings = [f"not compared: {why}" for why in reasons]
-        # NOTE: a request that names no paper (or is one description, which a comparison of one paper answers
-        # poorly), at most one unknown thing, and only words the library uses is a topic ("quantization of large
-        # language models"); unknown names ("FlashZip", "FlexGen and PowerInfer") are reported as such, not replaced
-        # by whatever a topic search finds
+        # NOTE: a request that names no paper, or one paper unsurely (a description, or words that a title merely
+        # contains: "methods for efficient LLM inference"), with at most one unknown thing and only words the library
+        # uses, is a topic; unknown names ("FlashZip", "FlexGen and PowerInfer") are reported as such, not replaced by
+        # whatever a topic search finds
         words = content_words(_LEAD.sub("", request))
-        topic = not found or (len(found) == 1 and described == 1)
+        topic = not found or (len(found) == 1 and unsure == 1)
         if topic and len(unresolved) <= 1 and len(words) >= 2 and all(w in self.retriever.idf for w in words):
             hits = self.retriever.search(_LEAD.sub("", request), k=TOPIC_FALLBACK_K)
             found = [(system_name(h.title) or h.title, self.retriever.papers[h.paper_id]) for h in hits]

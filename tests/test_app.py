@@ -216,6 +216,29 @@ def test_compare_asks_for_two_papers(bundled: object) -> None:
     assert at.session_state["comparison"] is None if "comparison" in at.session_state else True
 
 
+def test_the_request_box_example_compares_papers_on_its_topic(bundled: object) -> None:
+    at = app().switch_page("rag/app/views/compare.py").run()
+    example = at.text_input(key="compare_request").placeholder.removeprefix("e.g. ")
+    at.text_input(key="compare_request").input(example)
+    at.button(key="compare_run").click().run()
+    no_failures(at)
+    papers = at.session_state["comparison"].rows
+    assert len(papers) >= 2 and all("inference" in p.title.lower() or "serving" in p.title.lower() for p in papers)
+
+
+def test_a_request_naming_only_unknown_papers_says_so_once_and_shows_no_empty_table(bundled: object) -> None:
+    at = app().switch_page("rag/app/views/compare.py").run()
+    at.text_input(key="compare_request").input("FlexGen and PowerInfer: how does each run big models on one GPU?")
+    at.button(key="compare_run").click().run()
+    no_failures(at)
+    assert [w.value.replace("\\", "") for w in at.warning] == [  # shown markdown-escaped
+        "not compared: 'FlexGen' matches no indexed paper",
+        "not compared: 'PowerInfer' matches no indexed paper",
+    ]
+    assert "Nothing to compare" in at.info[0].value
+    assert not at.table and not at.download_button
+
+
 def test_review_drafts_sections_references_and_coverage(bundled: object) -> None:
     at = app().switch_page("rag/app/views/review.py").run()
     at.text_input(key="review_topic").input("efficient LLM inference")

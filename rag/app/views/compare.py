@@ -33,9 +33,10 @@ def matrix(table: Comparison) -> pd.DataFrame:
 
 
 def show(table: Comparison) -> None:
-    show_warnings(table.warnings)
-    if table.unresolved:
-        st.warning("Not found in the library: " + md_escape(", ".join(map(str, table.unresolved))))
+    show_warnings(table.warnings)  # NOTE: names each unknown or ambiguous name, with why
+    if not table.rows:
+        st.info("Nothing to compare: no paper in the library was found for this request.")
+        return
     # NOTE: a static table wraps every cell whole; a data grid clipped whole sentences and hid columns and rows
     st.table(matrix(table))
     if st.toggle("Show the supporting quotes", key="compare_quotes"):
@@ -105,5 +106,6 @@ if submitted:
 if st.session_state.get("comparison") is not None:
     with guard("Showing the comparison"):
         show(st.session_state["comparison"])
-    with guard("Preparing the downloads"):
-        downloads(st.session_state["comparison"])
+    if st.session_state["comparison"].rows:
+        with guard("Preparing the downloads"):
+            downloads(st.session_state["comparison"])
