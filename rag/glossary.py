@@ -70,6 +70,7 @@ class Glossary:
 
     @classmethod
     def of(cls, entries: Iterable[Entry]) -> Glossary:
+        """The glossary of these entries (lines of a glossary file)."""
         phrasings: dict[tuple[str, ...], dict[str, None]] = {}
         everyday: dict[tuple[str, ...], dict[str, None]] = {}
         for entry in entries:
