@@ -8,7 +8,7 @@ speak of cost) and eval/compare_dev.jsonl (28 comparison requests written blind,
 that a good cell for each column would hold). The held-out requests (eval/compare_heldout.jsonl, on the other 42
 papers) are never fitted on. Every model is cross-validated in five folds grouped by paper; the cell models are fitted
 on role probabilities that are themselves out of fold, as they are for a paper the role model never saw. Last, the
-cells are filled out of fold as the product fills them (rag.compare: STATED_AT, RUNNER_UP, CELL_WORDS).
+cells are filled out of fold as the product fills them (rag.compare.choose_sentences).
 """
 
 from __future__ import annotations
@@ -30,14 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(ROOT))
 
-from rag.compare import _pick, tidy  # noqa: E402
+from rag.compare import choose_sentences, tidy  # noqa: E402
 from rag.corpus import read_file  # noqa: E402
 from rag.evaluate import fact_found  # noqa: E402
 from rag.index import split_sentences  # noqa: E402
 from rag.roles import ASPECT_ROLE, CELL_FEATURES, COLUMNS, ROLES, placement, read_labels  # noqa: E402
 from rag.roles import C as ROLE_C  # noqa: E402
 from rag.roles import cell_features as features_of  # noqa: E402
-from rag.text import leans_on_previous  # noqa: E402
 
 FOLDS = 5
 CELL_C = 1.0  # sklearn's default; 0.1 and 10 gave top-1 rates within 0.02
@@ -156,21 +155,21 @@ def main() -> int:
             print(f"  second sentence {second!s:5} exclusive {exclusive!s:5}: {hit / total:.3f} "
                   f"({detail}); median cell {statistics.median(words)} words")  # fmt: skip
 
-    # As the product fills them (rag.compare.CellFiller): a column under its STATED_AT level is not stated; else its
-    # likeliest sentence and the runners-up at least RUNNER_UP as likely, within CELL_WORDS.
-    hit = total = 0
+    # As the product fills them (rag.compare.choose_sentences), every default column of every paper at once.
+    hit = total = in_row = 0
     words = []
     for pid in ids:
         sentences = abstracts[pid]
-        standalone = np.array([0.5 if leans_on_previous(t) else 1.0 for t in sentences])
+        chosen = choose_sentences(sentences, {a: out_of_fold[(pid, a)] for a in ASPECT_ROLE}, stated_at)
+        cells = {a: " ".join(tidy(sentences[i]) for i in sorted(c)) for a, c in chosen.items()}
+        words += [len(cell.split()) for cell in cells.values() if cell]
         for aspect in (a for a in ASPECT_ROLE if facts[pid].get(a)):
-            p = out_of_fold[(pid, aspect)]
-            chosen = _pick(p * standalone, sentences, 0.0, more=True) if p.max() >= stated_at[aspect] else []
-            cell = " ".join(tidy(sentences[i]) for i in sorted(chosen))
-            words += [len(cell.split())] if chosen else []
-            found = [fact_found(fact, cell) for fact in facts[pid][aspect]]
-            hit, total = hit + sum(found), total + len(found)
-    print(f"  as the product fills cells: {hit / total:.3f}; median cell {statistics.median(words)} words")
+            for fact in facts[pid][aspect]:
+                hit += fact_found(fact, cells[aspect])
+                in_row += any(fact_found(fact, cell) for cell in cells.values())
+                total += 1
+    print(f"  as the product fills cells: {hit / total:.3f} in the right cell, {in_row / total:.3f} in the row; "
+          f"median cell {statistics.median(words)} words")  # fmt: skip
 
     print("\nCELLS for rag/tuned.py (features: " + ", ".join(CELL_FEATURES) + "):")
     for aspect, model in models.items():

@@ -12,9 +12,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
-from rag.compare import CELL_WORDS, NOT_STATED, NameResolver, _RowOut, split_names
+from rag.compare import CELL_WORDS, NOT_STATED, NameResolver, _RowOut, choose_sentences, split_names
 from rag.config import Settings
 from rag.corpus import read_file
 from rag.index import split_sentences
@@ -222,6 +223,27 @@ def test_informative_cells_cite_a_verbatim_sentence(table: Comparison) -> None:
             assert len(sentences) == 1 or len(cell.text.split()) <= CELL_WORDS
     assert [c.n for c in table.citations] == [1, 2, 3]
     assert "[1]" in table.synthesis and "[3]" in table.synthesis
+
+
+def test_a_sentence_no_column_shows_joins_the_column_it_most_likely_informs() -> None:
+    texts = ["Serving is slow.", "We batch requests.", "The batching halves latency.", "Thanks to our funders."]
+    likely = {
+        "problem addressed": np.array([0.9, 0.1, 0.1, 0.05]),
+        # the third sentence is no runner-up here (under 0.4 of 0.8) but is its likeliest column's (over 0.2 of 0.8)
+        "approach": np.array([0.1, 0.8, 0.3, 0.05]),
+        # under their STATED_AT levels: not stated, and no left-over sentence goes there
+        "evaluation and reported results": np.array([0.1, 0.1, 0.2, 0.01]),
+        "efficiency/cost claims": np.array([0.0, 0.0, 0.1, 0.01]),
+    }
+    assert choose_sentences(texts, likely) == {
+        "problem addressed": [0],
+        "approach": [1, 2],
+        "evaluation and reported results": [],
+        "efficiency/cost claims": [],
+    }
+    # a left-over sentence that would take its column past CELL_WORDS stays out
+    long = [*texts[:2], "The batching halves latency " + "and more " * CELL_WORDS + ".", texts[3]]
+    assert choose_sentences(long, likely)["approach"] == [1]
 
 
 def test_synthesis_is_cited_sentences_with_figures_as_stated(table: Comparison) -> None:
