@@ -7,6 +7,7 @@ import json
 import logging
 import re
 import unicodedata
+from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
@@ -54,6 +55,7 @@ RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
 # Bubble for reducing" (0.97); a weaker name match, such as a word of another abstract (0.7), still loses to it.
 DESCRIBED_AT_MOST = 0.9
 AMBIGUOUS_MARGIN = 0.05
+COMMON_IN = 2
 TOPIC_FALLBACK_K = 4
 
 DEFAULT_ASPECTS = (
@@ -174,13 +176,18 @@ class NameResolver:
     def __init__(self, papers: Sequence[Paper], by_meaning: Describer | None = None) -> None:
         """`by_meaning` is asked for a name that matches no paper by name: a description ("the Mixtral offloading
         paper")."""
-        self.keys = [self._keys(p) for p in papers]
+        # NOTE: an English word of a title is not a name for its paper ("limited", "energy"): a single title word
+        # counts as one only if fewer than COMMON_IN abstracts use it in lower case
+        used = Counter(w for p in papers for w in set(re.findall(r"\b[a-z][a-z0-9-]*\b", p.abstract)))
+        common = frozenset(compact(w) for w, n in used.items() if n >= COMMON_IN)
+        self.keys = [self._keys(p, common) for p in papers]
         self.by_meaning = lru_cache(maxsize=256)(by_meaning) if by_meaning else None
 
     @staticmethod
-    def _keys(paper: Paper) -> _Keys:
+    def _keys(paper: Paper, common: frozenset[str]) -> _Keys:
         tokens = paper.title.split()
         runs = {compact(" ".join(tokens[i : i + n])) for n in (1, 2, 3) for i in range(len(tokens) - n + 1)}
+        runs -= common
         # NOTE: a name introduced only in the abstract ("we develop Lamina", "we build vLLM") counts when it is
         # written like a name: capitalised, with an inner capital or with digits, and not a sentence-initial word.
         # A name with a version or size after a hyphen ("Mixtral-8x7B", "Llama-2") also names its family ("Mixtral"),
