@@ -12,7 +12,6 @@ import numpy as np
 from rag import grounding, prompts
 from rag.citations import SUPPORT_OVERLAP, Source, gate, support, verify
 from rag.config import Settings
-from rag.embed import embed_query
 from rag.llm import LLM, LLMError
 from rag.models import Answer, Citation, Claim, Paper, SearchHit, Turn
 from rag.retrieve import Retriever
@@ -153,7 +152,7 @@ class Answerer:
             Source(n, records[h.paper_id], tuple(c.text for c in by_paper.get(h.paper_id, [])))
             for n, h in enumerate(hits, 1)
         ]
-        vector = embed_query(self.retriever.embedder, self.retriever.read_as(question))
+        vector = self.retriever.query_vector(question)
         evidence = self._score(question, hits, by_paper, vector)
         return hits, sources, evidence
 

@@ -40,9 +40,9 @@ def answer_markdown(answer: Answer) -> str:
 
 
 def read_as(glossed: dict[str, str]) -> str:
-    """How search read the question's everyday words: 'Searched with “graphics cards” read as GPU and “reprogrammable
-    chip” as FPGA.' (plain text)."""
-    said = [f"“{words}” {'read as' if n == 0 else 'as'} {term}" for n, (words, term) in enumerate(glossed.items())]
+    """How search read the question's everyday words: 'Searched with “graphics cards” also read as GPU and
+    “reprogrammable chip” as FPGA.' (plain text)."""
+    said = [f"“{words}” {'also read as' if n == 0 else 'as'} {term}" for n, (words, term) in enumerate(glossed.items())]
     return "Searched with " + (", ".join(said[:-1]) + " and " + said[-1] if len(said) > 1 else said[0]) + "."
 
 

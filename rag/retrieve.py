@@ -1,8 +1,10 @@
 """Hybrid retrieval: one calibrated ranking of papers from three signals.
 
 Each candidate paper gets three features: the cosine of its best sentence, the cosine of its whole abstract, and
-its BM25 score, all three for the query with the field's terms in place of its everyday words (rag.glossary: "two
-graphics cards" is read as "two GPU"). BM25 also reads each paper with the everyday words for the terms it uses
+its BM25 score. Each reads the query both as written and with the field's terms for its everyday words
+(rag.glossary: "two graphics cards" is also read as "two GPU"): the cosines are to the mean of the two embeddings,
+and BM25 reads the query's words followed by the terms. An everyday phrase the glossary misreads then adds a term
+but takes none of the user's words away. BM25 also reads each paper with the everyday words for the terms it uses
 ("a chip you can rewire" finds papers on FPGAs, rag.snapshot). A logistic model (rag.tuned.RANKER, fitted by
 scripts/fit_answer.py on the dev questions) weighs them, with its own weights for questions that ask for many
 papers.
@@ -130,9 +132,23 @@ class Retriever:
         return {word: float(np.log(n / (count + 0.5))) for word, count in self._snapshot.word_papers.items()}
 
     def read_as(self, query: str) -> str:
-        """The query as search reads it: the glossary's terms in place of everyday phrasings ("two graphics cards" →
-        "two GPU"), except those made of words the papers use themselves (rag.glossary)."""
+        """The query with the glossary's terms in place of everyday phrasings ("two graphics cards" → "two GPU"),
+        except those made of words the papers use themselves (rag.glossary)."""
         return self._glossary.rewrite(query, self._common)
+
+    def query_vector(self, query: str) -> np.ndarray:
+        """The query's embedding for search: the unit mean of the query's as written and as `read_as` reads it."""
+        written = embed_query(self.embedder, query)
+        read = self.read_as(query)
+        if read == query:
+            return written
+        both = written + embed_query(self.embedder, read)
+        return np.asarray(both / max(float(np.linalg.norm(both)), 1e-12), dtype=np.float32)
+
+    def lexical_query(self, query: str) -> str:
+        """The query as BM25 reads it: its own words, then the glossary's term for each everyday phrasing."""
+        terms = [found[0] for _, _, found in self._glossary.matches(query, self._common)]
+        return " ".join([query, *terms])
 
     def glossed(self, query: str) -> dict[str, str]:
         """The everyday phrasings of the query that search reads as a term, each with its term, for the user to see:
@@ -191,10 +207,9 @@ class Retriever:
         """Every candidate paper's features and relevance for the query."""
         if not self._ids or not query.strip():
             return Scored([], np.zeros((0, 3)), np.zeros(0), {})
-        query = self.read_as(query)
-        vector = embed_query(self.embedder, query)
+        vector = self.query_vector(query)
         whole = dict(self.store.query_papers(vector, min(PAPER_POOL, len(self._ids))))
-        bm25 = self.bm25_scores(query)
+        bm25 = self.bm25_scores(self.lexical_query(query))
         lexical: dict[str, float] = {}
         if bm25.size and float(bm25.max()) > 0:
             top = np.argpartition(-bm25, min(BM25_POOL, bm25.size - 1))[:BM25_POOL]
