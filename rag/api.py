@@ -21,7 +21,7 @@ from rag.models import Answer, CheckReport, Comparison, EvalReport, IngestReport
 from rag.prompts import CANNOT_ANSWER
 from rag.retrieve import Retriever
 from rag.review import Reviewer
-from rag.store import Store, reopen
+from rag.store import Store, earlier_papers, reopen
 from rag.themes import cluster, distinctive_terms, place, project, theme_names, vocabulary_of
 
 if TYPE_CHECKING:
@@ -74,13 +74,22 @@ def check_index(settings: Settings | None = None) -> CheckReport:
 
 
 def ensure_index(settings: Settings | None = None) -> Store:
-    """The store, with the bundled corpus indexed first if the index is empty."""
+    """The store, with papers indexed first if the index is empty: those of an index an earlier version made here
+    (after an upgrade that changed what the index stores), else the bundled corpus."""
     from rag.index import ingest
 
     settings = settings or get_settings()
     store = Store(settings)
     if store.count_papers() == 0:
-        report = ingest(read_paths([]), settings, if_empty=True)
+        earlier = earlier_papers(settings)
+        if earlier is not None:
+            name, papers = earlier
+            log.warning(
+                "this version stores papers differently: indexing again the %d papers of the earlier index %s",
+                len(papers), name,
+            )  # fmt: skip
+        results = [ReadResult(f"the earlier index {earlier[0]}", earlier[1])] if earlier else read_paths([])
+        report = ingest(results, settings, if_empty=True)
         forget_retriever(settings)
         if not report.added:  # another process indexed it while we waited: read what it wrote
             reopen(settings)

@@ -36,6 +36,9 @@ def _sentence_splitter() -> Callable[[str], list[str]]:
     return split_by_sentence_tokenizer()
 
 
+_ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|cf|et al|w\.r\.t)\.$", re.IGNORECASE)
+
+
 def split_sentences(text: str) -> list[str]:
     """The sentences of an abstract, verbatim, in order."""
     pieces = [s.strip() for s in _sentence_splitter()(text)]
@@ -43,9 +46,13 @@ def split_sentences(text: str) -> list[str]:
     for piece in pieces:
         if not piece:
             continue
-        # NOTE: the tokenizer keeps "(a) ... (b) ..." enumerations together but splits "e.g." oddly;
-        # glue a fragment that starts lower-case back onto its predecessor.
-        if sentences and re.match(r"^[a-z(\[]", piece) and not sentences[-1].endswith((".", "!", "?")):
+        # NOTE: the tokenizer keeps "(a) ... (b) ..." enumerations together but splits after "e.g." and "i.e."
+        # ("… popular MLLMs, e.g. | LLaVA, and InternVL2 …"); glue such a piece, and a fragment that starts
+        # lower-case, back onto its predecessor.
+        if sentences and (
+            _ABBREVIATION.search(sentences[-1])
+            or (re.match(r"^[a-z(\[]", piece) and not sentences[-1].endswith((".", "!", "?")))
+        ):
             sentences[-1] = f"{sentences[-1]} {piece}"
         else:
             sentences.append(piece)

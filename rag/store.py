@@ -401,6 +401,40 @@ class Store:
             offset += len(ids)
 
 
+def earlier_papers(settings: Settings) -> tuple[str, list[Paper]] | None:
+    """The papers of an index in this place that an earlier version made for the same embedding model and chunking
+    (another index format, which this version does not read), the largest if there are several, with its name: what a
+    first run indexes again, in place of the bundled corpus, after an upgrade. None when there is no such index."""
+    ours = settings.index_name
+    stem = ours.rsplit("_", 1)[0] + "_"
+    try:
+        names = [c if isinstance(c, str) else c.name for c in _client(settings).list_collections()]
+    except Exception as exc:  # NOTE: a store that cannot list them falls back to the bundled corpus
+        log.info("cannot list the indexes at %s (%s)", settings.home, exc)
+        return None
+    found: list[tuple[int, str, list[Paper]]] = []
+    for name in names:
+        if not (name.startswith(stem) and name.endswith("_papers")) or name == f"{ours}_papers":
+            continue
+        try:
+            collection = _client(settings).get_collection(name)
+            papers = [
+                _paper_from(pid, meta)
+                for ids, metas, _, _ in Store._scan(collection, include=["metadatas"])
+                for pid, meta in zip(ids, metas, strict=True)
+            ]
+        except Exception as exc:
+            log.info("cannot read the earlier index %s (%s)", name, exc)
+            continue
+        papers = [p for p in papers if p.title and p.abstract]
+        if papers:
+            found.append((len(papers), name.removesuffix("_papers"), papers))
+    if not found:
+        return None
+    _, name, papers = max(found, key=lambda f: f[0])
+    return name, papers
+
+
 def reset_vectors(settings: Settings, folders: Sequence[Path]) -> Store:
     """Move damaged HNSW folders aside (to `<folder>.damaged`) and reopen the index: Chroma starts them empty, and
     the vectors they held must be made again (`rag.index.check` re-embeds every paper from its record)."""

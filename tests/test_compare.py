@@ -209,7 +209,7 @@ def test_sentence_roles_are_learned_for_papers_the_model_has_not_seen() -> None:
             predicted = model.predict([str(r["text"]) for r in sentences])[:, : len(ROLES)].argmax(axis=1)
             truth = [r["role"] if r["role"] in ROLES else "other" for r in sentences]
             right += sum(ROLES[k] == role for k, role in zip(predicted, truth, strict=True))
-    assert right / len(records) >= 0.75  # 0.79 when fitted (scripts/fit_cells.py); a majority guess scores 0.39
+    assert right / len(records) >= 0.75  # 0.78 when fitted (scripts/fit_cells.py); a majority guess scores 0.39
 
 
 @pytest.mark.parametrize(

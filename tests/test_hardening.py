@@ -116,6 +116,27 @@ def test_first_asks_on_an_empty_home_index_once_and_answer(tmp_path: Path) -> No
     assert Store(Settings(home=tmp_path / "fresh")).count_papers() == 168
 
 
+def test_a_first_run_after_an_upgrade_indexes_the_earlier_index_papers_not_the_bundled_corpus(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A version that stores papers differently names its index anew; a researcher's library carries over."""
+    from rag import config
+
+    home = tmp_path / "upgraded"
+    mine = write_jsonl(tmp_path / "mine.jsonl", bundled_records(0, 3))
+    with monkeypatch.context() as earlier:
+        earlier.setattr(config, "INDEX_FORMAT", config.INDEX_FORMAT - 1)
+        ingest_paths([mine], Settings(home=home))
+        old_name = Settings(home=home).index_name
+    settings = Settings(home=home)
+    assert settings.index_name != old_name and Store(settings).count_papers() == 0
+    with caplog.at_level("WARNING", logger="rag.api"):
+        retriever = get_retriever(settings)
+    assert sorted(p.title for p in retriever.papers.values()) == sorted(r["title"] for r in bundled_records(0, 3))
+    assert f"indexing again the 3 papers of the earlier index {old_name}" in caplog.text
+    assert retriever.search(bundled_records(1, 2)[0]["title"])[0].title == bundled_records(1, 2)[0]["title"]
+
+
 def chunk_embeddings(settings: Settings) -> int:
     """Chunks that read back with an embedding (Chroma raises when one is missing)."""
     got = Store(settings).chunks.get(include=["embeddings"])

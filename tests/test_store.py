@@ -160,3 +160,22 @@ def test_progress_counts_up_to_every_paper_and_batches_change_nothing(
     assert any(0 < done < 5 for done, _ in heard), heard  # it moves while the encoder runs, not only at the end
     assert report.chunks_embedded == len(expected_chunk_ids(records, settings))
     assert set(chunk_ids(Store(settings))) == expected_chunk_ids(records, settings)
+
+
+@pytest.mark.parametrize(
+    ("abstract", "sentences"),
+    [
+        # NOTE: the sentence tokenizer ends a sentence after "e.g." or "i.e." when a capital follows
+        ("Our method speeds up popular MLLMs, e.g. LLaVA, and InternVL2 models, by 2 times. Code is released.", 2),
+        ("We map schemes to a middleware, i.e. the FastFlow library. It runs on RISC-V.", 2),
+        ("Direct compression methods, e.g. efficient projectors, lose detail. We propose DPN.", 2),
+        ("Trade-offs differ (e.g., reinforcement learning vs. Bayesian methods). We coin a term.", 2),
+        ("It works. However, it is slow. (a) One; (b) two.", 3),
+    ],
+)
+def test_sentences_do_not_end_at_an_abbreviation(abstract: str, sentences: int) -> None:
+    from rag.index import split_sentences
+
+    found = split_sentences(abstract)
+    assert len(found) == sentences, found
+    assert " ".join(found) == abstract
