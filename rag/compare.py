@@ -177,8 +177,9 @@ class NameResolver:
     def __init__(self, papers: Sequence[Paper], by_meaning: Describer | None = None) -> None:
         """`by_meaning` is asked for a name that matches no paper by name: a description ("the Mixtral offloading
         paper")."""
-        # NOTE: an English word of a title is not a name for its paper ("limited", "energy"): a single title word
-        # counts as one only if fewer than COMMON_IN abstracts use it in lower case
+        # NOTE: an English word is not a name for a paper whose title or abstract capitalises it ("limited",
+        # "energy", "Memory"): a single word counts as a name only if fewer than COMMON_IN abstracts use it in lower
+        # case
         used = Counter(w for p in papers for w in set(re.findall(r"\b[a-z][a-z0-9-]*\b", p.abstract)))
         common = frozenset(compact(w) for w, n in used.items() if n >= COMMON_IN)
         self.keys = [self._keys(p, common) for p in papers]
@@ -205,7 +206,7 @@ class NameResolver:
             system=compact(system_name(paper.title) or ""),
             title_words=tuple(norm_words(paper.title)),
             title_tokens=frozenset(r for r in runs if r),
-            abstract_names=frozenset(n for n in names if len(n) >= 3),
+            abstract_names=frozenset(n for n in names if len(n) >= 3 and n not in common),
         )
 
     def score(self, name: str, keys: _Keys) -> float:
@@ -275,7 +276,8 @@ class NameResolver:
 
         Names may end at any word or where a purpose clause begins ("… as ways to make training efficient",
         "…: how does each …"). The reading whose names are surest wins (each adds its certainty above RESOLVED),
-        then the one with fewest unknown names holding a purpose clause, then the one with the most names, then the
+        then the one with fewest unknown names holding a purpose clause, then the one with the most names (unknown
+        words count as one only when they could be a name, `_name_like`), then the
         one whose resolved names use the most words and unresolved ones the fewest, so a purpose clause or a
         description after a name ("bunny small multimodal models") is neither taken for a name nor reported as one.
         """
@@ -286,7 +288,7 @@ class NameResolver:
             value = (
                 sum(m.certainty - RESOLVED for _, m in reading if m.paper),
                 -sum(not m.paper and bool(_PURPOSE.search(name)) for name, m in reading),
-                len(reading),
+                sum(bool(m.paper) or _name_like(name) for name, m in reading),
                 sum(len(name.split()) * (1 if m.paper else -1) for name, m in reading),
             )
             if reading and (not best[1] or value > best[0]):
@@ -303,7 +305,22 @@ class NameResolver:
         if match.certainty >= 0.9:
             return [(whole, match)]
         parts = [p for p in (_clean(x) for x in _outside_parentheses(_JOINERS, text)) if p]
-        return [(part, self.resolve(part)) for part in parts if len(parts) > 1] or [(whole, self.resolve(whole))]
+        if len(parts) < 2:
+            return [(whole, self.resolve(whole))]
+        reading: Reading = []
+        for part in parts:
+            match = self.resolve(part)
+            reading.append((part, match))
+            if (match.described and _PURPOSE.search(part, 1)) or (match.paper is None and not _name_like(part)):
+                break  # NOTE: "LightMamba as FPGA accelerators for long sequences and state space models": a name
+                # found by what its purpose clause says, or a clause, ends the list; what follows "and" is the clause
+        return reading
+
+
+def _name_like(text: str) -> bool:
+    """Whether unknown words could be a name: at most three words, or a capital or digit ("FlashZip", "Tutel");
+    "see how they split attention" is a clause."""
+    return len(text.split()) <= 3 or any(ch.isupper() or ch.isdigit() for ch in text)
 
 
 def _pieces(request: str) -> list[str]:

@@ -182,6 +182,14 @@ def test_a_request_about_a_topic_compares_the_papers_that_best_match_it(bundled:
         ("Compare MiniCPM-V and BlueLM-V-3B for running multimodal LLMs on a phone with limited memory",
          ["MiniCPM-V", "BlueLM-V-3B"]),
         ("Compare WebLLM and Transformer-Lite for on-device inference and energy use", ["WebLLM", "Transformer-Lite"]),
+        # NOTE: what follows "and" inside a purpose clause is still the clause, not another name
+        ("Compare GPipe and 2BP with respect to memory use and throughput", ["GPipe", "2BP"]),
+        ("Compare AccLLM and LightMamba as FPGA accelerators for long sequences and state space models",
+         ["AccLLM", "LightMamba"]),
+        ("Compare MiniCPM-V and Mini-InternVL as small multimodal models for phones and edge devices",
+         ["MiniCPM-V", "Mini-InternVL"]),
+        ("Compare Megatron-LM and DeepSpeed Ulysses to see how they split attention and sequences across devices",
+         ["Megatron-LM", "DeepSpeed Ulysses"]),
     ],
 )  # fmt: skip
 def test_a_name_is_read_as_a_name_before_a_purpose_clause_is_read_as_a_description(
