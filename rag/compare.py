@@ -19,7 +19,7 @@ from rag import grounding, prompts
 from rag.citations import SUPPORT_OVERLAP, Similarity, Source, support
 from rag.config import Settings
 from rag.embed import embed_texts
-from rag.index import split_sentences
+from rag.index import sentences_of, split_sentences
 from rag.llm import LLM, LLMError
 from rag.models import Cell, Citation, Comparison, Paper, Row
 from rag.retrieve import Retriever
@@ -487,7 +487,7 @@ class CellFiller:
         Default columns are filled by `choose_sentences` from their fitted models (rag.tuned.CELLS). A column may show
         a sentence another column shows too: a result that is also the paper's cost claim belongs in both.
         """
-        texts = split_sentences(paper.abstract)
+        texts = sentences_of(paper)
         if not texts:
             return {a.name: Cell(text=NOT_STATED) for a in aspects}
         cells: dict[str, Cell] = {}
@@ -718,11 +718,20 @@ class Comparer:
             for term, members in shared:
                 if len(members) < len(rows):
                     parts.append(f"{join_names([cite[rows[i].paper_id] for i in members])} also both concern {term}.")
-        approaches = [_approach_clause(r.cells[APPROACH].text, cite[r.paper_id]) for r in rows if APPROACH in r.cells]
+        papers = {s.paper.paper_id: s.paper for s in sources}
+        approaches = [
+            _approach_clause(cell_sentences(r.cells[APPROACH], papers[r.paper_id]), cite[r.paper_id])
+            for r in rows
+            if APPROACH in r.cells
+        ]
         approaches = [a for a in approaches if a]
         if approaches:
             parts.append(("How each goes about it: " if len(rows) > 1 else "") + "; ".join(approaches) + ".")
-        figures = [(cite[r.paper_id], _figure_clause(r.cells[RESULTS].text)) for r in rows if RESULTS in r.cells]
+        figures = [
+            (cite[r.paper_id], _figure_clause(cell_sentences(r.cells[RESULTS], papers[r.paper_id])))
+            for r in rows
+            if RESULTS in r.cells
+        ]
         reported = [f"{who} reports “{clause}”" for who, clause in figures if clause]
         if reported:
             parts.append("; ".join(reported) + ".")
@@ -860,12 +869,22 @@ _LEAD_IN = re.compile(r"^(?:[\w-]+\s+){0,3}?(?:show|demonstrate|indicate|confirm
 FIGURE_CLAUSE_WORDS = 30  # a longer sentence is cut at ';' or ', while/whereas/but' to its clause with the figure
 
 
-def _figure_clause(text: str) -> str:
-    """The sentence (or clause of a long one) of a results cell that states a figure, without its lead-in
+def cell_sentences(cell: Cell, paper: Paper) -> list[str]:
+    """The sentences of a cell: the paper's sentences it holds, as the offline engine fills it, else (a model's
+    prose) its text split; none when not stated."""
+    if cell.text == NOT_STATED:
+        return []
+    if cell.origin == "extractive":
+        held = [t for t in map(tidy, sentences_of(paper)) if t and t in cell.text]
+        if held:
+            return held
+    return [s.strip() for s in split_sentences(cell.text) if s.strip()]
+
+
+def _figure_clause(sentences: Sequence[str]) -> str:
+    """The sentence (or clause of a long one) among a results cell's sentences that states a figure, without its lead-in
     ('Experiments show that X outperforms Y by up to 23%' → 'X outperforms Y by up to 23%'), or ''."""
-    if text == NOT_STATED:
-        return ""
-    for sentence in split_sentences(text):
+    for sentence in sentences:
         sentence = _LEAD_IN.sub("", sentence.strip())
         pieces = [sentence]
         if len(sentence.split()) > FIGURE_CLAUSE_WORDS:
@@ -907,13 +926,10 @@ def _clause(text: str) -> str:
     return text.strip().rstrip(",;:.")
 
 
-def _approach_clause(text: str, who: str) -> str:
-    """How a paper goes about its problem, from its approach cell, quoted: 'Redco [2] is “a lightweight tool …”',
-    'AccLLM [1] designs “a dedicated FPGA-based accelerator …”', or the sentence whole; '' when the cell is silent or
-    its sentences are too long to quote in a clause."""
-    if text == NOT_STATED:
-        return ""
-    sentences = [s.strip() for s in split_sentences(text) if s.strip()]
+def _approach_clause(sentences: Sequence[str], who: str) -> str:
+    """How a paper goes about its problem, from the sentences of its approach cell, quoted: 'Redco [2] is “a
+    lightweight tool …”', 'AccLLM [1] designs “a dedicated FPGA-based accelerator …”', or the sentence whole; '' when
+    the cell is silent or its sentences are too long to quote in a clause."""
     for sentence in sentences:
         found = _WE_VERB.search(sentence) or _BY_VERB.search(sentence)
         if not found:

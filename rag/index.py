@@ -66,13 +66,36 @@ def _token_splitter(chunk_tokens: int, chunk_overlap: int) -> TokenTextSplitter:
     return TokenTextSplitter(chunk_size=chunk_tokens, chunk_overlap=chunk_overlap, tokenizer=token_counter())
 
 
+def with_sentences(paper: Paper) -> Paper:
+    """The paper with where each sentence of its abstract starts (`sentences_of` reads them back), when cutting the
+    abstract there gives `split_sentences` exactly."""
+    sentences = split_sentences(paper.abstract)
+    starts: list[int] = []
+    for sentence in sentences:
+        at = paper.abstract.find(sentence[:40], starts[-1] + 1 if starts else 0)
+        if at < 0:
+            break
+        starts.append(at)
+    found = paper.model_copy(update={"sentence_starts": starts})
+    return found if sentences_of(found) == sentences else paper.model_copy(update={"sentence_starts": []})
+
+
+def sentences_of(paper: Paper) -> list[str]:
+    """The sentences of a paper's abstract: cut where ingest found them, else split now (`split_sentences`)."""
+    starts = paper.sentence_starts
+    if not starts or starts[-1] >= len(paper.abstract):
+        return split_sentences(paper.abstract)
+    ends = [*starts[1:], len(paper.abstract)]
+    return [paper.abstract[a:b].strip() for a, b in zip(starts, ends, strict=True)]
+
+
 def chunk_paper(paper: Paper, settings: Settings) -> list[TextNode]:
     """One node per sentence; a sentence over `chunk_tokens` is split by tokens. Title on every node."""
     from llama_index.core.schema import TextNode
 
     splitter = _token_splitter(settings.chunk_tokens, settings.chunk_overlap)
     pieces: list[str] = []
-    for sentence in split_sentences(paper.abstract):
+    for sentence in sentences_of(paper):
         if count_tokens(sentence) > settings.chunk_tokens:
             pieces += splitter.split_text(sentence)
         else:
@@ -201,7 +224,7 @@ def _batches(papers: Sequence[Paper], settings: Settings) -> Iterator[tuple[list
     batch: list[Paper] = []
     nodes: list[list[TextNode]] = []
     size = 0
-    for paper in papers:
+    for paper in map(with_sentences, papers):
         batch.append(paper)
         nodes.append(chunk_paper(paper, settings))
         size += len(nodes[-1])

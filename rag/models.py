@@ -21,6 +21,9 @@ class Paper(BaseModel):
     year: int | None = None
     source: str = ""
     locator: str = ""
+    # NOTE: where each sentence of the abstract starts, found at ingest (rag.index.sentences_of): reading a paper's
+    # sentences then needs no sentence tokenizer, which takes seconds to import. Not part of what is shown or exported.
+    sentence_starts: list[int] = Field(default_factory=list, exclude=True)
 
     @property
     def content_hash(self) -> str:

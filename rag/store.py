@@ -481,6 +481,8 @@ def _paper_meta(paper: Paper) -> dict[str, Any]:
         "locator": paper.locator,
         "authors": "; ".join(paper.authors),
     }
+    if paper.sentence_starts:
+        meta["sentences"] = ",".join(map(str, paper.sentence_starts))
     if paper.url:
         meta["url"] = paper.url
     if paper.year:
@@ -499,4 +501,14 @@ def _paper_from(paper_id: str, meta: dict[str, Any]) -> Paper:
         year=meta.get("year"),
         source=str(meta.get("source", "")),
         locator=str(meta.get("locator", "")),
+        sentence_starts=_starts(meta.get("sentences")),
     )
+
+
+def _starts(value: object) -> list[int]:
+    """Sentence starts as a record keeps them ("0,105,230"); none when missing or unreadable (they are split again)."""
+    try:
+        starts = [int(v) for v in str(value).split(",")] if value else []
+    except ValueError:
+        return []
+    return starts if starts == sorted(set(starts)) and all(s >= 0 for s in starts) else []

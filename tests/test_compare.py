@@ -334,7 +334,31 @@ def test_gains_are_the_largest_speed_up_and_memory_saving_stated(
 def test_an_approach_is_quoted_as_one_clause(cell: str, clause: str) -> None:
     from rag.compare import _approach_clause
 
-    assert _approach_clause(cell, "R [1]") == clause
+    assert _approach_clause([] if cell == NOT_STATED else split_sentences(cell), "R [1]") == clause
+
+
+def test_comparisons_and_reviews_read_sentences_from_the_index_without_loading_a_sentence_tokenizer(
+    bundled_home: Path,
+) -> None:
+    """Ingest keeps where each sentence starts, so a first comparison or review in a process (every `rag compare`)
+    does not spend seconds importing llama-index and nltk to split abstracts again."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import sys\n"
+        "from rag import api\n"
+        "table = api.compare('GPipe vs Zero Bubble')\n"
+        "draft = api.review('pipeline parallelism')\n"
+        "assert len(table.rows) == 2 and 'How each goes about it' in table.synthesis, table.synthesis\n"
+        "assert draft.references\n"
+        "print(sorted(m for m in ('nltk', 'llama_index.core') if m in sys.modules))\n"
+    )
+    run = subprocess.run([sys.executable, "-c", script], env={**os.environ, "RAG_HOME": str(bundled_home)},
+                         capture_output=True, text=True, timeout=300)  # fmt: skip
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "[]"
 
 
 def test_custom_aspects_and_not_stated(bundled: Settings) -> None:
