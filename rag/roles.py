@@ -45,7 +45,7 @@ class RoleModel:
         self.vectorizer = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
         places = [placement(int(str(r["i"])), int(str(r["of"]))) for r in records]
         x = _stack(self.vectorizer.fit_transform(texts), places)
-        # NOTE: "limitation" has 4 of the 1,054 labels: too few to learn, so it joins "other"; the limitations
+        # NOTE: "limitation" has 4 of the 1,051 labels: too few to learn, so it joins "other"; the limitations
         # column is filled from its own cue words (rag.compare).
         roles = [r["role"] if r["role"] in ROLES else "other" for r in records]
         # NOTE: newton-cg reaches the same optimum as the default lbfgs in 0.1 s instead of 0.9 s, paid by the first
