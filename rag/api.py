@@ -58,9 +58,31 @@ def ingest_paths(
     from rag.index import ingest  # llama-index's node machinery is needed only here
 
     settings = settings or get_settings()
-    report = ingest(read_paths(paths), settings, progress=progress)
+    results = read_paths(paths)
+    carry_over(settings)
+    report = ingest(results, settings, progress=progress)
     forget_retriever(settings)
     return report
+
+
+def carry_over(settings: Settings) -> bool:
+    """After an upgrade that changed what the index stores (a new index name), index the papers of the earlier index
+    here again, once, before anything else is indexed: a researcher's library outlives the upgrade. Whether it did."""
+    from rag.index import ingest
+
+    earlier = earlier_papers(settings) if Store(settings).count_papers() == 0 else None
+    if earlier is None:
+        return False
+    name, papers = earlier
+    log.warning(
+        "this version stores papers differently: indexing again the %d papers of the earlier index %s",
+        len(papers), name,
+    )  # fmt: skip
+    report = ingest([ReadResult(f"the earlier index {name}", papers)], settings, if_empty=True)
+    forget_retriever(settings)
+    if not report.added:  # another process carried them over while we waited: read what it wrote
+        reopen(settings)
+    return True
 
 
 def check_index(settings: Settings | None = None) -> CheckReport:
@@ -81,15 +103,9 @@ def ensure_index(settings: Settings | None = None) -> Store:
     settings = settings or get_settings()
     store = Store(settings)
     if store.count_papers() == 0:
-        earlier = earlier_papers(settings)
-        if earlier is not None:
-            name, papers = earlier
-            log.warning(
-                "this version stores papers differently: indexing again the %d papers of the earlier index %s",
-                len(papers), name,
-            )  # fmt: skip
-        results = [ReadResult(f"the earlier index {earlier[0]}", earlier[1])] if earlier else read_paths([])
-        report = ingest(results, settings, if_empty=True)
+        if carry_over(settings):
+            return Store(settings)
+        report = ingest(read_paths([]), settings, if_empty=True)
         forget_retriever(settings)
         if not report.added:  # another process indexed it while we waited: read what it wrote
             reopen(settings)

@@ -137,6 +137,22 @@ def test_a_first_run_after_an_upgrade_indexes_the_earlier_index_papers_not_the_b
     assert retriever.search(bundled_records(1, 2)[0]["title"])[0].title == bundled_records(1, 2)[0]["title"]
 
 
+def test_an_ingest_first_after_an_upgrade_keeps_the_earlier_index_papers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`rag ingest new.jsonl` first after the upgrade: the library carries over, and the file joins it."""
+    from rag import config
+
+    home = tmp_path / "upgraded"
+    with monkeypatch.context() as earlier:
+        earlier.setattr(config, "INDEX_FORMAT", config.INDEX_FORMAT - 1)
+        ingest_paths([write_jsonl(tmp_path / "mine.jsonl", bundled_records(0, 3))], Settings(home=home))
+    report = ingest_paths([write_jsonl(tmp_path / "new.jsonl", bundled_records(3, 5))], Settings(home=home))
+    assert report.added == 2
+    papers, _ = Store(Settings(home=home)).all_papers()
+    assert sorted(p.title for p in papers) == sorted(r["title"] for r in bundled_records(0, 5))
+
+
 def chunk_embeddings(settings: Settings) -> int:
     """Chunks that read back with an embedding (Chroma raises when one is missing)."""
     got = Store(settings).chunks.get(include=["embeddings"])
