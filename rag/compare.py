@@ -19,11 +19,11 @@ from rag import grounding, prompts
 from rag.citations import SUPPORT_OVERLAP, Similarity, Source, support
 from rag.config import Settings
 from rag.embed import embed_texts
-from rag.index import sentences_of, split_sentences
+from rag.index import roles_of, sentences_of, split_sentences
 from rag.llm import LLM, LLMError
 from rag.models import Cell, Citation, Comparison, Paper, Row
 from rag.retrieve import Retriever
-from rag.roles import cell_features, role_model
+from rag.roles import cell_features
 from rag.store import Chunk
 from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous
 from rag.themes import vocabulary_of
@@ -493,7 +493,7 @@ class CellFiller:
         cells: dict[str, Cell] = {}
         learned = [a for a in aspects if a.name in CELLS]
         if learned:
-            probs = role_model().predict(texts)
+            probs = roles_of(paper)
             likely = {a.name: CELLS[a.name].probabilities(cell_features(texts, probs, a.name)) for a in learned}
             for name, chosen in choose_sentences(texts, likely).items():
                 cells[name] = self._cell(n, texts, chosen)
@@ -753,28 +753,21 @@ class Comparer:
 
     def _shared_terms(self, docs: Sequence[str], titles: Collection[str], top: int = 3) -> list[tuple[str, list[int]]]:
         """Title terms two or more of the documents use, the most widely shared and rarest in the library first."""
-        from rag.themes import surface_form, term_counter
+        from rag.themes import surface_form, terms_of
 
-        vectorizer = term_counter()
-        try:
-            present = vectorizer.fit_transform(docs).toarray() > 0
-        except ValueError:
-            return []
-        corpus = [f"{p.title}. {p.abstract}" for p in self.retriever.papers.values()]
-        df = (vectorizer.transform(corpus).toarray() > 0).sum(axis=0)
-        idf = np.log((1 + len(corpus)) / (1 + df))
-        vocab = vectorizer.get_feature_names_out()
-        spread = present.sum(axis=0)
-        shared = (j for j in range(len(vocab)) if spread[j] >= 2 and str(vocab[j]) in titles)
-        ranked = sorted(shared, key=lambda j: (-spread[j], -idf[j]))
+        present = [set(terms_of(doc)) for doc in docs]
+        spread = Counter(term for found in present for term in found)
+        shared = {term for term, count in spread.items() if count >= 2 and term in titles}
+        corpus = [set(terms_of(f"{p.title}. {p.abstract}")) & shared for p in self.retriever.papers.values()]
+        df = Counter(term for found in corpus for term in found)
+        idf = {term: np.log((1 + len(corpus)) / (1 + df[term])) for term in shared}
         out: list[tuple[str, list[int]]] = []
-        for j in ranked:
-            term = str(vocab[j])
-            if idf[j] < 1.0 or any(term in t.lower() or t.lower() in term for t, _ in out):
+        for term in sorted(shared, key=lambda t: (-spread[t], -idf[t], t)):
+            if idf[term] < 1.0 or any(term in t.lower() or t.lower() in term for t, _ in out):
                 continue
             # NOTE: mid-sentence, a title's capitals go ("Neural Networks" → "neural networks"; "GPU" stays)
             form = " ".join(w.lower() if w[1:] == w[1:].lower() else w for w in surface_form(term, docs).split())
-            out.append((form, [i for i in range(len(docs)) if present[i, j]]))
+            out.append((form, [i for i, found in enumerate(present) if term in found]))
             if len(out) == top:
                 break
         return out

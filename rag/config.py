@@ -21,7 +21,8 @@ BUNDLED_CORPUS = DATA / "trending-papers.txt"
 # 2: a paper record's abstract moved from its Chroma document to its metadata.
 # 3: a paper record's vector encodes its title and abstract, not the mean of its sentence vectors.
 # 4: a sentence no longer ends at "e.g." or "i.e." (rag.index.split_sentences), so the stored sentences changed.
-INDEX_FORMAT = 4
+# 5: a paper record keeps the role probabilities of its sentences (rag.roles); the role model's digest joined the name.
+INDEX_FORMAT = 5
 
 
 class Settings(BaseSettings):
@@ -140,11 +141,15 @@ class Settings(BaseSettings):
     def index_name(self) -> str:
         """Chroma collection name derived from everything that changes the embeddings, and the index format.
 
-        A changed model, chunking setting or format gives another name, so a stale index is never read.
+        A changed model, chunking setting, sentence role model or format gives another name, so a stale index is
+        never read.
         """
+        from rag.roles import fingerprint as roles
+
         fingerprint = "|".join(
             [
                 str(INDEX_FORMAT),
+                roles(),
                 self.embed_backend,
                 self.embed_model,
                 self.embed_base_url or "",

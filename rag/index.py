@@ -80,6 +80,25 @@ def with_sentences(paper: Paper) -> Paper:
     return found if sentences_of(found) == sentences else paper.model_copy(update={"sentence_starts": []})
 
 
+def with_roles(papers: Sequence[Paper]) -> list[Paper]:
+    """The papers with the role probabilities of their sentences (rag.roles), which `roles_of` reads back."""
+    from rag.roles import role_model
+
+    probs = role_model().predict_many([sentences_of(p) for p in papers])
+    return [p.model_copy(update={"sentence_roles": r.round(4).tolist()}) for p, r in zip(papers, probs, strict=True)]
+
+
+def roles_of(paper: Paper) -> np.ndarray:
+    """The role probabilities of a paper's sentences (rag.roles.COLUMNS): as ingest found them, else predicted now."""
+    from rag.roles import COLUMNS, role_model
+
+    sentences = sentences_of(paper)
+    kept = np.asarray(paper.sentence_roles, dtype=np.float64)
+    if kept.shape == (len(sentences), len(COLUMNS)):
+        return kept
+    return role_model().predict(sentences)
+
+
 def sentences_of(paper: Paper) -> list[str]:
     """The sentences of a paper's abstract: cut where ingest found them, else split now (`split_sentences`)."""
     starts = paper.sentence_starts
@@ -229,10 +248,10 @@ def _batches(papers: Sequence[Paper], settings: Settings) -> Iterator[tuple[list
         nodes.append(chunk_paper(paper, settings))
         size += len(nodes[-1])
         if size >= settings.ingest_batch:
-            yield batch, nodes
+            yield with_roles(batch), nodes
             batch, nodes, size = [], [], 0
     if batch:
-        yield batch, nodes
+        yield with_roles(batch), nodes
 
 
 def _within(progress: Progress | None, done: int, papers: int, texts: int, total: int) -> Done | None:

@@ -24,6 +24,9 @@ class Paper(BaseModel):
     # NOTE: where each sentence of the abstract starts, found at ingest (rag.index.sentences_of): reading a paper's
     # sentences then needs no sentence tokenizer, which takes seconds to import. Not part of what is shown or exported.
     sentence_starts: list[int] = Field(default_factory=list, exclude=True)
+    # NOTE: per sentence, the role model's probabilities (rag.roles.COLUMNS), found at ingest: a comparison then
+    # needs no model fitted, and no scikit-learn imported, before its first answer.
+    sentence_roles: list[list[float]] = Field(default_factory=list, exclude=True)
 
     @property
     def content_hash(self) -> str:

@@ -58,11 +58,17 @@ class RoleModel:
 
     def predict(self, sentences: Sequence[str]) -> np.ndarray:
         """One row per sentence (in abstract order): P(each role) in ROLES order, then P(speaks of cost)."""
-        if not sentences:
-            return np.zeros((0, len(COLUMNS)))
-        places = [placement(i, len(sentences)) for i in range(len(sentences))]
-        x = _stack(self.vectorizer.transform(list(sentences)), places)
-        return np.hstack([self.roles.predict_proba(x)[:, self._order], self.cost.predict_proba(x)[:, 1:]])
+        return self.predict_many([sentences])[0]
+
+    def predict_many(self, abstracts: Sequence[Sequence[str]]) -> list[np.ndarray]:
+        """`predict` of the sentences of each of many abstracts, in one pass."""
+        texts = [s for sentences in abstracts for s in sentences]
+        if not texts:
+            return [np.zeros((0, len(COLUMNS))) for _ in abstracts]
+        places = [placement(i, len(sentences)) for sentences in abstracts for i in range(len(sentences))]
+        x = _stack(self.vectorizer.transform(texts), places)
+        probs = np.hstack([self.roles.predict_proba(x)[:, self._order], self.cost.predict_proba(x)[:, 1:]])
+        return np.split(probs, np.cumsum([len(sentences) for sentences in abstracts])[:-1])
 
 
 def _stack(words: Any, places: list[list[float]]) -> Any:
@@ -79,6 +85,16 @@ def read_labels(path: Path = LABELS) -> list[dict[str, object]]:
 def role_model() -> RoleModel:
     """The model fitted on every labelled sentence, once per process."""
     return RoleModel(read_labels())
+
+
+@lru_cache(maxsize=1)
+def fingerprint() -> str:
+    """A digest of what the role model's predictions depend on: its labels and this module. Ingest keeps each
+    sentence's predictions in its paper's record (`Paper.sentence_roles`), so the index's name includes it
+    (rag.config): labels or a model that change give a new index, filled again from the earlier one's records."""
+    import hashlib
+
+    return hashlib.sha256(LABELS.read_bytes() + Path(__file__).read_bytes()).hexdigest()[:16]
 
 
 # --- which sentence fills a comparison cell ---------------------------------------------------------------------

@@ -483,6 +483,8 @@ def _paper_meta(paper: Paper) -> dict[str, Any]:
     }
     if paper.sentence_starts:
         meta["sentences"] = ",".join(map(str, paper.sentence_starts))
+    if paper.sentence_roles:
+        meta["roles"] = ";".join(",".join(f"{p:.4f}" for p in row) for row in paper.sentence_roles)
     if paper.url:
         meta["url"] = paper.url
     if paper.year:
@@ -502,6 +504,7 @@ def _paper_from(paper_id: str, meta: dict[str, Any]) -> Paper:
         source=str(meta.get("source", "")),
         locator=str(meta.get("locator", "")),
         sentence_starts=_starts(meta.get("sentences")),
+        sentence_roles=_roles(meta.get("roles")),
     )
 
 
@@ -512,3 +515,13 @@ def _starts(value: object) -> list[int]:
     except ValueError:
         return []
     return starts if starts == sorted(set(starts)) and all(s >= 0 for s in starts) else []
+
+
+def _roles(value: object) -> list[list[float]]:
+    """Sentence role probabilities as a record keeps them ("0.1,0.7,…;0.2,…"); none when missing or unreadable (the
+    role model predicts them again)."""
+    try:
+        rows = [[float(p) for p in row.split(",")] for row in str(value).split(";")] if value else []
+    except ValueError:
+        return []
+    return rows if len({len(row) for row in rows}) <= 1 else []

@@ -6,6 +6,7 @@ import logging
 import re
 from collections import Counter
 from collections.abc import Collection, Sequence
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -44,13 +45,21 @@ def cluster(vectors: np.ndarray, max_k: int = 6, clusters: int | None = None) ->
     return np.asarray([remap[label] for label in best[1]], dtype=int)
 
 
+_TERM = re.compile(TERM_PATTERN)
+
+
+def terms_of(text: str) -> list[str]:
+    """The terms of a text: its lower-cased words of TERM_PATTERN, stop words left out, and each pair of them that
+    follow each other once the stop words are out (as scikit-learn's CountVectorizer reads n-grams)."""
+    words = [w for w in _TERM.findall(text.lower()) if w not in STOPWORDS]
+    return words + [f"{a} {b}" for a, b in pairwise(words)]
+
+
 def term_counter() -> Any:
-    """Counts unigrams and bigrams of TERM_PATTERN, stop words left out."""
+    """Counts the `terms_of` each document."""
     from sklearn.feature_extraction.text import CountVectorizer
 
-    # NOTE: only stop words the pattern can produce ('e.g' cannot), or sklearn warns of an inconsistency.
-    stop_words = sorted(w for w in STOPWORDS if re.fullmatch(TERM_PATTERN, w))
-    return CountVectorizer(ngram_range=(1, 2), stop_words=stop_words, token_pattern=TERM_PATTERN, lowercase=True)
+    return CountVectorizer(analyzer=terms_of)
 
 
 def distinctive_terms(

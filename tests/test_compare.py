@@ -340,8 +340,9 @@ def test_an_approach_is_quoted_as_one_clause(cell: str, clause: str) -> None:
 def test_comparisons_and_reviews_read_sentences_from_the_index_without_loading_a_sentence_tokenizer(
     bundled_home: Path,
 ) -> None:
-    """Ingest keeps where each sentence starts, so a first comparison or review in a process (every `rag compare`)
-    does not spend seconds importing llama-index and nltk to split abstracts again."""
+    """Ingest keeps where each sentence starts and what each sentence does, so a first comparison or review in a
+    process (every `rag compare`) does not spend seconds importing llama-index and nltk to split abstracts again, and
+    a comparison does not import scikit-learn to fit the sentence role model."""
     import os
     import subprocess
     import sys
@@ -350,15 +351,33 @@ def test_comparisons_and_reviews_read_sentences_from_the_index_without_loading_a
         "import sys\n"
         "from rag import api\n"
         "table = api.compare('GPipe vs Zero Bubble')\n"
-        "draft = api.review('pipeline parallelism')\n"
         "assert len(table.rows) == 2 and 'How each goes about it' in table.synthesis, table.synthesis\n"
+        "print(sorted(m for m in ('nltk', 'llama_index.core', 'sklearn') if m in sys.modules))\n"
+        "draft = api.review('pipeline parallelism')\n"
         "assert draft.references\n"
         "print(sorted(m for m in ('nltk', 'llama_index.core') if m in sys.modules))\n"
     )
     run = subprocess.run([sys.executable, "-c", script], env={**os.environ, "RAG_HOME": str(bundled_home)},
                          capture_output=True, text=True, timeout=300)  # fmt: skip
     assert run.returncode == 0, run.stderr
-    assert run.stdout.strip().splitlines()[-1] == "[]"
+    assert run.stdout.strip().splitlines()[-2:] == ["[]", "[]"]
+
+
+def test_ingest_keeps_what_each_sentence_does_and_a_record_without_it_is_read_again(bundled: Settings) -> None:
+    """A comparison reads each sentence's role probabilities from the paper's record; a record that lacks them or
+    holds another number of rows (an earlier index, a damaged record) gets them from the role model."""
+    import numpy as np
+
+    from rag import api
+    from rag.index import roles_of, sentences_of
+    from rag.roles import COLUMNS, role_model
+
+    paper = api.get_retriever(bundled).papers[TWO_BP]
+    fresh = role_model().predict(sentences_of(paper))
+    assert np.asarray(paper.sentence_roles).shape == (len(sentences_of(paper)), len(COLUMNS))
+    assert np.allclose(paper.sentence_roles, fresh, atol=1e-4)
+    for kept in ([], paper.sentence_roles[1:]):
+        assert np.allclose(roles_of(paper.model_copy(update={"sentence_roles": kept})), fresh)
 
 
 def test_custom_aspects_and_not_stated(bundled: Settings) -> None:
