@@ -49,6 +49,10 @@ MANY_PAPERS = 5
 MANY_SHARE = 0.1
 # A sentence that opens by leaning on the one before it ("However, ...", "To address this, ...") reads badly alone.
 LEANING_PENALTY = 0.10
+# A sentence that only sets the scene ("Large language models have unlocked remarkable capabilities.") answers little:
+# its score drops by BACKGROUND_PENALTY × P(background) (rag.roles, kept at ingest). Chosen on eval/questions_dev.jsonl
+# with out-of-fold role probabilities (BENCHMARKS.md).
+BACKGROUND_PENALTY = 0.12
 MAX_WORDS = 150
 FIGURE_POOL = 8
 REDUNDANT = 0.9  # cosine above which a sentence repeats one already chosen
@@ -102,6 +106,17 @@ def _words(text: str) -> set[str]:
     return content_words(text)
 
 
+def _background(paper: Paper, chunks: Sequence[Chunk]) -> list[float]:
+    """P(background) of each of a paper's chunks, in order: its sentence's, when the chunks are the paper's sentences
+    (a sentence too long for one chunk is stored in pieces; those papers get none)."""
+    from rag.index import roles_of, sentences_of
+    from rag.roles import COLUMNS
+
+    if [c.text for c in chunks] != sentences_of(paper):
+        return [0.0] * len(chunks)
+    return [float(p) for p in roles_of(paper)[:, COLUMNS.index("background")]]
+
+
 def contextualise(question: str, history: Sequence[Turn]) -> tuple[str, list[str]]:
     """The retrieval query for a follow-up, and the papers it may refer back to."""
     if not history:
@@ -153,7 +168,8 @@ class Answerer:
             for n, h in enumerate(hits, 1)
         ]
         vector = self.retriever.query_vector(question)
-        evidence = self._score(question, hits, by_paper, vector)
+        background = {pid: _background(records[pid], chunks) for pid, chunks in by_paper.items()}
+        evidence = self._score(question, hits, by_paper, vector, background)
         return hits, sources, evidence
 
     def standalone(self, question: str, history: Sequence[Turn]) -> tuple[str, list[str]]:
@@ -183,8 +199,9 @@ class Answerer:
         return SearchHit(paper_id=paper_id, title=self.retriever.papers.titles[paper_id], score=score)
 
     def _score(
-        self, question: str, hits: Sequence[SearchHit], by_paper: dict[str, list[Chunk]], vector: np.ndarray
-    ) -> list[Evidence]:
+        self, question: str, hits: Sequence[SearchHit], by_paper: dict[str, list[Chunk]], vector: np.ndarray,
+        background: dict[str, list[float]],
+    ) -> list[Evidence]:  # fmt: skip
         q_words = _words(question)
         weight = {w: self.retriever.word_weight(w) for w in q_words}
         total = sum(weight.values()) or 1.0
@@ -193,12 +210,13 @@ class Answerer:
         out = []
         for n, hit in enumerate(hits, 1):
             prior = hit.score / top
-            for chunk in by_paper.get(hit.paper_id, []):
+            chunks = by_paper.get(hit.paper_id, [])
+            for chunk, scene in zip(chunks, background.get(hit.paper_id) or [0.0] * len(chunks), strict=True):
                 if _INSTRUCTION.search(chunk.text):
                     continue
                 sim = float(chunk.embedding @ vector) if chunk.embedding is not None else 0.0
                 lexical = sum(weight[w] for w in q_words & _words(chunk.text)) / total
-                score = 0.55 * sim + 0.25 * lexical + 0.20 * prior
+                score = 0.55 * sim + 0.25 * lexical + 0.20 * prior - BACKGROUND_PENALTY * scene
                 if leans_on_previous(chunk.text):
                     score -= LEANING_PENALTY
                 if wants_figure and has_figure(chunk.text):

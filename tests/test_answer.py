@@ -107,6 +107,22 @@ def test_a_question_in_plain_words_is_answered_from_the_right_paper(bundled: Set
     assert titles & {"Zero Bubble Pipeline Parallelism", "2BP: 2-Stage Backpropagation"}, titles
 
 
+def test_an_answer_passes_over_sentences_that_only_set_the_scene(bundled: Settings) -> None:
+    """WebLLM's abstract sets the scene for three sentences ("The web browser as a platform for on-device deployment
+    is universally accessible, …") before it says what WebLLM is. The answer opens with what it is."""
+    from rag.index import roles_of, sentences_of
+    from rag.roles import COLUMNS
+
+    answer = ask("Is there a way to run a chatbot inside a web page without a server?", bundled)
+    assert not answer.refused
+    paper = get_retriever(bundled).papers[answer.citations[0].paper_id]
+    assert paper.title.startswith("WebLLM")
+    background = dict(zip(sentences_of(paper), roles_of(paper)[:, COLUMNS.index("background")], strict=True))
+    first = next(s for s in background if answer.answer.startswith(s))
+    assert background[first] < 0.5, first
+    assert max(background.values()) > 0.5  # NOTE: there are scene-setting sentences to pass over
+
+
 def test_a_name_found_only_in_another_paper_does_not_refuse_the_answer(bundled: Settings) -> None:
     # NOTE: the answering abstract spells it "RISCV"; another retrieved abstract says "RISC-V".
     question = (
