@@ -56,6 +56,7 @@ RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
 # Bubble for reducing" (0.97); a weaker name match, such as a word of another abstract (0.7), still loses to it.
 DESCRIBED_AT_MOST = 0.9
 AMBIGUOUS_MARGIN = 0.05
+SPELLING = 0.85  # a name this similar to a paper's system name (difflib's ratio) is that name misspelt
 COMMON_IN = 2
 TOPIC_FALLBACK_K = 4
 
@@ -106,13 +107,17 @@ _PARENTHESIS = re.compile(r"\s*\([^()]*\)")
 _ASIDE = re.compile(r"^(?:and\s+|but\s+)?(?:especially|particularly|notably|mainly|including|in\s+particular)\b", re.I)
 
 
-def norm_words(text: str) -> list[str]:
-    """Lower-case ASCII word tokens, Greek letters spelled out (gamma-MoD for the Greek letter)."""
+@lru_cache(maxsize=8192)
+def norm_words(text: str) -> tuple[str, ...]:
+    """Lower-case ASCII word tokens, Greek letters spelled out (gamma-MoD for the Greek letter).
+
+    NOTE: cached: resolving a request reads each name it tries against every paper's keys."""
     text = "".join(_GREEK.get(ch, ch) for ch in text.lower())
     text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
-    return re.findall(r"[a-z0-9]+", text)
+    return tuple(re.findall(r"[a-z0-9]+", text))
 
 
+@lru_cache(maxsize=8192)
 def compact(text: str) -> str:
     """A name with case, punctuation and spacing removed: 'DeepSpeed-Ulysses' → 'deepspeedulysses'."""
     return "".join(norm_words(text))
@@ -204,17 +209,14 @@ class NameResolver:
         return _Keys(
             paper=paper,
             system=compact(system_name(paper.title) or ""),
-            title_words=tuple(norm_words(paper.title)),
+            title_words=norm_words(paper.title),
             title_tokens=frozenset(r for r in runs if r),
             abstract_names=frozenset(n for n in names if len(n) >= 3 and n not in common),
         )
 
-    def score(self, name: str, keys: _Keys) -> float:
-        """How surely `name` denotes the paper (0 to 1)."""
-        return max(self._score(variant, keys) for variant in _variants(name))
-
     @staticmethod
     def _score(name: str, keys: _Keys) -> float:
+        """How surely `name` (one of its `_variants`) denotes the paper (0 to 1)."""
         nc = compact(name)
         if not nc:
             return 0.0
@@ -234,14 +236,18 @@ class NameResolver:
         if nc in keys.abstract_names and not nc.isdigit():
             return 0.7
         if keys.system and len(nc) >= 4:
-            ratio = difflib.SequenceMatcher(None, nc, keys.system).ratio()
-            if ratio >= 0.85:
+            similar = difflib.SequenceMatcher(None, nc, keys.system)
+            # NOTE: quick_ratio bounds ratio from above and costs a fraction of it
+            if similar.quick_ratio() >= SPELLING and (ratio := similar.ratio()) >= SPELLING:
                 return 0.6 * ratio
         return 0.0
 
     def resolve(self, name: str, *, describe: bool = True) -> Match:
         """The paper a name denotes, by name or else (with `describe`) by meaning, or None and why not."""
-        scored = sorted(((self.score(name, k), k.paper) for k in self.keys), key=lambda x: x[0], reverse=True)
+        variants = _variants(name)
+        scored = sorted(
+            ((max(self._score(v, k) for v in variants), k.paper) for k in self.keys), key=lambda x: x[0], reverse=True
+        )
         if not scored or scored[0][0] < RESOLVED:
             why = f"{name!r} matches no indexed paper"
         elif len(scored) > 1 and scored[0][0] < 1.0 and scored[1][0] >= scored[0][0] - AMBIGUOUS_MARGIN:
