@@ -351,16 +351,10 @@ class Answerer:
             figure = figure or next((e for e in evidence if e.source == best.source and has_figure(e.chunk.text)), None)
             if figure and fits(figure):
                 chosen.append(figure)
-        same = [e for e in evidence if e.source == best.source and e.score >= best.score - SAME_PAPER_MARGIN]
-        for e in same:
-            if len([c for c in chosen if c.source == best.source]) >= PER_PAPER:
-                break
-            if fits(e):
-                chosen.append(e)
-        margin = OTHER_PAPERS_MARGIN_MANY if many else OTHER_PAPERS_MARGIN
         seen = {best.source}
         # NOTE: when search is unsure (other papers nearly as relevant as the first), each of them is quoted too:
-        # a newcomer's question often fits several papers, and the reader decides.
+        # a newcomer's question often fits several papers, and the reader decides. They come before more of the
+        # first paper's sentences, which would otherwise spend the answer's words (BENCHMARKS.md).
         top = hits[0].score if hits else 0.0
         papers, share = (MANY_PAPERS, MANY_SHARE) if many else (UNSURE_PAPERS, UNSURE_SHARE)
         for n, hit in enumerate(hits[:papers], 1):
@@ -368,6 +362,13 @@ class Answerer:
             if n not in seen and top > 0 and hit.score >= share * top and own and fits(own):
                 chosen.append(own)
                 seen.add(n)
+        same = [e for e in evidence if e.source == best.source and e.score >= best.score - SAME_PAPER_MARGIN]
+        for e in same:
+            if len([c for c in chosen if c.source == best.source]) >= PER_PAPER:
+                break
+            if fits(e):
+                chosen.append(e)
+        margin = OTHER_PAPERS_MARGIN_MANY if many else OTHER_PAPERS_MARGIN
         for e in evidence:
             if len(chosen) >= MAX_SENTENCES + (2 if many else 0):
                 break
