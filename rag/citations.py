@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.models import Citation, Claim, Paper
-from rag.text import content_words, names, numbers
+from rag.text import ENDS_IN_ABBREVIATION, content_words, names, numbers
 
 # A claim is supported when enough of its content words are in one sentence of the cited abstract
 # (or the abstract as a whole), every number it states is in that abstract, and, with an embedder,
@@ -87,8 +87,14 @@ def renumber(text: str, valid: set[int]) -> tuple[str, dict[int, int]]:
 def split_claims(text: str) -> list[Claim]:
     """Sentences of an answer with the markers each carries; markers after the full stop count too."""
     text = re.sub(r"([.!?])\s*((?:\[\d+\])+)", r" \2\1", text)  # "foo. [1]" → "foo [1]."
-    claims = []
+    pieces: list[str] = []
     for piece in _SENTENCE_END.split(text):
+        if pieces and ENDS_IN_ABBREVIATION.search(pieces[-1].rstrip()):
+            pieces[-1] = f"{pieces[-1].rstrip()} {piece.strip()}"
+        else:
+            pieces.append(piece)
+    claims = []
+    for piece in pieces:
         piece = piece.strip()
         if not piece or not re.search(r"[A-Za-z0-9]", _CANONICAL.sub("", piece)):
             continue

@@ -18,7 +18,7 @@ from rag.embed import Done, embed_texts, get_embedder
 from rag.locks import writer
 from rag.models import CheckReport, IngestReport, Paper
 from rag.store import Chunk, Store, StoreError, chunk_id, is_read_only, reset_vectors
-from rag.text import count_tokens, token_counter
+from rag.text import ENDS_IN_ABBREVIATION, count_tokens, token_counter
 
 if TYPE_CHECKING:  # NOTE: llama-index takes a second to import, and only ingest needs it
     from llama_index.core.node_parser import TokenTextSplitter
@@ -36,9 +36,6 @@ def _sentence_splitter() -> Callable[[str], list[str]]:
     return split_by_sentence_tokenizer()
 
 
-_ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|cf|et al|w\.r\.t)\.$", re.IGNORECASE)
-
-
 def split_sentences(text: str) -> list[str]:
     """The sentences of an abstract, verbatim, in order."""
     pieces = [s.strip() for s in _sentence_splitter()(text)]
@@ -50,7 +47,7 @@ def split_sentences(text: str) -> list[str]:
         # ("… popular MLLMs, e.g. | LLaVA, and InternVL2 …"); glue such a piece, and a fragment that starts
         # lower-case, back onto its predecessor.
         if sentences and (
-            _ABBREVIATION.search(sentences[-1])
+            ENDS_IN_ABBREVIATION.search(sentences[-1])
             or (re.match(r"^[a-z(\[]", piece) and not sentences[-1].endswith((".", "!", "?")))
         ):
             sentences[-1] = f"{sentences[-1]} {piece}"

@@ -8,6 +8,9 @@ from collections.abc import Callable
 from functools import lru_cache
 from importlib import resources
 
+# A sentence ending so does not end there: "… popular MLLMs, e.g. LLaVA …" is one sentence.
+ENDS_IN_ABBREVIATION = re.compile(r"\b(?:e\.g|i\.e|vs|cf|et al|w\.r\.t)\.$", re.IGNORECASE)
+
 
 def _english_stop_words() -> frozenset[str]:
     """scikit-learn's English stop words, kept as a data file: importing scikit-learn for them took 1.2 s of every

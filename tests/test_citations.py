@@ -66,6 +66,15 @@ def test_split_claims_moves_trailing_markers_into_their_sentence() -> None:
     ]
 
 
+def test_a_claim_does_not_end_at_e_g() -> None:
+    """A quoted sentence with "e.g." in it is one claim, cited, as the abstract's sentences are (rag.index)."""
+    text = "It speeds up popular MLLMs, e.g. LLaVA, and InternVL2 models, by 2 times. [1] See Zero Bubble, i.e. ZB. [2]"
+    assert [(c.text, c.citations) for c in split_claims(text)] == [
+        ("It speeds up popular MLLMs, e.g. LLaVA, and InternVL2 models, by 2 times [1].", [1]),
+        ("See Zero Bubble, i.e. ZB [2].", [2]),
+    ]
+
+
 @pytest.mark.parametrize(
     ("claim", "n", "supported"),
     [
