@@ -1,5 +1,5 @@
-"""Time comparisons and review drafts offline in one process: the first comparison (which fits the sentence role
-model), then every dev comparison request and review topic warm.
+"""Time comparisons and review drafts offline in one process: the first comparison (role probabilities come from the
+index since the tenth session), then every dev comparison request and review topic warm.
 
 Usage: RAG_HOME=/tmp/raghome .venv/bin/python scripts/bench_compare_review.py
 """
@@ -44,7 +44,7 @@ def main() -> int:
     topics = [str(r["topic"]) for name in ("review.jsonl", "review_fresh.jsonl") for r in lines(name)]
     topics += [str(r["topic"]) for r in lines("review_topics_coverage.jsonl") if not r["covered"]][:8]
     reviews = [timed(api.review, t, settings) for t in topics]
-    print(f"first comparison in the process (fits the role model): {first * 1000:.0f} ms")
+    print(f"first comparison in the process: {first * 1000:.0f} ms")
     print(f"comparison, warm, {len(compares)} dev requests: p50 {statistics.median(compares) * 1000:.0f} ms, "
           f"p95 {p95(compares) * 1000:.0f} ms")  # fmt: skip
     print(f"review draft, warm, {len(reviews)} topics (8 refused): p50 {statistics.median(reviews) * 1000:.0f} ms, "
