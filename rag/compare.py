@@ -507,11 +507,15 @@ class CellFiller:
         if found:
             total = max(len(texts) - 1, 1)
             sentences = [_Sentence(text, i / total) for i, text in enumerate(texts)]
-            # NOTE: the stored chunk vectors serve when the chunks are the sentences (a sentence over the chunk
-            # size is stored in pieces; cells show whole sentences).
+            # NOTE: the stored chunk vectors serve the limitations column when the chunks are the sentences (a
+            # sentence over the chunk size is stored in pieces; cells show whole sentences). They encode the paper's
+            # title with each sentence, which a column the user names matches less well than the sentence alone: on
+            # the dev requests, 8 of 12 such cells held their phrase with the sentences encoded alone, 6 with the
+            # stored vectors (BENCHMARKS.md). The limitations column's cells were the same either way.
             stored = [c.embedding for c in chunks if c.embedding is not None]
             same = len(stored) == len(texts) and [c.text for c in chunks] == texts
-            vectors = np.stack(stored) if same else self.embed(texts)
+            own = all(a.name in ASPECTS for a in found)
+            vectors = np.stack(stored) if same and own else self.embed(texts)
             sims = vectors @ self.describe(found).T
             for j, aspect in enumerate(found):
                 scores = np.array([self.score(aspect, s, float(sims[i, j])) for i, s in enumerate(sentences)])

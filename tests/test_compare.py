@@ -380,6 +380,17 @@ def test_ingest_keeps_what_each_sentence_does_and_a_record_without_it_is_read_ag
         assert np.allclose(roles_of(paper.model_copy(update={"sentence_roles": kept})), fresh)
 
 
+def test_a_column_the_user_names_holds_the_sentence_that_speaks_of_it(bundled: Settings) -> None:
+    """LLM.int8()'s abstract says its 8-bit inference comes "without any performance degradation": the sentence, not
+    the paper's title encoded with it, is what a column named "accuracy degradation" is matched against."""
+    from rag import api
+    from rag.compare import DEFAULT_ASPECTS
+
+    table = api.compare("Compare LLM.int8() and FBI-LLM", bundled, aspects=[*DEFAULT_ASPECTS, "accuracy degradation"])
+    cells = {row.name: row.cells["accuracy degradation"].text for row in table.rows}
+    assert "without any performance degradation" in cells["LLM.int8()"], cells
+
+
 def test_custom_aspects_and_not_stated(bundled: Settings) -> None:
     from rag import api
 
