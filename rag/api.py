@@ -22,7 +22,7 @@ from rag.prompts import CANNOT_ANSWER
 from rag.retrieve import Retriever
 from rag.review import Reviewer
 from rag.store import Store, earlier_papers, reopen
-from rag.themes import cluster, distinctive_terms, place, project, theme_names, vocabulary_of
+from rag.themes import align, cluster, distinctive_terms, place, project, theme_names, vocabulary_of
 
 if TYPE_CHECKING:
     from rag.index import Progress
@@ -240,7 +240,8 @@ def _layout(settings: Settings, ids: list[str], vectors: Any) -> Any:
     if set(last) == set(ids):
         return [last[i] for i in ids]
     known = {n: (last[i][0], last[i][1]) for n, i in enumerate(ids) if i in last}
-    coords = project(vectors, place(vectors, known) if len(known) >= len(ids) / 2 else None)
+    continued = len(known) >= len(ids) / 2
+    coords = align(project(vectors, place(vectors, known)), known) if continued else project(vectors)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(".partial")

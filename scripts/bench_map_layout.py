@@ -10,7 +10,7 @@ import numpy as np
 
 from rag.config import get_settings
 from rag.store import Store
-from rag.themes import place, project
+from rag.themes import align, place, project
 
 
 def shift(before: np.ndarray, after: np.ndarray) -> str:
@@ -28,7 +28,7 @@ def main() -> None:
         kept = np.arange(len(vectors)) >= added
         before = project(vectors[kept])
         known = {int(i): (float(x), float(y)) for i, (x, y) in zip(np.flatnonzero(kept), before, strict=True)}
-        scratch, continued = project(vectors), project(vectors, place(vectors, known))
+        scratch, continued = project(vectors), align(project(vectors, place(vectors, known)), known)
         print(f"| {added} | {shift(before, scratch[kept])} | {shift(before, continued[kept])} |")
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -160,9 +161,18 @@ def test_the_topic_map_keeps_its_layout_when_papers_are_added(tmp_path: Path, is
     api.ingest_paths([write_jsonl(tmp_path / "b.jsonl", records[40:])], settings)
     after = {p["paper_id"]: (p["x"], p["y"]) for p in api.topic_map(settings)}
     assert len(after) == 42
+    shutil.rmtree(isolated / "layouts")
+    fresh = {p["paper_id"]: (p["x"], p["y"]) for p in api.topic_map(settings)}
     old = np.array(list(before.values()))
-    moved = np.linalg.norm(old - np.array([after[i] for i in before]), axis=1) / np.ptp(old, axis=0).max()
-    assert np.median(moved) < 0.1  # a fresh t-SNE moved the median paper by over a third of the map (BENCHMARKS.md)
+
+    def moved(layout: dict[str, tuple[float, float]]) -> float:
+        """How far the median paper moved, as a share of the map's extent."""
+        shifts = np.linalg.norm(old - np.array([layout[i] for i in before]), axis=1) / np.ptp(old, axis=0).max()
+        return float(np.median(shifts))
+
+    # NOTE: here 0.08 of the map with the layout continued and aligned, 0.23 with a fresh one; over twelve random
+    # draws of 40 papers and 2 or 5 more, 0.01 to 0.08 and 0.31 to 1.8 (rag.themes.align, BENCHMARKS.md)
+    assert moved(after) < min(0.12, moved(fresh))
 
 
 def test_a_large_library_maps_a_stable_sample_reading_only_its_vectors(
