@@ -141,15 +141,17 @@ class Settings(BaseSettings):
     def index_name(self) -> str:
         """Chroma collection name derived from everything that changes the embeddings, and the index format.
 
-        A changed model, chunking setting, sentence role model or format gives another name, so a stale index is
-        never read.
+        A changed model, chunking setting, sentence role model, bundled glossary (a paper's vector reads its abstract
+        in everyday words too, rag.index) or format gives another name, so a stale index is never read.
         """
+        from rag.glossary import glossary
         from rag.roles import fingerprint as roles
 
         fingerprint = "|".join(
             [
                 str(INDEX_FORMAT),
                 roles(),
+                glossary().digest,
                 self.embed_backend,
                 self.embed_model,
                 self.embed_base_url or "",

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,6 +31,7 @@ from rag.errors import RagError
 from rag.lexical import terms
 from rag.text import STOPWORDS, stem
 
+_T = TypeVar("_T")
 _TOKEN = re.compile(r"[A-Za-z0-9]+")
 # Words a phrasing is found without ('storing its numbers more coarsely' uses 'storing numbers more coarsely'). Other
 # function words count: 'picture from text' is not 'pictures and text'.
@@ -69,12 +71,14 @@ class Glossary:
 
     phrasings: dict[tuple[str, ...], tuple[str, ...]]
     everyday: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
+    plain: dict[tuple[str, ...], str] = field(default_factory=dict)  # each form of a term → its first phrasing
 
     @classmethod
     def of(cls, entries: Iterable[Entry]) -> Glossary:
         """The glossary of these entries (lines of a glossary file)."""
         phrasings: dict[tuple[str, ...], dict[str, None]] = {}
         everyday: dict[tuple[str, ...], dict[str, None]] = {}
+        plain: dict[tuple[str, ...], str] = {}
         for entry in entries:
             for phrasing in entry.everyday:
                 if key := words(phrasing):
@@ -83,14 +87,19 @@ class Glossary:
             for form in (entry.term, *entry.also):
                 if key := tuple(terms(form)):
                     everyday.setdefault(key, {}).update(dict.fromkeys(said))
+                if entry.everyday and (key := words(form)):
+                    plain.setdefault(key, entry.everyday[0])
         return cls(
-            {key: tuple(found) for key, found in phrasings.items()}, {key: tuple(t) for key, t in everyday.items()}
+            {key: tuple(found) for key, found in phrasings.items()},
+            {key: tuple(t) for key, t in everyday.items()},
+            plain,
         )
 
     @cached_property
     def digest(self) -> str:
-        """What a lexical index built with this glossary depends on (rag.snapshot)."""
-        return hashlib.sha256(json.dumps(sorted(self.everyday.items())).encode()).hexdigest()[:16]
+        """What a lexical index or a paper vector made with this glossary depends on (rag.snapshot, rag.index)."""
+        tables = [sorted(self.everyday.items()), sorted(self.plain.items())]
+        return hashlib.sha256(json.dumps(tables).encode()).hexdigest()[:16]
 
     @cached_property
     def _starts(self) -> dict[str, int]:
@@ -114,21 +123,20 @@ class Glossary:
     def matches(self, text: str, common: Callable[[str], bool] | None = None) -> list[tuple[int, int, tuple[str, ...]]]:
         """Where the text uses an everyday phrasing (its start and end) and the terms it stands for, in order, the
         longest first at each word; none whose content words are all `common` (the papers' own wording)."""
-        tokens = _tokens(text)
-        longest = max(map(len, self.phrasings), default=0)
-        found = []
-        i = 0
-        while i < len(tokens):
-            for size in range(min(longest, len(tokens) - i), 0, -1):
-                run = tokens[i : i + size]
-                terms = self.phrasings.get(tuple(t.stem for t in run))
-                if terms and (common is None or not all(common(t.stem) for t in run if t.content)):
-                    found.append((run[0].start, run[-1].end, terms))
-                    i += size
-                    break
-            else:
-                i += 1
-        return found
+        if common is None:
+            return _runs(text, self.phrasings)
+        return _runs(text, self.phrasings, lambda run: not all(common(t.stem) for t in run if t.content))
+
+    def in_everyday_words(self, text: str) -> str:
+        """The text with each term in the first everyday phrasing given for it: "two GPUs" → "two graphics card".
+
+        NOTE: a paper's vector encodes its abstract read both ways (rag.index), as a question's encodes the question
+        read both ways (rag.retrieve): the encoder places "a picture chatbot" far from "multimodal LLM"."""
+        out, last = [], 0
+        for start, end, phrasing in _runs(text, self.plain):
+            out += [text[last:start], phrasing]
+            last = end
+        return "".join(out) + text[last:]
 
     def rewrite(self, query: str, common: Callable[[str], bool] | None = None) -> str:
         """The query with each everyday phrasing replaced by the term it stands for: 'two graphics cards' → 'two
@@ -138,6 +146,28 @@ class Glossary:
             out += [query[last:start], found[0]]
             last = end
         return "".join(out) + query[last:]
+
+
+def _runs(
+    text: str, table: dict[tuple[str, ...], _T], keep: Callable[[list[_Token]], bool] | None = None
+) -> list[tuple[int, int, _T]]:
+    """Where the text uses a key of the table (its words but determiners, stemmed), with where it starts and ends
+    and what the table gives for it, in order, the longest first at each word; only the runs `keep` keeps."""
+    tokens = _tokens(text)
+    longest = max(map(len, table), default=0)
+    found = []
+    i = 0
+    while i < len(tokens):
+        for size in range(min(longest, len(tokens) - i), 0, -1):
+            run = tokens[i : i + size]
+            value = table.get(tuple(t.stem for t in run))
+            if value is not None and (keep is None or keep(run)):
+                found.append((run[0].start, run[-1].end, value))
+                i += size
+                break
+        else:
+            i += 1
+    return found
 
 
 class Entry(BaseModel):

@@ -4,10 +4,11 @@ Each candidate paper gets three features: the cosine of its best sentence, the c
 its BM25 score. Each reads the query both as written and with the field's terms for its everyday words
 (rag.glossary: "two graphics cards" is also read as "two GPU"): the cosines are to the mean of the two embeddings,
 and BM25 reads the query's words followed by the terms. An everyday phrase the glossary misreads then adds a term
-but takes none of the user's words away. BM25 also reads each paper with the everyday words for the terms it uses
-("a chip you can rewire" finds papers on FPGAs, rag.snapshot). A logistic model (rag.tuned.RANKER, fitted by
-scripts/fit_answer.py on the dev questions) weighs them, with its own weights for questions that ask for many
-papers.
+but takes none of the user's words away. Papers are read both ways too: BM25 reads each paper with the everyday
+words for the terms it uses ("a chip you can rewire" finds papers on FPGAs, rag.snapshot), and a paper's own vector
+is the mean of its abstract embedded as written and in everyday words (rag.index.read_both_ways). A logistic model
+(rag.tuned.RANKER, fitted by scripts/fit_answer.py on the dev questions) weighs them, with its own weights for
+questions that ask for many papers.
 """
 
 from __future__ import annotations

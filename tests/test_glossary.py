@@ -7,6 +7,7 @@ import os
 from importlib import resources
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from rag.api import get_retriever
@@ -70,6 +71,34 @@ def test_a_paper_is_indexed_with_the_everyday_words_for_the_terms_it_uses() -> N
     text = "Four GPUs, one more graphics processing unit, and quantization of the weights."
     assert SMALL.everyday_terms(terms(text)) == list(dict.fromkeys(gpu)) + terms("storing numbers more coarsely")
     assert SMALL.everyday_terms(terms("A survey of protein folding.")) == []
+
+
+def test_a_text_is_read_in_everyday_words_with_each_term_in_its_first_phrasing() -> None:
+    assert SMALL.in_everyday_words("Quantization on four GPUs and a graphics processing unit.") == (
+        "storing numbers more coarsely on four graphics card and a graphics card."
+    )
+    assert SMALL.in_everyday_words("A survey of protein folding.") == "A survey of protein folding."
+
+
+def test_a_papers_vector_reads_its_abstract_in_everyday_words_too(bundled: Settings) -> None:
+    """The encoder places "specialist branches" far from "mixture of experts"; the paper's own vector is the mean of
+    its abstract read as written and in the glossary's everyday words (rag.index.read_both_ways)."""
+    from rag.embed import embed_texts
+    from rag.index import whole_text
+
+    question = "Can one assistant handle speech, audio, video, and images using specialist branches cheaply?"
+    retriever = get_retriever(bundled)
+    papers, stored = retriever.store.all_papers(with_embeddings=True)
+    assert stored is not None
+    uni_moe = next(i for i, p in enumerate(papers) if p.title.startswith("Uni-MoE"))
+    as_written = embed_texts(retriever.embedder, [whole_text(p) for p in papers])
+    vector = retriever.query_vector(question)
+
+    def rank(vectors: np.ndarray) -> int:
+        cosines = vectors @ vector
+        return int((cosines > cosines[uni_moe]).sum()) + 1
+
+    assert rank(stored) <= 5 < 20 < rank(as_written)
 
 
 def test_search_matches_a_newcomers_words_against_the_terms_a_paper_uses(bundled: Settings) -> None:
