@@ -53,6 +53,16 @@ def test_a_topic_the_library_does_not_cover_is_refused(bundled: Settings, topic:
     assert refused.refusal in write_review(refused, "md", None) and "The closest are “" in refused.refusal
 
 
+def test_a_covered_topic_with_a_hyphenated_word_no_paper_uses_is_drafted(bundled: Settings) -> None:
+    """No abstract writes "low-bit"; its parts stand for it, or the rarest weight made the topic look uncovered."""
+    from rag import api
+
+    draft = api.review("low-bit quantization", bundled)
+    assert draft.refusal == "" and len(draft.references) >= 3
+    titles = [r.title for r in draft.references]
+    assert any("FP8" in t for t in titles) and any("OliVe" in t for t in titles), titles
+
+
 def test_theme_names_are_title_phrases_their_papers_use(draft: ReviewDraft) -> None:
     from rag.themes import vocabulary_of
 
