@@ -204,7 +204,11 @@ class LexicalIndex:
 
     def tokens(self, text: str) -> list[str]:
         """The text's terms as the index holds them."""
-        return fold_acronyms(terms(text), self.acronyms, self._long_forms)
+        return self.fold(terms(text))
+
+    def fold(self, words: Sequence[str]) -> list[str]:
+        """Terms (rag.lexical.terms) as the index holds them, acronyms folded."""
+        return fold_acronyms(words, self.acronyms, self._long_forms)
 
     def weight(self, term: str) -> float:
         """Inverse document frequency of a term; a term in no paper weighs like the rarest."""

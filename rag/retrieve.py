@@ -23,7 +23,7 @@ import numpy as np
 from rag.config import Settings
 from rag.embed import Embedder, embed_query, get_embedder
 from rag.glossary import glossary
-from rag.lexical import LexicalIndex
+from rag.lexical import LexicalIndex, indexed_terms
 from rag.models import Paper, SearchHit
 from rag.snapshot import open_snapshot
 from rag.store import Chunk, Store, chunk_id
@@ -168,6 +168,11 @@ class Retriever:
     @property
     def lexical(self) -> LexicalIndex:
         return self._snapshot.lexical
+
+    def indexed_words(self, paper_id: str) -> set[str]:
+        """The terms BM25 holds for a paper: its own, and the everyday words for the glossary's terms it uses."""
+        own = indexed_terms(self.papers[paper_id])
+        return set(self.lexical.fold([*own, *self._glossary.everyday_terms(own)]))
 
     def bm25_scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in self._ids order) for the query."""

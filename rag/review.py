@@ -71,8 +71,7 @@ def topic_signals(retriever: Retriever, topic: str) -> dict[str, float]:
     total = sum(weight.values()) or 1.0
 
     def held(paper_id: str) -> float:
-        paper = retriever.papers[paper_id]
-        return sum(weight[w] for w in words & set(lexical.tokens(f"{paper.title} {paper.abstract}"))) / total
+        return sum(weight[w] for w in words & retriever.indexed_words(paper_id)) / total
 
     relevance = [p for _, p in ranked] + [0.0] * (3 - len(ranked))
     features = scored.features if len(scored.ids) else np.zeros((1, 3))

@@ -6,8 +6,10 @@ Data: eval/review_topics_coverage.jsonl, 80 topics written blind by a helper ses
 abstracts: 40 the library covers (each the subject of two or more papers, in a newcomer's words or the papers'), 25
 machine-learning or computing topics it does not cover, some sharing words with its papers ("diffusion models for
 protein design"), and 15 from other fields; and the 20 dev topics of eval/review_short.jsonl (2 to 5 words, all
-covered; the other 20 are held out). Five stratified folds; the figures are per kind. The review topics of
-eval/review*.jsonl and eval/dev_topics.jsonl, all covered and never fitted on, are checked for false refusals.
+covered; the other 20 are held out); and, since the twelfth session, the 14 long dev topics (eval/review_dev.jsonl
+and the first, third, … of eval/review.jsonl, all covered). Five stratified folds; the figures are per kind. The
+other topics of eval/review.jsonl, eval/review_fresh.jsonl and eval/dev_topics.jsonl, all covered and never fitted on,
+are checked for false refusals.
 """
 
 from __future__ import annotations
@@ -44,7 +46,13 @@ def main() -> int:
     # NOTE: the dev half of the short topics (the first, third, … of eval/review_short.jsonl), all covered: a topic of
     # two or three words gives the model less to go on than the longer ones ("encoder-free MLLMs" was refused)
     short = [{"topic": t["topic"], "covered": True, "kind": "short"} for t in load("review_short.jsonl")[0::2]]
-    topics = load("review_topics_coverage.jsonl") + short
+    # NOTE: and the long dev topics (eval/review_dev.jsonl; the first, third, … of eval/review.jsonl), all covered: a
+    # topic listing many sub-topics has few of its words in any one paper ("Adapting multimodal LLMs to specialized
+    # domains and non-standard visual inputs (3D point clouds, NeRFs, …)" was refused once paper words counted
+    # their glossary terms)
+    long = [{"topic": t["topic"], "covered": True, "kind": "long"}
+            for t in load("review_dev.jsonl") + load("review.jsonl")[0::2]]  # fmt: skip
+    topics = load("review_topics_coverage.jsonl") + short + long
     names = list(COVERED.features)
     x = np.array([[topic_signals(retriever, str(t["topic"]))[n] for n in names] for t in topics])
     y = np.array([bool(t["covered"]) for t in topics])
@@ -60,8 +68,8 @@ def main() -> int:
             print(f"    wrong: {t['kind']:9s} P(covered) {prob:.2f}  {t['topic']}")
     model.fit(x, y)
     scaler, fitted = model[0], model[1]
-    others = [str(t.get("topic") or t.get("question")) for name in ("review.jsonl", "review_fresh.jsonl",
-              "review_dev.jsonl", "dev_topics.jsonl") for t in load(name)]  # fmt: skip
+    others = [str(t.get("topic") or t.get("question"))
+              for t in load("review.jsonl")[1::2] + load("review_fresh.jsonl") + load("dev_topics.jsonl")]  # fmt: skip
     px = np.array([[topic_signals(retriever, t)[n] for n in names] for t in others])
     refused = [t for t, q in zip(others, model.predict_proba(px)[:, 1], strict=True) if q < 0.5]
     print(f"\nother review topics (all covered, never fitted on): {len(refused)} of {len(others)} refused")

@@ -63,6 +63,17 @@ def test_a_covered_topic_with_a_hyphenated_word_no_paper_uses_is_drafted(bundled
     assert any("FP8" in t for t in titles) and any("OliVe" in t for t in titles), titles
 
 
+def test_a_covered_topic_in_other_words_than_its_papers_is_drafted(bundled: Settings) -> None:
+    """Its papers say "mobile phone": coverage counts the everyday words of the glossary's terms a paper uses, as
+    BM25 does, or the topic looked uncovered (P 0.13)."""
+    from rag import api
+
+    draft = api.review("running LLMs on smartphones", bundled)
+    assert draft.refusal == "", draft.refusal
+    titles = [r.title for r in draft.references]
+    assert any("Mobile Phone GPUs" in t for t in titles) and any("mllm-NPU" in t for t in titles), titles
+
+
 def test_theme_names_are_title_phrases_their_papers_use(draft: ReviewDraft) -> None:
     from rag.themes import vocabulary_of
 
