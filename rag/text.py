@@ -188,6 +188,24 @@ def leans_on_previous(sentence: str) -> bool:
     return bool(_LEANS.match(sentence.strip()))
 
 
+_LINK = re.compile(r"https?://|\bgithub\b|\bhugging ?face\b", re.IGNORECASE)
+_ASKS_FOR_LINK = re.compile(
+    r"(?<!-)\b(code|codes|github|repo|repository|download|links?|url|website|hugging ?face)\b"
+    r"|\bwhere (can|do|could) (i|we|one) (get|find)\b",
+    re.IGNORECASE,
+)
+
+
+def points_elsewhere(sentence: str) -> bool:
+    """Whether a sentence gives a link (where the code, data or models are) rather than a finding."""
+    return bool(_LINK.search(sentence))
+
+
+def asks_for_link(question: str) -> bool:
+    """Whether a question asks where to get something: code, data, weights, a link."""
+    return bool(_ASKS_FOR_LINK.search(question))
+
+
 def has_figure(text: str) -> bool:
     """Whether a sentence states a figure beyond years and list markers."""
     if _WORD_FIGURE.search(text):

@@ -123,6 +123,16 @@ def test_an_answer_passes_over_sentences_that_only_set_the_scene(bundled: Settin
     assert max(background.values()) > 0.5  # NOTE: there are scene-setting sentences to pass over
 
 
+def test_an_answer_quotes_a_link_only_when_asked_where_to_get_something(bundled: Settings) -> None:
+    """Mipha's abstract ends "Our code is available at https://github.com/…": a link, not a finding. Before, one answer
+    in nine on the dev questions quoted such a sentence; asked for the code, the answer gives it."""
+    answer = ask("Can a picture-and-text assistant be built on a very small text engine?", bundled)
+    assert not answer.refused and answer.citations
+    assert "http" not in answer.answer and "github" not in answer.answer.lower(), answer.answer
+    asked = ask("Where can I get the code for Mini-Monkey?", bundled)
+    assert "https://github.com/" in asked.answer and asked.citations[0].title.startswith("Mini-Monkey"), asked.answer
+
+
 def test_a_name_found_only_in_another_paper_does_not_refuse_the_answer(bundled: Settings) -> None:
     # NOTE: the answering abstract spells it "RISCV"; another retrieved abstract says "RISC-V".
     question = (
