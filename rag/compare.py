@@ -25,7 +25,7 @@ from rag.models import Cell, Citation, Comparison, Paper, Row
 from rag.retrieve import Retriever
 from rag.roles import cell_features
 from rag.store import Chunk
-from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous
+from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, points_elsewhere
 from rag.themes import vocabulary_of
 from rag.tuned import CELLS, STATED_AT
 
@@ -545,8 +545,10 @@ def choose_sentences(
     still fits: what the abstract says is in its row unless it informs no column at all.
     """
     # NOTE: a sentence that points back ("It uses …", "These tokens …") counts half when sentences are ranked (not
-    # when deciding whether the column is stated): read alone in a cell, it needs the one before it
-    standalone = np.array([0.5 if leans_on_previous(t) else 1.0 for t in texts])
+    # when deciding whether the column is stated): read alone in a cell, it needs the one before it. One that gives a
+    # link ("The code is available at https://…") informs no default column (a column the user adds for code may
+    # show it)
+    standalone = np.array([0.0 if points_elsewhere(t) else 0.5 if leans_on_previous(t) else 1.0 for t in texts])
     values = {name: p * standalone for name, p in likely.items()}
     chosen = {
         name: _pick(values[name], texts, 0.0, more=True) if p.max() >= stated_at[name] else []

@@ -391,6 +391,18 @@ def test_a_column_the_user_names_holds_the_sentence_that_speaks_of_it(bundled: S
     assert "without any performance degradation" in cells["LLM.int8()"], cells
 
 
+def test_a_sentence_giving_a_link_fills_no_default_column_but_one_the_user_adds_for_code(bundled: Settings) -> None:
+    """Uni-MoE's last sentence ends "… and the code is available at https://github.com/…", which had landed in its
+    results cell and in every review that cites it."""
+    from rag import api
+    from rag.compare import DEFAULT_ASPECTS
+
+    table = api.compare("Compare Uni-MoE and Octavius", bundled, aspects=[*DEFAULT_ASPECTS, "code release"])
+    row = next(r for r in table.rows if r.name.startswith("Uni-MoE"))
+    assert all("http" not in row.cells[a].text for a in DEFAULT_ASPECTS), row.cells
+    assert "https://github.com/" in row.cells["code release"].text, row.cells
+
+
 def test_custom_aspects_and_not_stated(bundled: Settings) -> None:
     from rag import api
 
