@@ -190,8 +190,9 @@ def leans_on_previous(sentence: str) -> bool:
 
 _LINK = re.compile(r"https?://|\bgithub\b|\bhugging ?face\b", re.IGNORECASE)
 _ASKS_FOR_LINK = re.compile(
-    r"(?<!-)\b(code|codes|github|repo|repository|download|links?|url|website|hugging ?face)\b"
-    r"|\bwhere (can|do|could) (i|we|one) (get|find)\b",
+    r"\b(github|repo|repository|download|url|website|hugging ?face|(source|the|their|its) code|code release)\b"
+    r"|\bwhere (can|do|could) (i|we|one) (get|find)\b|\b(is|are) (the )?(code|weights|models?|data(set)?) "
+    r"(available|released|public|open)\b|\b(released|available|public|open[- ]sourced?)\s*\?\s*$",
     re.IGNORECASE,
 )
 

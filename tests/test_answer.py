@@ -123,6 +123,23 @@ def test_an_answer_passes_over_sentences_that_only_set_the_scene(bundled: Settin
     assert max(background.values()) > 0.5  # NOTE: there are scene-setting sentences to pass over
 
 
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("Where can I get the code for Mini-Monkey?", True),
+        ("Is there a GitHub repo for WebLLM?", True),
+        ("Are the weights of Minitron released?", True),
+        ("How can LLMs be trained across data centers with slow links?", False),  # network links
+        ("Can LLMs generate code for machine learning tasks?", False),
+        ("Is there a no-code toolkit for teaching neural networks?", False),
+    ],
+)
+def test_a_question_asks_for_a_link_only_when_it_asks_where_to_get_something(question: str, asks: bool) -> None:
+    from rag.text import asks_for_link
+
+    assert asks_for_link(question) is asks
+
+
 def test_an_answer_quotes_a_link_only_when_asked_where_to_get_something(bundled: Settings) -> None:
     """Mipha's abstract ends "Our code is available at https://github.com/…": a link, not a finding. Before, one answer
     in nine on the dev questions quoted such a sentence; asked for the code, the answer gives it."""
