@@ -120,6 +120,11 @@ class Glossary:
                     found[said] = None
         return [t for said in found for t in said]
 
+    def with_everyday_terms(self, text_terms: Sequence[str]) -> list[str]:
+        """The text's terms followed by the words of the everyday phrasings of the terms it uses: what the lexical
+        index holds for a paper (rag.snapshot)."""
+        return [*text_terms, *self.everyday_terms(text_terms)]
+
     def matches(self, text: str, common: Callable[[str], bool] | None = None) -> list[tuple[int, int, tuple[str, ...]]]:
         """Where the text uses an everyday phrasing (its start and end) and the terms it stands for, in order, the
         longest first at each word; none whose content words are all `common` (the papers' own wording)."""

@@ -171,8 +171,7 @@ class Retriever:
 
     def indexed_words(self, paper_id: str) -> set[str]:
         """The terms BM25 holds for a paper: its own, and the everyday words for the glossary's terms it uses."""
-        own = indexed_terms(self.papers[paper_id])
-        return set(self.lexical.fold([*own, *self._glossary.everyday_terms(own)]))
+        return set(self.lexical.fold(self._glossary.with_everyday_terms(indexed_terms(self.papers[paper_id]))))
 
     def bm25_scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in self._ids order) for the query."""

@@ -116,7 +116,7 @@ class Parts:
         glossary's terms it uses."""
         acronyms = choose_acronyms(d for found in self.defined for d in found)
         counts = Counter(w for words in self.words for w in words)
-        lexical = LexicalIndex.of_terms([[*t, *glossary.everyday_terms(t)] for t in self.terms], acronyms)
+        lexical = LexicalIndex.of_terms([glossary.with_everyday_terms(t) for t in self.terms], acronyms)
         return Snapshot(self.ids, self.titles, dict(counts), lexical, glossary.digest)
 
 
