@@ -87,6 +87,37 @@ def test_theme_names_are_title_phrases_their_papers_use(draft: ReviewDraft) -> N
         assert any(name in papers[pid].lower() for pid in section.paper_ids), section.heading
 
 
+@pytest.mark.parametrize(
+    ("topic", "parts"),
+    [("Model compression for LLMs: pruning, knowledge distillation and binarization",
+      ["pruning", "knowledge distillation", "binarization"]),
+     ("Parallelism strategies (pipeline, tensor and 3D parallelism) for training",
+      ["pipeline parallelism", "tensor parallelism", "3D parallelism"]),
+     ("LLM serving: batching and KV-cache management, prefill/decode disaggregation",
+      ["batching", "KV-cache management", "prefill/decode disaggregation"]),
+     ("TinyML: deploying and training machine learning on microcontrollers, RISC-V and IoT processors", []),
+     ("State-space models (Mamba) for vision", []),
+     ("pipeline parallelism", [])],
+)  # fmt: skip
+def test_the_parts_a_topic_lists_are_read_as_a_researcher_means_them(topic: str, parts: list[str]) -> None:
+    from rag.review import listed_parts
+
+    assert listed_parts(topic) == parts
+
+
+def test_the_parts_a_topic_lists_head_its_themes_in_its_order(bundled: Settings) -> None:
+    """A researcher who lists what a review should cover expects its sections to follow that list."""
+    from rag import api
+
+    draft = api.review("Model compression for LLMs: pruning, knowledge distillation and binarization", bundled)
+    assert draft.outline[1:4] == ["Pruning", "Knowledge distillation", "Binarization"], draft.outline
+    titles = {r.paper_id: r.title for r in draft.references}
+    sections = {s.heading: [titles[pid] for pid in s.paper_ids] for s in draft.sections[1:]}
+    assert any(t.startswith("Compact Language Models via Pruning") for t in sections["Pruning"]), sections
+    assert any(t.startswith("FBI-LLM") for t in sections["Binarization"]), sections
+    assert any("Distill" in t or "LLAVADI" in t for t in sections["Knowledge distillation"]), sections
+
+
 def test_title_phrases_end_where_a_title_phrase_ends() -> None:
     from rag.themes import vocabulary_of
 
