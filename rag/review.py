@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from rag import grounding, prompts
 from rag.citations import Source, gate
-from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, system_name
+from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, system_name, tidy
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
 from rag.lexical import fold_acronyms, lexical_index, terms
@@ -399,7 +399,8 @@ class Reviewer:
     def extractive_section(
         self, name: str, group: Sequence[_Scored], by_paper: dict[str, list[Chunk]], numbers: dict[str, int]
     ) -> Section:
-        """Verbatim approach and result sentences of each paper, each with its citation."""
+        """Approach and result sentences of each paper, verbatim but for an opener that points to a sentence not
+        shown ("To this end, ", "Finally, "), each with its citation."""
         filler = self.filler
         aspects = [ASPECTS["approach"], ASPECTS["evaluation and reported results"]]
         names = [f"{system_name(c.paper.title) or c.paper.title} [{numbers[c.paper.paper_id]}]" for c in group]
@@ -411,7 +412,9 @@ class Reviewer:
             quotes = [c.quote for c in cells.values() if c.text != NOT_STATED and c.quote]
             if not quotes and by_paper.get(item.paper.paper_id):
                 quotes = [by_paper[item.paper.paper_id][0].text]
-            sentences = [_cite(q, n) for quote in quotes for q in _SENTENCES.split(quote.replace(" … ", "\n")) if q]
+            sentences = [
+                _cite(tidy(q), n) for quote in quotes for q in _SENTENCES.split(quote.replace(" … ", "\n")) if q
+            ]
             paragraphs.append(" ".join(sentences))
         return Section(
             heading=name, text="\n\n".join(p for p in paragraphs if p), paper_ids=[c.paper.paper_id for c in group]

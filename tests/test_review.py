@@ -141,6 +141,18 @@ def test_sections_cite_only_listed_references(draft: ReviewDraft) -> None:
     assert draft.outline[0] == "Introduction" and len(draft.sections) == len(draft.outline) >= 2
 
 
+def test_section_sentences_do_not_open_by_pointing_to_a_sentence_not_shown(bundled: Settings) -> None:
+    """The README's example: its abstracts' sentences open "To this end, …", "Finally, …", "Specifically, …"."""
+    from rag import api
+    from rag.compare import tidy
+
+    draft = api.review("KV cache compression for LLM inference", bundled)
+    paragraphs = [p for s in draft.sections[1:] for p in s.text.split("\n\n") if not p.startswith("This theme")]
+    sentences = [s for p in paragraphs for s in re.split(r"(?<=\][.!?])\s+", p)]
+    assert len(sentences) >= 10
+    assert [s for s in sentences if tidy(s) != s] == []
+
+
 def test_markdown_and_bibtex_exports(draft: ReviewDraft, tmp_path: Path) -> None:
     import bibtexparser
 
