@@ -412,9 +412,9 @@ class Reviewer:
             quotes = [c.quote for c in cells.values() if c.text != NOT_STATED and c.quote]
             if not quotes and by_paper.get(item.paper.paper_id):
                 quotes = [by_paper[item.paper.paper_id][0].text]
-            sentences = [
-                _cite(tidy(q), n) for quote in quotes for q in _SENTENCES.split(quote.replace(" … ", "\n")) if q
-            ]
+            # NOTE: a sentence that informs both the approach and the results is quoted once
+            split = dict.fromkeys(q for quote in quotes for q in _SENTENCES.split(quote.replace(" … ", "\n")) if q)
+            sentences = [_cite(tidy(q), n) for q in split]
             paragraphs.append(" ".join(sentences))
         return Section(
             heading=name, text="\n\n".join(p for p in paragraphs if p), paper_ids=[c.paper.paper_id for c in group]

@@ -153,6 +153,16 @@ def test_section_sentences_do_not_open_by_pointing_to_a_sentence_not_shown(bundl
     assert [s for s in sentences if tidy(s) != s] == []
 
 
+def test_a_sentence_that_informs_both_approach_and_results_is_quoted_once(bundled: Settings) -> None:
+    """Muon's "We identify two crucial techniques for scaling up Muon" was its approach and a result, and read twice."""
+    from rag import api
+
+    draft = api.review("mixture of experts", bundled)
+    sentences = [s for section in draft.sections[1:] for s in re.split(r"(?<=\][.!?])\s+", section.text)]
+    assert any("Muon" in s for s in sentences)
+    assert len(sentences) == len(set(sentences)), [s for s in sentences if sentences.count(s) > 1]
+
+
 def test_markdown_and_bibtex_exports(draft: ReviewDraft, tmp_path: Path) -> None:
     import bibtexparser
 
