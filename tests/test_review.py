@@ -163,6 +163,33 @@ def test_a_sentence_that_informs_both_approach_and_results_is_quoted_once(bundle
     assert len(sentences) == len(set(sentences)), [s for s in sentences if sentences.count(s) > 1]
 
 
+UNRELATED = [
+    {"title": "Coral Reef Resilience Under Repeated Marine Heatwaves",
+     "abstract": "We report a decade of field surveys across 42 reef sites, measuring coral cover, bleaching and "
+                 "recruitment after each heatwave. Reefs with many herbivorous fish recovered 2.3 times faster."},
+    {"title": "Merchant Networks and Credit in Late Medieval Mediterranean Trade",
+     "abstract": "Using 3,100 notarial contracts from Genoa and Venice, we reconstruct the networks of partners and "
+                 "creditors behind long-distance trade. Reputation within kin groups sustained credit."},
+]  # fmt: skip
+
+
+def test_a_draft_is_the_same_when_unrelated_papers_join_the_library(bundled_home: Path, tmp_path: Path) -> None:
+    """Two papers on coral reefs and medieval trade once changed these drafts' papers and themes: relevance was
+    standardised over the whole index, and k-means read the cited papers in the order of their scores."""
+    from rag import api
+
+    topics = ["distributed LLM training", "MLLM architecture design", TOPIC]
+    before = [api.review(t, Settings(_env_file=None, home=bundled_home)) for t in topics]  # type: ignore[call-arg]
+    home = tmp_path / "home"
+    shutil.copytree(bundled_home, home)
+    grown = Settings(_env_file=None, home=home)  # type: ignore[call-arg]
+    api.ingest_paths([write_jsonl(tmp_path / "unrelated.jsonl", UNRELATED)], grown)
+    for topic, old in zip(topics, before, strict=True):
+        new = api.review(topic, grown)
+        assert [r.title for r in new.references] == [r.title for r in old.references], topic
+        assert [(s.heading, s.paper_ids) for s in new.sections] == [(s.heading, s.paper_ids) for s in old.sections]
+
+
 def test_markdown_and_bibtex_exports(draft: ReviewDraft, tmp_path: Path) -> None:
     import bibtexparser
 
