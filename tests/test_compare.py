@@ -267,6 +267,24 @@ def test_a_sentence_no_column_shows_joins_the_column_it_most_likely_informs() ->
     assert choose_sentences(long, likely)["approach"] == [1]
 
 
+def test_two_columns_show_the_same_sentences_only_when_one_has_nothing_else_to_show() -> None:
+    """42 of 108 dev rows showed identical results and efficiency cells (GPipe's ImageNet accuracy twice)."""
+    texts = ["Training is slow.", "We pipeline layers.", "GPipe reaches 84.4% top-1.", "Speed grows almost linearly."]
+    likely = {
+        "problem addressed": np.array([0.9, 0.1, 0.1, 0.1]),
+        "approach": np.array([0.1, 0.9, 0.1, 0.2]),
+        "evaluation and reported results": np.array([0.0, 0.0, 0.9, 0.2]),
+        # its likeliest sentence, alone (the next is no runner-up), is the results column's, more likely there; the
+        # next is stated enough (over STATED_AT) to show instead
+        "efficiency/cost claims": np.array([0.0, 0.0, 0.5, 0.19]),
+    }
+    chosen = choose_sentences(texts, likely)
+    assert chosen["evaluation and reported results"] == [2] and chosen["efficiency/cost claims"] == [3]
+    likely["efficiency/cost claims"] = np.array([0.0, 0.0, 0.5, 0.1])  # nothing else stated enough: both show it
+    chosen = choose_sentences(texts, likely)
+    assert chosen["evaluation and reported results"] == [2] == chosen["efficiency/cost claims"]
+
+
 def test_synthesis_is_cited_sentences_with_figures_as_stated(table: Comparison) -> None:
     abstracts = " ".join(" ".join(p.abstract.split()) for p in read_file(BUNDLED).papers).lower()
     assert "*" not in table.synthesis and "Common ground" not in table.synthesis
