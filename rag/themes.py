@@ -153,15 +153,29 @@ def term_stems(term: str) -> set[str]:
 
 
 def surface_form(term: str, docs: Sequence[str]) -> str:
-    """The spelling of a lower-cased term that the documents use most ('llm' → 'LLM')."""
+    """The spelling of a lower-cased term that the documents use most ('llm' → 'LLM'), as running text writes it:
+    'instruction tuning' and 'KV cache', not a title's 'Instruction Tuning' and 'KV Cache', unless only titles use
+    it; then a capital goes where the documents write the word in lower case ('IoT Processors' → 'IoT processors',
+    but 'Vision Mamba' stays)."""
     pattern = re.compile(r"\b" + r"\s+".join(re.escape(w) for w in term.split()) + r"\b", re.IGNORECASE)
     forms = Counter(re.sub(r"\s+", " ", m.group(0)) for d in docs for m in pattern.finditer(d))
     if not forms:
         return term
-    form, _ = forms.most_common(1)[0]
+    running = Counter({f: n for f, n in forms.items() if not _title_cased(f)})
+    form, _ = (running or forms).most_common(1)[0]
+    if not running:
+        first, *rest = form.split(" ")
+        written = {w for d in docs for w in re.findall(r"\b[a-z][a-z0-9-]*\b", d)}
+        form = " ".join([first, *(w.lower() if w[1:] == w[1:].lower() and w.lower() in written else w for w in rest)])
     # NOTE: prefer lower case over sentence-initial capitals; keep acronyms and CamelCase.
     lower = forms.get(form.lower(), 0)
     return form.lower() if form != form.lower() and form[1:] == form[1:].lower() and lower else form
+
+
+def _title_cased(form: str) -> bool:
+    """Whether a phrase of several words capitalises each, as titles do ('Instruction Tuning', 'KV Cache')."""
+    words = form.split(" ")
+    return len(words) > 1 and all(w[:1].isupper() for w in words)
 
 
 def theme_name(terms: Sequence[str]) -> str:

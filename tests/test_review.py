@@ -220,6 +220,21 @@ def test_distinctive_terms(groups: list[list[str]], expected: list[str]) -> None
     assert all(any(word in t for t in ts) for word, ts in zip(expected, terms, strict=True))
 
 
+@pytest.mark.parametrize(
+    ("term", "docs", "form"),
+    [("instruction tuning", ["Visual Instruction Tuning. We study instruction tuning of MLLMs."], "instruction tuning"),
+     ("kv cache", ["KV Cache Compression. The KV cache grows with the context."], "KV cache"),
+     ("iot processors", ["ML on IoT Processors. We parallelise it on processors with eight cores."], "IoT processors"),
+     ("vision mamba", ["Vision Mamba. Vision Mamba is a backbone for vision tasks."], "Vision Mamba"),
+     ("llm", ["LLM Serving. Serving LLMs is costly; LLM serving systems batch requests."], "LLM")],
+)  # fmt: skip
+def test_a_term_is_spelled_as_running_text_writes_it(term: str, docs: list[str], form: str) -> None:
+    """Titles capitalise every word: 'Instruction Tuning' and 'Instruction tuning' once named two themes of a draft."""
+    from rag.themes import surface_form
+
+    assert surface_form(term, docs) == form
+
+
 @pytest.mark.parametrize(("terms", "text"), [([], "Other work"), (["pipeline"], "Pipeline"),
                                              (["LLM", "edge"], "LLM and edge")])  # fmt: skip
 def test_heading(terms: list[str], text: str) -> None:
