@@ -28,6 +28,10 @@ log = logging.getLogger(__name__)
 
 # Relevance. Each facet of the topic ("X for Y" gives X and Y) is scored over the whole index: BM25 on
 # stemmed terms with acronyms folded into their long forms, beside the cosine of the paper's best sentence.
+# The parts a topic lists ("X: a, b and c") are one facet, which a paper addresses by addressing any of them
+# (read as one bag of words, a paper on one part scored a third of the facet: on the five dev topics that list
+# parts, recall 0.80 → 0.84 and precision 0.73 → 0.80; no held-out topic lists parts). A listed part no cited
+# paper addresses gets the relevant paper that addresses it most (Reviewer.select; recall 0.84 → 0.86).
 # A paper must address every facet, so its weakest facet counts as much as the facets' mean; pseudo-relevance
 # feedback adds the cosine to the centroid of the best papers, and the search's fused score for the whole topic
 # (rag.retrieve) is added last. The total is z-scored and a paper is cited when its z-score is at least
@@ -177,7 +181,10 @@ class Reviewer:
         """Every paper with its relevance z-score (best first), and the relevant and cite cut-offs."""
         if not self.papers:
             return [], 0.0, 0.0
-        per_facet = [self._part_scores(facet) for facet in facets(topic)]
+        parts = listed_parts(topic)
+        per_facet = [self._part_scores(facet) for facet in facets(_LISTED.sub("", topic, count=1) if parts else topic)]
+        if parts:  # NOTE: one facet more, which a paper addresses by addressing any one of the parts
+            per_facet.append(np.max([self._part_scores(part) for part in parts], axis=0))
         total = np.min(per_facet, axis=0) + np.mean(per_facet, axis=0)
         centroid = self.vectors[np.argsort(-total)[:FEEDBACK_PAPERS]].mean(axis=0)
         feedback = self.vectors @ (centroid / max(float(np.linalg.norm(centroid)), 1e-12))
@@ -209,6 +216,7 @@ class Reviewer:
         """The papers to cite, the relevant ones left out (with reasons), and the thresholds."""
         scored, relevant_cut, cite_cut = self.relevance(topic, cite_fraction)
         cited: list[_Scored] = []
+        below: list[_Scored] = []
         left: list[CoverageItem] = []
         seen_titles: dict[str, str] = {}
         for item in (s for s in scored if s.score >= relevant_cut):
@@ -222,12 +230,23 @@ class Reviewer:
             elif item.score < cite_cut:
                 detail = "related, but less closely than every paper the draft cites"
                 left.append(self._left(item, "below threshold", detail))
+                below.append(item)
             elif len(cited) >= MAX_CITED:
                 detail = f"relevant, but the draft cites at most {MAX_CITED} papers"
                 left.append(self._left(item, "below threshold", detail))
             else:
                 cited.append(item)
                 seen_titles[key] = paper.title
+        parts = listed_parts(topic)
+        if parts and below:
+            # NOTE: a part the topic lists that no cited paper addresses gets the relevant paper addressing it most
+            heads = self._heads(parts, [*cited, *below])
+            addressed = {heads[c.paper.paper_id] for c in cited}
+            for k in range(len(parts)):
+                extra = next((b for b in below if heads[b.paper.paper_id] == k), None) if k not in addressed else None
+                if extra is not None and len(cited) < MAX_CITED:
+                    cited.append(extra)
+                    left = [c for c in left if c.paper_id != extra.paper.paper_id]
         if len(cited) >= 3:
             keep = []
             for item in cited:
@@ -333,22 +352,20 @@ class Reviewer:
     def themes(self, cited: Sequence[_Scored], topic: str = "") -> tuple[list[list[_Scored]], list[str]]:
         """Cited papers in themes, best paper first within each, and the parts the topic lists that head them.
 
-        A part the topic lists is a theme of the papers that address it most (PART_Z above the index's mean for it),
-        in the topic's order; the other papers, or all when the topic lists none, are grouped by embedding clusters,
-        biggest first.
+        A part the topic lists is a theme of the papers that address it most (`_heads`), in the topic's order; the
+        other papers, or all when the topic lists none, are grouped by embedding clusters, biggest first.
         """
         parts = listed_parts(topic)
         groups: list[list[_Scored]] = [[] for _ in parts]
         rest = list(cited)
         if parts and cited:
-            rows = {p.paper_id: i for i, p in enumerate(self.papers)}
-            fit = np.stack([self._part_scores(part) for part in parts])
-            rest = []
+            heads = self._heads(parts, cited)
+            rest = [item for item in cited if heads[item.paper.paper_id] is None]
             for item in cited:
-                column = fit[:, rows[item.paper.paper_id]]
-                best = int(column.argmax())
-                (groups[best] if column[best] >= PART_Z else rest).append(item)
-        heads = [part for part, group in zip(parts, groups, strict=True) if group]
+                head = heads[item.paper.paper_id]
+                if head is not None:
+                    groups[head].append(item)
+        named = [part for part, group in zip(parts, groups, strict=True) if group]
         groups = [g for g in groups if g]
         if rest:
             # NOTE: k-means starts from the papers in the order given; in the order of their ids, not of their scores
@@ -357,7 +374,18 @@ class Reviewer:
             vectors = np.stack([c.vector for c in rest])
             labels = cluster(vectors, max_k=min(MAX_THEMES, max(1, len(rest) // 3)))
             groups += [[c for c, label in zip(rest, labels, strict=True) if label == k] for k in sorted(set(labels))]
-        return [sorted(g, key=lambda c: -c.score) for g in groups if g], heads
+        return [sorted(g, key=lambda c: -c.score) for g in groups if g], named
+
+    def _heads(self, parts: Sequence[str], items: Sequence[_Scored]) -> dict[str, int | None]:
+        """Per paper, the listed part it addresses most, when it addresses it PART_Z above the index's mean."""
+        rows = {p.paper_id: i for i, p in enumerate(self.papers)}
+        fit = np.stack([self._part_scores(part) for part in parts])
+        heads: dict[str, int | None] = {}
+        for item in items:
+            column = fit[:, rows[item.paper.paper_id]]
+            best = int(column.argmax())
+            heads[item.paper.paper_id] = best if column[best] >= PART_Z else None
+        return heads
 
     def _part_scores(self, part: str) -> np.ndarray:
         """How much each paper addresses one part of a topic, as relevance reads a facet (z-scores over the index)."""
