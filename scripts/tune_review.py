@@ -30,7 +30,7 @@ from rag.api import get_retriever  # noqa: E402
 from rag.config import get_settings  # noqa: E402
 
 SEARCH_WEIGHTS = [0.25, 0.5, 0.75]
-FRACTIONS = [0.35, 0.375, 0.4, 0.425]
+FRACTIONS = [0.35, 0.375, 0.4, 0.425, 0.45, 0.475]
 RECALL, PRECISION = 0.85, 0.65
 
 
