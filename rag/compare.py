@@ -444,8 +444,11 @@ def states_figure(text: str) -> bool:
 
 _DISCOURSE = re.compile(
     r"^(?:in this (?:paper|work|study)|in addition|additionally|furthermore|moreover|specifically|as a result|"
-    r"overall|to this end|to address (?:this|these)(?: \w+)?|in particular|finally|besides|notably|however|"
-    r"thus|therefore|hence|consequently|nevertheless|unfortunately|in contrast)\s*,\s*",
+    r"overall|to this end|in particular|finally|besides|notably|however|thus|therefore|hence|consequently|"
+    r"nevertheless|unfortunately|in contrast|first(?: of all)?|second|third|firstly|secondly|thirdly|next|then|"
+    r"further|also|accordingly|ultimately|concretely|to be specific|by doing so|"
+    r"(?:to (?:address|tackle|solve|overcome|mitigate|circumvent)|(?:inspired|motivated) by|based on|building on) "
+    r"(?:this|these|that|those|such|it)(?: \w+)?)\s*,\s*",
     re.IGNORECASE,
 )
 

@@ -267,6 +267,22 @@ def test_a_sentence_no_column_shows_joins_the_column_it_most_likely_informs() ->
     assert choose_sentences(long, likely)["approach"] == [1]
 
 
+@pytest.mark.parametrize(
+    ("sentence", "shown"),
+    [("In this paper, we propose X.", "We propose X."),
+     ("Inspired by this insight, we propose NeuPIMs.", "We propose NeuPIMs."),
+     ("To mitigate these challenges, we add a cache.", "We add a cache."),
+     ("Second, we batch requests.", "We batch requests."),
+     ("First of all, we present the formulation of MLLM.", "We present the formulation of MLLM."),
+     ("Further work, however, remains.", "Further work, however, remains."),
+     ("Next-generation chips are fast.", "Next-generation chips are fast.")],
+)  # fmt: skip
+def test_a_cell_drops_an_opener_that_points_to_a_sentence_not_shown(sentence: str, shown: str) -> None:
+    from rag.compare import tidy
+
+    assert tidy(sentence) == shown
+
+
 def test_two_columns_show_the_same_sentences_only_when_one_has_nothing_else_to_show() -> None:
     """42 of 108 dev rows showed identical results and efficiency cells (GPipe's ImageNet accuracy twice)."""
     texts = ["Training is slow.", "We pipeline layers.", "GPipe reaches 84.4% top-1.", "Speed grows almost linearly."]
