@@ -143,6 +143,9 @@ def facets(topic: str) -> list[str]:
 
 
 _LISTED = re.compile(r":\s*(?P<after>[^():]+?)\s*$|\((?P<inside>[^()]+)\)")
+_LIST_HEDGES = re.compile(
+    r"^\s*(?:e\.\s?g\.|i\.\s?e\.|such as|including|like|for example)\s*,?\s*|\s*,?\s*\betc\.?\s*$"
+)
 _LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _NOT_A_PART = re.compile(r"\b(?:for|to|on|with|via|using|under|in|of|from|by|such|as|the|a|an)\b", re.IGNORECASE)
 
@@ -157,7 +160,8 @@ def listed_parts(topic: str) -> list[str]:
     match = _LISTED.search(topic)
     if not match:
         return []
-    parts = [p.strip() for p in _LIST_SPLIT.split(match["after"] or match["inside"]) if p.strip()]
+    listed = _LIST_HEDGES.sub("", match["after"] or match["inside"])
+    parts = [p.strip() for p in _LIST_SPLIT.split(listed) if p.strip() and not _LIST_HEDGES.fullmatch(p.strip())]
     if len(parts) < 2 or any(len(p.split()) > 4 or _NOT_A_PART.search(p) for p in parts):
         return []
     *first, last = parts

@@ -97,6 +97,8 @@ def test_theme_names_are_title_phrases_their_papers_use(draft: ReviewDraft) -> N
       ["batching", "KV-cache management", "prefill/decode disaggregation"]),
      ("TinyML: deploying and training machine learning on microcontrollers, RISC-V and IoT processors", []),
      ("State-space models (Mamba) for vision", []),
+     ("Efficient inference (e.g., quantization, pruning, etc.)", ["quantization", "pruning"]),
+     ("Efficient MLLMs (including token pruning and distillation)", ["token pruning", "distillation"]),
      ("pipeline parallelism", [])],
 )  # fmt: skip
 def test_the_parts_a_topic_lists_are_read_as_a_researcher_means_them(topic: str, parts: list[str]) -> None:
