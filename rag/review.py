@@ -144,7 +144,7 @@ def facets(topic: str) -> list[str]:
 
 _LISTED = re.compile(r":\s*(?P<after>[^():]+?)\s*$|\((?P<inside>[^()]+)\)")
 _LIST_HEDGES = re.compile(
-    r"^\s*(?:e\.\s?g\.|i\.\s?e\.|such as|including|like|for example)\s*,?\s*|\s*,?\s*\betc\.?\s*$", re.IGNORECASE
+    r"^\s*(?:e\.\s?g\.|i\.\s?e\.|(?:such as|including|like|for example)\b)\s*,?\s*|\s*,?\s*\betc\.?\s*$", re.IGNORECASE
 )
 _LIST_SPLIT = re.compile(r"\s*,\s*(?:and\s+|or\s+)?|\s+(?:and|or)\s+")
 _NOT_A_PART = re.compile(r"\b(?:for|to|on|with|via|using|under|in|of|from|by|such|as|the|a|an)\b", re.IGNORECASE)
