@@ -66,8 +66,8 @@ DUPLICATE_SIMILARITY = 0.97
 OFF_THEME_SIMILARITY = 0.35
 MAX_THEMES = 5
 # A paper heads under a part the topic lists when it addresses that part two standard deviations above the index's
-# mean. Chosen by reading the five listing dev topics' drafts: papers that are about a part scored 2.1 to 11, those
-# that only touch it 1 to 1.7. Not tuned against any figure.
+# mean. Chosen by reading the five listing dev topics' drafts, with z-scores then over the whole index: papers about
+# a part scored 2.1 to 11, those that only touch it 1 to 1.7. Not tuned against any figure.
 PART_Z = 2.0
 COVERED_AT = 0.5  # a topic less likely covered than not is refused (rag.tuned.COVERED)
 
@@ -404,7 +404,8 @@ class Reviewer:
 
         A word of the topic (or a long form of its acronym) that most papers of every theme use names no theme: every
         theme shares it. One that sets a theme apart may: "speculative decoding" names the section on it in a review
-        of "speculative decoding and other lossless parallel decoding methods"; so do the parts a topic lists.
+        of "speculative decoding and other lossless parallel decoding methods". (The parts a topic lists head their
+        own themes: `themes`.)
         """
         inside = {c.paper.paper_id for g in groups for c in g}
         background = [f"{p.title}. {p.abstract}" for p in self.papers if p.paper_id not in inside]
