@@ -45,11 +45,13 @@ def split_sentences(text: str) -> list[str]:
         if not piece:
             continue
         # NOTE: the tokenizer keeps "(a) ... (b) ..." enumerations together but splits after "e.g." and "i.e."
-        # ("… popular MLLMs, e.g. | LLaVA, and InternVL2 …"); glue such a piece, and a fragment that starts
+        # ("… popular MLLMs, e.g. | LLaVA, and InternVL2 …") and after an "etc." that ends no sentence
+        # ("… latency, throughput etc. | to generate better code."); glue such a piece, and a fragment that starts
         # lower-case, back onto its predecessor.
         if sentences and (
             ENDS_IN_ABBREVIATION.search(sentences[-1])
             or (re.match(r"^[a-z(\[]", piece) and not sentences[-1].endswith((".", "!", "?")))
+            or (re.match(r"^[a-z]+\b", piece) and sentences[-1].endswith(" etc."))
         ):
             sentences[-1] = f"{sentences[-1]} {piece}"
         else:

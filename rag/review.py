@@ -60,7 +60,7 @@ CITE_FRACTION = 0.425
 RELEVANT_FRACTION = 0.3
 MAX_CITED = 40
 # Sentences searched per topic part; a paper none of whose sentences is among them gets the lowest cosine.
-# The bundled index has 1,410, so there every sentence counts; the cap keeps a large index fast.
+# The bundled index has 1,403, so there every sentence counts; the cap keeps a large index fast.
 SENTENCE_POOL = 5000
 DUPLICATE_SIMILARITY = 0.97
 OFF_THEME_SIMILARITY = 0.35

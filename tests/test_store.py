@@ -171,6 +171,9 @@ def test_progress_counts_up_to_every_paper_and_batches_change_nothing(
         ("Direct compression methods, e.g. efficient projectors, lose detail. We propose DPN.", 2),
         ("Trade-offs differ (e.g., reinforcement learning vs. Bayesian methods). We coin a term.", 2),
         ("It works. However, it is slow. (a) One; (b) two.", 3),
+        # NOTE: and after "etc." whatever follows; an "etc." before a lower-case word ends no sentence
+        ("It reports latency, throughput etc. to generate better code. It is fast.", 2),
+        ("It reports latency, throughput etc. The model is fast.", 2),
     ],
 )
 def test_sentences_do_not_end_at_an_abbreviation(abstract: str, sentences: int) -> None:
