@@ -76,7 +76,10 @@ _GENERIC = {
     stem(w)
     for w in ("many", "much", "number", "report", "reported", "achieve", "give", "paper", "abstract", "gain",
               "improvement", "improve", "increase", "reduction", "reduce", "speedup", "boost", "better", "faster",
-              "factor", "fraction", "share", "percentage", "percent", "times", "large", "big", "long", "fast")
+              "factor", "fraction", "share", "percentage", "percent", "times", "large", "big", "long", "fast",
+              # NOTE: and words that ask for the paper itself ("Tell me about DiLoCo", "Summarize MegaScale")
+              "tell", "summarize", "summarise", "summary", "describe", "explain", "overview", "main", "idea", "key",
+              "contribution", "work", "result", "finding", "method", "approach", "problem", "solve", "propose")
 }  # fmt: skip
 
 
@@ -88,6 +91,7 @@ class Decision:
     probabilities: dict[str, float]
     about: int | None  # the source the question is about
     unreported: list[str]  # the question's words its abstract never mentions
+    figure: bool = False  # whether the question asks for a figure
 
     def note(self, sources: Sequence[Source]) -> str:
         """The one sentence that opens a partial answer."""
@@ -95,7 +99,9 @@ class Decision:
         if self.unreported:
             words = ", ".join(f"“{w}”" for w in self.unreported[:4])
             return f"The abstract of “{title}” does not report this: it never mentions {words}. What it does report:"
-        return f"The abstract of “{title}” does not state the figure asked for. What it does report:"
+        if self.figure:
+            return f"The abstract of “{title}” does not state the figure asked for. What it does report:"
+        return f"The abstract of “{title}” may not answer this. What it does report:"
 
 
 @dataclass
@@ -255,7 +261,8 @@ class Answerer:
             outcome = "partial"
         else:
             outcome = "answer"
-        return Decision(outcome, probabilities, about, self.unreported(question, sources[about - 1]))
+        unreported = self.unreported(question, sources[about - 1])
+        return Decision(outcome, probabilities, about, unreported, asks_for_quantity(question))
 
     def signals(self, question: str, hits: Sequence[SearchHit], evidence: Sequence[Evidence],
                 sources: Sequence[Source], about: int, named: bool) -> dict[str, float]:  # fmt: skip
@@ -263,23 +270,32 @@ class Answerer:
         paper = sources[about - 1].paper
         own = [e for e in evidence if e.source == about]
         q_words = _words(question)
-        asked = q_words - _words(paper.title) - _GENERIC  # NOTE: the words naming the paper are not what is asked
+        # NOTE: the name the question gives the paper is not what is asked; the rest of its title's words may be
+        # ("What hybrid architecture does LongLLaVA adopt?" of "LongLLaVA: … via Hybrid Architecture")
+        naming = " ".join(n for n in names(question) if re.search(rf"(?<![\w-]){re.escape(n)}", paper.title, re.I))
+        asked = q_words - _words(naming) - _GENERIC
         weight = {w: self.retriever.word_weight(w) for w in q_words}
         total = sum(weight.values()) or 1.0
         asked_total = sum(weight[w] for w in asked) or 1.0
+
+        def held(words: set[str]) -> float:
+            """The share of the asked-for words' weight these words hold; all of it when only a name is asked
+            about ("What is GPipe?")."""
+            return sum(weight[w] for w in asked & words) / asked_total if asked else 1.0
+
         text_words = _words(f"{paper.title} {paper.abstract}")
+        heads = [h for h in ([w for w in head if w not in _GENERIC] for head in quantity_heads(question)) if h]
+        quantity = asks_for_quantity(question)
         figure_coverage = 1.0
-        if asks_for_quantity(question):
-            figure_coverage = max(
-                (sum(weight[w] for w in asked & _words(e.chunk.text)) / asked_total for e in own
-                 if has_figure(e.chunk.text)),
-                default=0.0,
-            )  # fmt: skip
-        in_paper = sum(weight[w] for w in asked & text_words) / asked_total
-        heads = quantity_heads(question)
-        stated = [any(has_figure(e.chunk.text) and mentions(e.chunk.text, head) for e in own) for head in heads]
+        if quantity:
+            figure_coverage = max((held(_words(e.chunk.text)) for e in own if has_figure(e.chunk.text)), default=0.0)
+        in_paper = held(text_words)
+        # NOTE: what is asked for ("what tokenizer", "how many GPUs") is stated when a sentence mentions it, with a
+        # figure when a quantity is asked for
+        stated = [any((has_figure(e.chunk.text) or not quantity) and mentions(e.chunk.text, head) for e in own)
+                  for head in heads]  # fmt: skip
         return {
-            "asked-for quantities the paper states a figure for": sum(stated) / len(heads) if heads else 1.0,
+            "asked-for things the paper states": sum(stated) / len(heads) if heads else 1.0,
             "names an indexed paper": float(named),
             "named: asked-for words in the paper": in_paper if named else 0.0,
             "named: asked-for words in its best sentence with a figure": figure_coverage if named else 0.0,
@@ -289,10 +305,9 @@ class Answerer:
             "question words in the paper": sum(weight[w] for w in q_words & text_words) / total,
             "question words in no indexed paper": sum(weight[w] for w in q_words if w not in self.retriever.idf)
             / total,
+            "best paper's likeness to its nearest": self.retriever.likeness(paper.paper_id),
             "asked-for words in the paper": in_paper,
-            "asked-for words in its best sentence": max(
-                (sum(weight[w] for w in asked & _words(e.chunk.text)) / asked_total for e in own), default=0.0
-            ),
+            "asked-for words in its best sentence": max((held(_words(e.chunk.text)) for e in own), default=0.0),
             "asked-for words in its best sentence with a figure": figure_coverage,
         }
 

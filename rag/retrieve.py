@@ -121,6 +121,7 @@ class Retriever:
         # NOTE: counted once; asking Chroma for counts on every query costs a round trip each (and, embedded, counting
         # the sentences would load their whole index: rag.sentences).
         self._n_chunks = len(self._sentences) if self._sentences is not None else self.store.count_chunks()
+        self._likeness: dict[str, float] = {}
 
     @cached_property
     def embedder(self) -> Embedder:
@@ -172,6 +173,17 @@ class Retriever:
     def indexed_words(self, paper_id: str) -> set[str]:
         """The terms BM25 holds for a paper: its own, and the everyday words for the glossary's terms it uses."""
         return set(self.lexical.fold(self._glossary.with_everyday_terms(indexed_terms(self.papers[paper_id]))))
+
+    def likeness(self, paper_id: str) -> float:
+        """The cosine of a paper to the most alike other paper indexed (0 when there is none). A paper unlike every
+        other, say the one history paper of a library of machine-learning papers, ranks first for any question of its
+        field, so its relevance (relative to the other papers) says little about whether it answers one
+        (rag.tuned.OFF_TOPIC)."""
+        if paper_id not in self._likeness:
+            _, vectors = self.store.papers_with_vectors([paper_id])
+            nearest = self.store.query_papers(vectors[0], min(2, len(self._ids))) if len(vectors) else []
+            self._likeness[paper_id] = max((s for pid, s in nearest if pid != paper_id), default=0.0)
+        return self._likeness[paper_id]
 
     def bm25_scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in self._ids order) for the query."""

@@ -4,7 +4,15 @@
     python scripts/fit_answer.py answerability   # ANSWERABILITY and its thresholds (uses the RANKER in rag/tuned.py)
 
 Data: eval/questions_dev.jsonl (written blind, six styles) and eval/dev_topics.jsonl (many-paper topics). The papers
-of eval/questions_heldout.jsonl are held out: never a training row, never a label. Cross-validation: five folds
+of eval/questions_heldout.jsonl are held out: never a training row, never a label.
+
+Answerability is fitted in a library that mixes fields, as a researcher's does: the bundled papers and the 24 papers
+of other fields in eval/mixed_library.jsonl (written blind, with a question each answers in a specialist's words and
+in everyday ones, and one of its field that none answers). The questions of its 12 dev papers (eval/mixed_dev.jsonl)
+join the training rows; those of the other 12 (eval/mixed_heldout.jsonl) are held out. Index that library first:
+
+    RAG_HOME=/tmp/mixed rag ingest rag/data/trending-papers.txt eval/mixed_library.jsonl
+    RAG_HOME=/tmp/mixed python scripts/fit_answer.py answerability Cross-validation: five folds
 grouped by paper, so no paper's questions are in both sides of a fold. Every figure is printed per question style,
 beside the single signals the ranker fuses. The constants to put in rag/tuned.py are printed last.
 """
@@ -50,10 +58,12 @@ def _ids(retriever: Retriever) -> dict[str, str]:
     return {normalise_title(p.title): pid for pid, p in retriever.papers.items()}
 
 
-def questions(retriever: Retriever) -> list[dict[str, Any]]:
-    """Dev questions with gold ids, follow-ups turned into their retrieval query, held-out papers' topics trimmed."""
+def questions(retriever: Retriever, files: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """Dev questions (and those of the other dev files named) with gold ids, follow-ups turned into their retrieval
+    query, held-out papers' topics trimmed."""
     ids, excluded = _ids(retriever), held_out(retriever)
     items = load("questions_dev.jsonl") + [{**t, "kind": "topic", "history": []} for t in load("dev_topics.jsonl")]
+    items += [item for name in files for item in load(name)]
     out = []
     for item in items:
         gold = {ids[normalise_title(t)] for t in item["gold"]}
@@ -167,8 +177,11 @@ def fit_answerability() -> None:
     from rag.tuned import OFF_TOPIC, UNREPORTED
 
     retriever = get_retriever(get_settings())
+    titles = {normalise_title(p.title) for p in retriever.papers.values()}
+    if any(normalise_title(str(p["title"])) not in titles for p in load("mixed_library.jsonl")):
+        raise SystemExit("answerability is fitted in a library that mixes fields: see this script's docstring")
     answerer = Answerer(retriever, retriever.settings)
-    items = questions(retriever)
+    items = questions(retriever, ["mixed_dev.jsonl"])
     signals, named, groups = [], [], []
     for item in items:
         hits, sources, evidence = answerer.gather(item["question"], retriever.settings.top_k, item["turns"])

@@ -44,6 +44,21 @@ def bundled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return home
 
 
+@pytest.fixture(scope="session")
+def mixed_home(bundled_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The bundled index with 24 papers of other fields added (eval/mixed_library.jsonl: history, ecology, medicine,
+    law, …), as a researcher's library mixes fields (read-only use)."""
+    import shutil
+
+    from rag.api import ingest_paths
+    from rag.config import Settings
+
+    home = tmp_path_factory.mktemp("mixed") / "home"
+    shutil.copytree(bundled_home, home)
+    ingest_paths([ROOT / "eval" / "mixed_library.jsonl"], Settings(home=home))
+    return home
+
+
 @pytest.fixture()
 def bundled(bundled_home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
     """Settings pointing at the shared bundled index."""

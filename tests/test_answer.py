@@ -91,6 +91,67 @@ def test_a_figure_the_named_papers_abstract_lacks_is_a_partial_answer(bundled: S
 
 
 @pytest.mark.parametrize(
+    ("question", "name"),
+    [
+        ("What does GPipe do?", "GPipe"),
+        ("What is Zero Bubble?", "Zero Bubble"),
+        ("Tell me about DiLoCo.", "DiLoCo"),
+        ("Summarize MegaScale", "MegaScale"),
+        ("What are the main results of MegaScale?", "MegaScale"),
+        ("What problem does Pathways solve?", "Pathways"),
+    ],
+)
+def test_a_question_that_only_names_a_paper_is_answered_from_it(bundled: Settings, question: str, name: str) -> None:
+    """Such questions once read as asking for something the abstract lacks ("does not state the figure asked
+    for"), and "Summarize" was read as the glossary's "text summarization"."""
+    answer = ask(question, bundled)
+    assert not answer.refused and not answer.partial, answer.answer
+    assert answer.citations[0].title.startswith(name)
+
+
+@pytest.mark.parametrize(
+    ("question", "quoted"),
+    [
+        ("What FP4 quantization method does Transformer-Lite propose to reduce dequantization overhead?", "M0E4"),
+        ("What hybrid model architecture does LongLLaVA adopt to scale multi-modal LLMs to many images?", "hybrid"),
+    ],
+)
+def test_what_the_named_papers_abstract_states_is_not_called_missing(
+    bundled: Settings, question: str, quoted: str
+) -> None:
+    """A question need not ask for a figure to be a question ("What FP4 quantization method …" was told the figure
+    asked for was missing), and the words of a title are what its paper reports ("hybrid architecture")."""
+    answer = ask(question, bundled)
+    assert not answer.refused and not answer.partial, answer.answer
+    assert quoted in answer.answer
+
+
+@pytest.mark.parametrize(
+    ("question", "answered_by"),
+    [
+        ("Why did the Western Roman Empire collapse?", None),  # near a paper on Roman soldiers' pay
+        ("How do antibiotic resistance genes spread between bacteria?", None),  # near a measles paper
+        ("How did the printing press change literacy in early modern Europe?", None),  # near a phonics trial
+        ("Did herbivorous fish help reefs recover after bleaching?", "Herbivorous Fish Biomass"),
+        ("How fast did measles spread within households?", "Household Transmission"),
+        ("How much does Zero Bubble improve throughput?", "Zero Bubble"),
+    ],
+)
+def test_in_a_library_of_mixed_fields_a_question_its_one_paper_of_a_field_does_not_answer_is_refused(
+    mixed_home: Path, question: str, answered_by: str | None
+) -> None:
+    """The one paper of its field in a library ranks first for any question of that field, so relevance, which is
+    relative to the other papers, said these were answerable: 10 of the 12 dev questions of this kind were answered
+    by quoting that paper."""
+    answer = ask(question, Settings(_env_file=None, home=mixed_home))  # type: ignore[call-arg]
+    if answered_by is None:
+        assert answer.refused, answer.answer
+    else:
+        assert not answer.refused and not answer.partial, answer.answer
+        assert answer.citations[0].title.startswith(answered_by)
+
+
+@pytest.mark.parametrize(
     "question", ["What is the capital of France?", "Who won the 1998 FIFA World Cup final?", "How do I bake sourdough?"]
 )
 def test_off_topic_questions_are_refused_without_unrelated_reading(bundled: Settings, question: str) -> None:
