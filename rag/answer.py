@@ -305,7 +305,7 @@ class Answerer:
             "question words in the paper": sum(weight[w] for w in q_words & text_words) / total,
             "question words in no indexed paper": sum(weight[w] for w in q_words if w not in self.retriever.idf)
             / total,
-            "best paper's likeness to its nearest": self.retriever.likeness(paper.paper_id),
+            "best paper's likeness to its nearest papers": self.retriever.likeness(paper.paper_id),
             "asked-for words in the paper": in_paper,
             "asked-for words in its best sentence": max((held(_words(e.chunk.text)) for e in own), default=0.0),
             "asked-for words in its best sentence with a figure": figure_coverage,

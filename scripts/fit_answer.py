@@ -6,10 +6,11 @@
 Data: eval/questions_dev.jsonl (written blind, six styles) and eval/dev_topics.jsonl (many-paper topics). The papers
 of eval/questions_heldout.jsonl are held out: never a training row, never a label.
 
-Answerability is fitted in a library that mixes fields, as a researcher's does: the bundled papers and the 24 papers
-of other fields in eval/mixed_library.jsonl (written blind, with a question each answers in a specialist's words and
-in everyday ones, and one of its field that none answers). The questions of its 12 dev papers (eval/mixed_dev.jsonl)
-join the training rows; those of the other 12 (eval/mixed_heldout.jsonl) are held out. Index that library first:
+Answerability is fitted in a library that mixes fields, as a researcher's does: the bundled papers and the 48 papers
+of other fields in eval/mixed_library.jsonl (written blind in two rounds, with questions each answers in a
+specialist's words and in everyday ones, and questions of its field that none answers). The questions of its 24 dev
+papers (eval/mixed_dev.jsonl) join the training rows; those of the other 24 (eval/mixed_heldout.jsonl) are held out.
+Index that library first:
 
     RAG_HOME=/tmp/mixed rag ingest rag/data/trending-papers.txt eval/mixed_library.jsonl
     RAG_HOME=/tmp/mixed python scripts/fit_answer.py answerability Cross-validation: five folds
@@ -63,7 +64,7 @@ def questions(retriever: Retriever, files: Sequence[str] = ()) -> list[dict[str,
     query, held-out papers' topics trimmed."""
     ids, excluded = _ids(retriever), held_out(retriever)
     items = load("questions_dev.jsonl") + [{**t, "kind": "topic", "history": []} for t in load("dev_topics.jsonl")]
-    items += [item for name in files for item in load(name)]
+    items += [{**item, "file": name} for name in files for item in load(name)]
     out = []
     for item in items:
         gold = {ids[normalise_title(t)] for t in item["gold"]}
@@ -195,6 +196,7 @@ def fit_answerability() -> None:
         named.append(source is not None)
         groups.append(sorted(item["gold_ids"])[0] if item["gold_ids"] else f"offtopic-{len(groups) % FOLDS}")
     kinds = np.array([item["kind"] for item in items])
+    mixed = np.array([item.get("file") == "mixed_dev.jsonl" for item in items])
     g, is_named = np.array(groups), np.array(named)
     answerable = ~np.isin(kinds, ["offtopic", "unreported"])
 
@@ -203,17 +205,20 @@ def fit_answerability() -> None:
     refuse_at = threshold(np.where(is_named, 0.0, p_off), kinds == "offtopic", answerable, FALSE_REFUSALS)
     refused = (p_off >= refuse_at) & ~is_named
 
-    on_topic = kinds != "offtopic"
+    # NOTE: the mixed library's questions were written for the off-topic decision (none names a paper to ask it for
+    # what it lacks), so UNREPORTED reads the bundled library's
+    on_topic = (kinds != "offtopic") & ~mixed
     x_unr = np.array([[s[f] for f in UNREPORTED.features] for s in signals])
     p_unr = np.zeros(len(kinds))
     p_unr[on_topic] = cross_validated(x_unr[on_topic], kinds[on_topic] == "unreported", g[on_topic])
-    partial_at = threshold(np.where(refused, 0.0, p_unr), kinds == "unreported", answerable, FALSE_PARTIALS)
+    partial_at = threshold(np.where(refused, 0.0, p_unr), kinds == "unreported", answerable & ~mixed, FALSE_PARTIALS)
     partial = (p_unr >= partial_at) & ~refused
     print(f"thresholds (cross-validated): refuse at {refuse_at:.2f}, partial at {partial_at:.2f}")
-    for kind in sorted(set(kinds)):
-        mask = kinds == kind
-        print(f"{kind:>12}: n={mask.sum():3d} refused={refused[mask].sum():3d} partial={partial[mask].sum():3d} "
-              f"answered={(~refused & ~partial)[mask].sum():3d}")  # fmt: skip
+    for library, rows in (("bundled", ~mixed), ("mixed fields", mixed)):
+        for kind in sorted(set(kinds[rows])):
+            mask = (kinds == kind) & rows
+            print(f"{library:>12} {kind:>10}: n={mask.sum():3d} refused={refused[mask].sum():3d} "
+                  f"partial={partial[mask].sum():3d} answered={(~refused & ~partial)[mask].sum():3d}")  # fmt: skip
     print(constants("OFF_TOPIC", OFF_TOPIC.features, x_off, kinds == "offtopic"))
     print(constants("UNREPORTED", UNREPORTED.features, x_unr[on_topic], kinds[on_topic] == "unreported"))
     print(f"REFUSE_AT = {refuse_at:.2f}\nPARTIAL_AT = {partial_at:.2f}")

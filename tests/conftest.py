@@ -46,7 +46,7 @@ def bundled_home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def mixed_home(bundled_home: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The bundled index with 24 papers of other fields added (eval/mixed_library.jsonl: history, ecology, medicine,
+    """The bundled index with 48 papers of other fields added (eval/mixed_library.jsonl: history, ecology, medicine,
     law, …), as a researcher's library mixes fields (read-only use)."""
     import shutil
 

@@ -129,8 +129,8 @@ def test_what_the_named_papers_abstract_states_is_not_called_missing(
 @pytest.mark.parametrize(
     ("question", "answered_by"),
     [
-        ("Why did the Western Roman Empire collapse?", None),  # near a paper on Roman soldiers' pay
-        ("How do antibiotic resistance genes spread between bacteria?", None),  # near a measles paper
+        ("Why did the Western Roman Empire collapse?", None),  # near papers on Roman pay and Byzantine coins
+        ("How do vaccines train the immune system?", None),  # near a paper on measles in households
         ("How did the printing press change literacy in early modern Europe?", None),  # near a phonics trial
         ("Did herbivorous fish help reefs recover after bleaching?", "Herbivorous Fish Biomass"),
         ("How fast did measles spread within households?", "Household Transmission"),
@@ -141,7 +141,7 @@ def test_in_a_library_of_mixed_fields_a_question_its_one_paper_of_a_field_does_n
     mixed_home: Path, question: str, answered_by: str | None
 ) -> None:
     """The one paper of its field in a library ranks first for any question of that field, so relevance, which is
-    relative to the other papers, said these were answerable: 10 of the 12 dev questions of this kind were answered
+    relative to the other papers, said these were answerable: 27 of the 36 dev questions of this kind were answered
     by quoting that paper."""
     answer = ask(question, Settings(_env_file=None, home=mixed_home))  # type: ignore[call-arg]
     if answered_by is None:
