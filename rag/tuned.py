@@ -73,8 +73,8 @@ RANKER = Logistic(
 # ("how many GPUs") that a sentence of the paper states with a figure (added 2026-11-30: cross-validated, 23 of 30
 # "not reported" dev questions caught, was 20, for 10 of 302 answerable ones, was 5). Features are standardised with
 # the dev mean and scale given here. Fitted by `scripts/fit_answer.py off-topic` and `unreported`.
-# Fourteenth session (2026-12-01): both are fitted in a library that mixes fields, the bundled papers and the 48 of
-# eval/mixed_library.jsonl (history, ecology, medicine, law, …), with the questions of its 24 dev papers added
+# Fourteenth session (2026-12-01): OFF_TOPIC is fitted in a library that mixes fields, the bundled papers and the 48
+# of eval/mixed_library.jsonl (history, ecology, medicine, law, …), with the questions of its 24 dev papers added
 # (eval/mixed_dev.jsonl). There the one paper of a field ranks first for any question of that field, and the old model
 # answered 27 of the 36 dev questions that are near one but answered by none ("At what age do babies recognize
 # themselves in a mirror?" from a paper on false-belief understanding), and 10 of the 18 off-topic dev questions.
