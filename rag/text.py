@@ -71,7 +71,7 @@ _QUANTITY = re.compile(
 _HEAD = re.compile(
     r"\b(?:how many|how much|what(?: is the| was the| are the)?)\s+((?:[\w-]+\s+){0,3}?[\w-]+?)"
     r"(?=\s+(?:does|do|did|is|are|was|were|can|could|would|will|has|have|had|of|in|on|for|to|with|when|"
-    r"and|over|compared|than|at)\b|[?,]|$)",
+    r"and|or|over|compared|than|at)\b|[?,]|$)",
     re.IGNORECASE,
 )
 _MEASURE_WORDS = {"score", "number", "amount", "value", "level", "total", "overall", "average", "typical"}

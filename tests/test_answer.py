@@ -185,6 +185,21 @@ def test_an_answer_passes_over_sentences_that_only_set_the_scene(bundled: Settin
 
 
 @pytest.mark.parametrize(
+    ("question", "heads"),
+    [
+        ("How many GPUs did MegaScale use?", [["gpu"]]),
+        # NOTE: "or" ends the head as "and" does; the head once ran on to "… what did they report"
+        ("How many students or teachers took part, and what did they report?", [["studen"], ["report"]]),
+        ("What tokenizer does Zero Bubble use?", [["tokeni"]]),
+    ],
+)
+def test_what_a_question_asks_for_is_the_noun_after_how_many_or_what(question: str, heads: list[list[str]]) -> None:
+    from rag.text import quantity_heads
+
+    assert quantity_heads(question) == heads
+
+
+@pytest.mark.parametrize(
     ("question", "asks"),
     [
         ("Where can I get the code for Mini-Monkey?", True),
