@@ -11,6 +11,7 @@ import numpy as np
 
 from rag import grounding, prompts
 from rag.citations import SUPPORT_OVERLAP, Source, gate, support, verify
+from rag.compare import system_name
 from rag.config import Settings
 from rag.llm import LLM, LLMError
 from rag.models import Answer, Citation, Claim, Paper, SearchHit, Turn
@@ -79,7 +80,10 @@ _GENERIC = {
               "factor", "fraction", "share", "percentage", "percent", "times", "large", "big", "long", "fast",
               # NOTE: and words that ask for the paper itself ("Tell me about DiLoCo", "Summarize MegaScale")
               "tell", "summarize", "summarise", "summary", "describe", "explain", "overview", "main", "idea", "key",
-              "contribution", "work", "result", "finding", "method", "approach", "problem", "solve", "propose")
+              "contribution", "work", "result", "finding", "method", "approach", "problem", "solve", "propose",
+              # NOTE: and what it lets one do ("What does asanAI let users do?"), and how it relates to another
+              "let", "allow", "enable", "offer", "provide", "help", "do", "compare", "comparison", "differ",
+              "difference")
 }  # fmt: skip
 
 
@@ -116,7 +120,9 @@ class Evidence:
 
 
 def _words(text: str) -> set[str]:
-    return content_words(text)
+    """Content words, and the parts of hyphenated ones: an abstract that "gang-schedules" computations speaks of
+    scheduling them."""
+    return content_words(text) | content_words(text.replace("-", " "))
 
 
 def _background(paper: Paper, chunks: Sequence[Chunk]) -> list[float]:
@@ -139,6 +145,18 @@ def contextualise(question: str, history: Sequence[Turn]) -> tuple[str, list[str
     if not follow_up:
         return question, []
     return f"{question} {last.question}", list(last.paper_ids)
+
+
+def _title_name(question: str, source: Source) -> str | None:
+    """The name the source's title leads with ("Pathways: …", "2BP: …", "asanAI: …"), when the question uses it: in
+    any case when it is coined ("MLE-Bench" for "MLE-bench"), as written when it is a capitalised word ("Pathways";
+    not "turbo", nor "Turbo" in "GPT-3.5-Turbo")."""
+    name = system_name(source.paper.title)
+    if not name:
+        return None
+    spelled = r"[\s-]+".join(re.escape(w) for w in name.split())
+    case = re.IGNORECASE if re.search(r"[A-Z0-9]", name[1:]) else 0
+    return name if re.search(rf"(?<![\w-]){spelled}(?![\w-])", question, case) else None
 
 
 def _mentioned(name: str, paper: Paper) -> bool:
@@ -249,13 +267,10 @@ class Answerer:
         question that names an indexed paper is never flatly refused: at worst its abstract does not report it."""
         if not evidence:
             return Decision("refuse", {"off-topic": 1.0}, None, [])
-        named = self.named_source(question, sources)
-        if named not in (1, evidence[0].source):
-            named = None  # a name the best paper does not carry ("RISC-V", which the answering one spells "RISCV")
-        about = named or evidence[0].source
-        signals = self.signals(question, hits, evidence, sources, about, named is not None)
+        about, named = self.about(question, evidence, sources)
+        signals = self.signals(question, hits, evidence, sources, about, named)
         probabilities = {"off-topic": OFF_TOPIC.probability(signals), "unreported": UNREPORTED.probability(signals)}
-        if probabilities["off-topic"] >= REFUSE_AT and named is None:
+        if probabilities["off-topic"] >= REFUSE_AT and not named:
             outcome = "refuse"
         elif probabilities["unreported"] >= PARTIAL_AT:
             outcome = "partial"
@@ -263,6 +278,16 @@ class Answerer:
             outcome = "answer"
         unreported = self.unreported(question, sources[about - 1])
         return Decision(outcome, probabilities, about, unreported, asks_for_quantity(question))
+
+    def about(self, question: str, evidence: Sequence[Evidence], sources: Sequence[Source]) -> tuple[int, bool]:
+        """The source the question is about, and whether the question names it: the paper it names when that
+        is the first or the answering one, or any source whose title leads with the name ("What accuracy did it get
+        on MMAD?" when search ranks another benchmark first); else the answering paper."""
+        named = self.named_source(question, sources)
+        if named is None or (named not in (1, evidence[0].source) and not _title_name(question, sources[named - 1])):
+            return evidence[0].source, False  # NOTE: a name the best paper does not carry ("RISC-V", which the
+            # answering one spells "RISCV")
+        return named, True
 
     def signals(self, question: str, hits: Sequence[SearchHit], evidence: Sequence[Evidence],
                 sources: Sequence[Source], about: int, named: bool) -> dict[str, float]:  # fmt: skip
@@ -273,6 +298,7 @@ class Answerer:
         # NOTE: the name the question gives the paper is not what is asked; the rest of its title's words may be
         # ("What hybrid architecture does LongLLaVA adopt?" of "LongLLaVA: … via Hybrid Architecture")
         naming = " ".join(n for n in names(question) if re.search(rf"(?<![\w-]){re.escape(n)}", paper.title, re.I))
+        naming += f" {_title_name(question, sources[about - 1]) or ''}"
         asked = q_words - _words(naming) - _GENERIC
         weight = {w: self.retriever.word_weight(w) for w in q_words}
         total = sum(weight.values()) or 1.0
@@ -294,8 +320,10 @@ class Answerer:
         # figure when a quantity is asked for
         stated = [any((has_figure(e.chunk.text) or not quantity) and mentions(e.chunk.text, head) for e in own)
                   for head in heads]  # fmt: skip
+        if quantity and not heads:  # NOTE: "by what percentage …": any figure the paper states may be the one
+            stated = [any(has_figure(e.chunk.text) for e in own)]
         return {
-            "asked-for things the paper states": sum(stated) / len(heads) if heads else 1.0,
+            "asked-for things the paper states": sum(stated) / len(stated) if stated else 1.0,
             "names an indexed paper": float(named),
             "named: asked-for words in the paper": in_paper if named else 0.0,
             "named: asked-for words in its best sentence with a figure": figure_coverage if named else 0.0,
@@ -334,7 +362,11 @@ class Answerer:
         return [e for e in pool if not focus or focus & _words(e.chunk.text)]
 
     def named_source(self, question: str, sources: Sequence[Source]) -> int | None:
-        """The source whose title (or, for a coined name, only abstract) carries a rare name the question uses."""
+        """The source whose title leads with a name the question uses ("Pathways: …", "2BP: …"), else whose title
+        (or, for a coined name, only abstract) carries a rare name the question uses."""
+        titled = [s.n for s in sources if _title_name(question, s)]
+        if len(titled) == 1:
+            return titled[0]
         rare = np.log((len(self.retriever.papers) + 1) / 3.5)
         for name in names(question):
             if self.retriever.word_weight(stem(name.lower())) < rare:
