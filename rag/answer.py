@@ -83,7 +83,10 @@ _GENERIC = {
               "contribution", "work", "result", "finding", "method", "approach", "problem", "solve", "propose",
               # NOTE: and what it lets one do ("What does asanAI let users do?"), and how it relates to another
               "let", "allow", "enable", "offer", "provide", "help", "do", "compare", "comparison", "differ",
-              "difference")
+              "difference",
+              # NOTE: and what it looks into ("What does MMAD measure?")
+              "measure", "evaluate", "study", "investigate", "examine", "analyze", "analyse", "focus", "show",
+              "address", "cover")
 }  # fmt: skip
 
 

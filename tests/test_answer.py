@@ -119,6 +119,7 @@ def test_a_question_naming_a_paper_by_the_name_its_title_leads_with_is_about_tha
         ("What are the main results of MegaScale?", "MegaScale"),
         ("What problem does Pathways solve?", "Pathways"),
         ("What does asanAI let users do?", "asanAI"),
+        ("What does MMAD measure?", "MMAD"),
     ],
 )
 def test_a_question_that_only_names_a_paper_is_answered_from_it(bundled: Settings, question: str, name: str) -> None:
