@@ -104,9 +104,9 @@ RANKER = Logistic(
 # OFF_TOPIC is fitted with 48 more off-topic rows: machine-learning questions that no bundled paper answers, written
 # blind by a helper that saw only the bundled abstracts (eval/nearmiss_dev.jsonl; 24 more are held out in
 # eval/nearmiss_heldout.jsonl). They share the library's words, and the model before answered 37 of the 48 by quoting
-# the nearest paper. Cross-validated: 23 of the 48 refused, 29 of the 36 mixed-field near misses (29 before) and 14 of
-# the 18 bundled off-topic questions (14), for 10 of 361 answerable questions (10: 4 of the 126 bundled lay ones, 0
-# before, and 6 of the 60 of other fields, 10 before). The whole-abstract cosine now carries the model; the top
+# the nearest paper. Cross-validated: 23 of the 48 refused, 29 of the 36 mixed-field near misses (28 before) and 14 of
+# the 18 bundled off-topic questions (14), for 10 of 361 answerable questions (7 before): 4 of the 126 bundled lay
+# ones (0 before) and 6 of the 60 of other fields (7 before). The whole-abstract cosine now carries the model; the top
 # relevance and the best sentence's cosine weigh almost nothing. Extra features tried, cross-validated, none better:
 # the gap between the first and fifth paper's whole-abstract or best-sentence cosine, the first's z-score among the
 # best 150, the gap between the two best relevances, the best BM25.
