@@ -135,14 +135,18 @@ def mentions(sentence: str, head: list[str]) -> bool:
 
 
 _MANY = re.compile(
-    r"\b(which|what|any|list|compare)\b.{0,40}\b(papers|works|approaches|methods|systems|studies|techniques|ones)\b"
+    r"\b(which|what|any|list|compare|find|show|recommend|suggest|looking\s+for|are\s+there|is\s+there)\b.{0,40}"
+    r"\b(papers|works?|research|literature|studies|surveys|approaches|methods|systems|techniques|benchmarks|tools"
+    r"|frameworks|ones)\b"
+    r"|^\W*(?:\w+[\s-]+){0,2}(papers|works?|research|literature|studies|surveys)\b"
     r"|\bwhich of them\b",
     re.IGNORECASE,
 )
 
 
 def asks_for_many(question: str) -> bool:
-    """Whether the question asks for several papers ("which papers ...", "what approaches ...")."""
+    """Whether the question asks for several papers: "which papers ...", "what approaches ...", "find work on ...",
+    "is there research on ...", or a request that opens with what it wants ("Survey papers on ...")."""
     return bool(_MANY.search(question))
 
 

@@ -258,6 +258,36 @@ def test_a_question_asks_for_a_link_only_when_it_asks_where_to_get_something(que
     assert asks_for_link(question) is asks
 
 
+@pytest.mark.parametrize(
+    ("question", "many"),
+    [
+        ("Which papers study pipeline parallelism?", True),
+        ("Find papers on speculative decoding.", True),
+        ("What work exists on training ML on microcontrollers?", True),
+        ("Survey papers on multimodal large language models", True),
+        ("Is there research on running LLMs on phones?", True),
+        ("And which of them use FPGAs?", True),
+        ("What throughput gain does Zero Bubble report over 1F1B?", False),
+        ("How does Pathways schedule computations on thousands of accelerators?", False),
+        ("Is there a simple helper that splits a big model over many chips?", False),
+    ],
+)
+def test_a_question_asks_for_many_papers_however_a_researcher_words_it(question: str, many: bool) -> None:
+    """Before, only "which/what … papers" counted: 17 of the 25 blind dev topic questions ("Find papers on …",
+    "What work exists on …", "Papers that …") were read as asking for one paper."""
+    from rag.text import asks_for_many
+
+    assert asks_for_many(question) is many
+
+
+def test_a_request_for_papers_quotes_several_of_them(bundled: Settings) -> None:
+    """Read as asking for one paper, this quoted two surveys; the bundled corpus has four on the topic."""
+    answer = ask("Survey papers on multimodal large language models", bundled)
+    titles = {c.title for c in answer.citations}
+    assert not answer.refused and len(titles) >= 3, answer.answer
+    assert all("survey" in title.lower() for title in titles), titles
+
+
 def test_an_answer_quotes_a_link_only_when_asked_where_to_get_something(bundled: Settings) -> None:
     """Mipha's abstract ends "Our code is available at https://github.com/…": a link, not a finding. Before, one answer
     in nine on the dev questions quoted such a sentence; asked for the code, the answer gives it."""
