@@ -741,9 +741,15 @@ class Comparer:
             if everyone:
                 both = "both" if len(rows) == 2 else "all"
                 parts.append(f"{join_names(list(cite.values()))} {both} concern {join_names(everyone)}.")
+            # NOTE: one sentence per group of papers; "also" only after what all share, "both" only of two
+            groups: dict[tuple[int, ...], list[str]] = {}
             for term, members in shared:
                 if len(members) < len(rows):
-                    parts.append(f"{join_names([cite[rows[i].paper_id] for i in members])} also both concern {term}.")
+                    groups.setdefault(tuple(members), []).append(term)
+            for members, group in groups.items():
+                who = join_names([cite[rows[i].paper_id] for i in members])
+                also, both = " also" if everyone else "", " both" if len(members) == 2 else ""
+                parts.append(f"{who}{also}{both} concern {join_names(group)}.")
         papers = {s.paper.paper_id: s.paper for s in sources}
         approaches = [
             _approach_clause(cell_sentences(r.cells[APPROACH], papers[r.paper_id]), cite[r.paper_id])

@@ -301,6 +301,18 @@ def test_two_columns_show_the_same_sentences_only_when_one_has_nothing_else_to_s
     assert chosen["evaluation and reported results"] == [2] == chosen["efficiency/cost claims"]
 
 
+def test_what_some_of_the_papers_share_is_said_once_per_group(bundled: Settings) -> None:
+    """It read "DeMo [2] and Holmes [3] also both concern distributed training." with nothing before it for "also",
+    and gave two papers one sentence per shared term."""
+    from rag import api
+
+    synthesis = api.compare("DiLoCo, DeMo and Holmes for training LLMs on poorly connected clusters", bundled).synthesis
+    shared = [s for s in re.split(r"(?<=\.) ", synthesis) if " concern " in s]
+    assert shared and not any(" also " in s for s in shared if "all concern" not in synthesis), synthesis
+    groups = [s.split(" concern ")[0] for s in shared]
+    assert len(groups) == len(set(groups)), shared
+
+
 def test_synthesis_is_cited_sentences_with_figures_as_stated(table: Comparison) -> None:
     abstracts = " ".join(" ".join(p.abstract.split()) for p in read_file(BUNDLED).papers).lower()
     assert "*" not in table.synthesis and "Common ground" not in table.synthesis
