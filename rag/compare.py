@@ -746,9 +746,9 @@ class Comparer:
             for term, members in shared:
                 if len(members) < len(rows):
                     groups.setdefault(tuple(members), []).append(term)
-            for members, group in groups.items():
-                who = join_names([cite[rows[i].paper_id] for i in members])
-                also, both = " also" if everyone else "", " both" if len(members) == 2 else ""
+            for some, group in groups.items():
+                who = join_names([cite[rows[i].paper_id] for i in some])
+                also, both = " also" if everyone else "", " both" if len(some) == 2 else ""
                 parts.append(f"{who}{also}{both} concern {join_names(group)}.")
         papers = {s.paper.paper_id: s.paper for s in sources}
         approaches = [
