@@ -16,6 +16,9 @@ from rag.text import STOPWORDS, stem
 log = logging.getLogger(__name__)
 
 TERM_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9]*(?:-[a-zA-Z0-9]+)*\b"
+# A term takes the word before it when its papers write that word before it this often (whole_phrase). Not tuned: read
+# off the 34 dev review topics' theme names (BENCHMARKS.md, sixteenth session).
+WHOLE_PHRASE_SHARE = 0.75
 
 
 def cluster(vectors: np.ndarray, max_k: int = 6, clusters: int | None = None) -> np.ndarray:
@@ -117,7 +120,7 @@ def distinctive_terms(
                 # NOTE: "zero bubble" says more than "zero" when it is nearly as distinctive.
                 chosen[chosen.index(clash)] = term
                 best[term] = scores[i, j]
-        out.append([surface_form(t, group) for t in chosen])
+        out.append([whole_phrase(surface_form(t, group), group, vocabulary) for t in chosen])
     return out
 
 
@@ -143,7 +146,31 @@ def vocabulary_of(texts: Sequence[str]) -> set[str]:
                     vocabulary.add(word)
                 if i and words[i - 1] not in STOPWORDS:
                     vocabulary.add(f"{words[i - 1]} {word}")
+                    if i > 1 and words[i - 2] not in STOPWORDS:  # NOTE: "machine learning engineering" (whole_phrase)
+                        vocabulary.add(f"{words[i - 2]} {words[i - 1]} {word}")
     return vocabulary
+
+
+def whole_phrase(form: str, docs: Sequence[str], vocabulary: Collection[str] | None = None) -> str:
+    """A two-word term with the word its documents nearly always write before it, when that makes a phrase of the
+    vocabulary: 'learning engineering' → 'machine learning engineering', 'Vision Therapy' → 'Machine Vision
+    Therapy'. Terms are one or two words; a title's phrase may be three. A single word stays one: made a phrase, it
+    would outrank the phrases that name a theme (theme_name)."""
+    if " " not in form:
+        return form
+    words = r"\s+".join(re.escape(w) for w in form.split())
+    pattern = re.compile(r"(?:\b([A-Za-z][A-Za-z0-9-]*)\s+)?\b" + words + r"\b", re.IGNORECASE)
+    before = [m.group(1) for d in docs for m in pattern.finditer(d)]
+    found = Counter(b.lower() for b in before if b and b.lower() not in STOPWORDS)
+    if len(before) < 2 or not found:
+        return form
+    word, count = found.most_common(1)[0]
+    longer = f"{word} {form.lower()}"
+    if count < WHOLE_PHRASE_SHARE * len(before) or (vocabulary is not None and longer not in vocabulary):
+        return form
+    # NOTE: the word as the papers spell it, lower-cased unless an acronym or CamelCase ("Machine" → "machine", "KV")
+    spelled = Counter(b for b in before if b and b.lower() == word).most_common(1)[0][0]
+    return f"{spelled.lower() if spelled[1:] == spelled[1:].lower() else spelled} {form}"
 
 
 def term_stems(term: str) -> set[str]:

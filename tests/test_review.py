@@ -239,6 +239,23 @@ def test_a_term_is_spelled_as_running_text_writes_it(term: str, docs: list[str],
     assert surface_form(term, docs) == form
 
 
+@pytest.mark.parametrize(
+    ("form", "docs", "whole"),
+    [("learning engineering", ["Agents on Machine Learning Engineering. We test machine learning engineering."],
+      "machine learning engineering"),
+     ("KV cache", ["KV Cache Compression. The KV cache grows; a quantised KV cache is small."], "KV cache"),
+     ("learning engineering", ["Machine Learning Engineering. Deep learning engineering is hard."],
+      "learning engineering"),  # NOTE: "machine" before it once in two: not nearly always
+     ("agents", ["Machine Learning Agents. ML agents and LLM agents."], "agents")],
+)  # fmt: skip
+def test_a_theme_name_is_the_whole_phrase_its_papers_write(form: str, docs: list[str], whole: str) -> None:
+    """A title's phrase "Machine Learning Engineering" once named a theme "Learning engineering": terms are one or two
+    words, so the name lost the word its papers always write before them."""
+    from rag.themes import whole_phrase
+
+    assert whole_phrase(form, docs, vocabulary_of([d.split(".")[0] for d in docs])) == whole
+
+
 @pytest.mark.parametrize(("terms", "text"), [([], "Other work"), (["pipeline"], "Pipeline"),
                                              (["LLM", "edge"], "LLM and edge")])  # fmt: skip
 def test_heading(terms: list[str], text: str) -> None:
