@@ -294,7 +294,14 @@ class Reviewer:
             return draft
         cited, left, thresholds = self.select(topic)
         groups, parts = self.themes(cited, topic)
-        names = unique_names([heading([p]) for p in parts] + self.theme_names(groups, topic)[len(parts) :])
+        # NOTE: one theme is the topic itself; named apart from the rest of the library it read "Machine learning" in
+        # a review of federated learning on edge devices, "Large-scale training" in one of early-exit inference
+        single = len(groups) == 1 and not parts
+        names = (
+            [heading([topic])]
+            if single
+            else unique_names([heading([p]) for p in parts] + self.theme_names(groups, topic)[len(parts) :])
+        )
         unaddressed = [p for p in listed_parts(topic) if p not in parts]
         chunks = self.retriever.chunks_of([c.paper.paper_id for c in cited])
         by_paper: dict[str, list[Chunk]] = {}
@@ -309,7 +316,9 @@ class Reviewer:
             draft.engine = f"llm:{llm.model}"
             try:
                 # NOTE: the parts the topic lists keep the researcher's own words
-                names = names[: len(parts)] + self._llm_names(llm, groups[len(parts) :], names[len(parts) :], draft)
+                if not single:
+                    named = self._llm_names(llm, groups[len(parts) :], names[len(parts) :], draft)
+                    names = names[: len(parts)] + named
             except LLMError as exc:
                 draft.warnings.append(f"{exc}; theme names are the distinctive terms instead")
         sections = [self.introduction(topic, groups, names, numbers, unaddressed)]
@@ -436,6 +445,9 @@ class Reviewer:
         text = (
             f"This draft reviews {total} indexed paper{'s' if total != 1 else ''} on {_lower_first(topic)}, "
             f"in {len(groups)} theme{'s' if len(groups) != 1 else ''}: {themes}."
+            if len(groups) > 1
+            else f"This draft reviews {total} indexed paper{'s' if total != 1 else ''} on {_lower_first(topic)}: "
+            f"{_markers(numbers[c.paper.paper_id] for c in groups[0])}."
         )
         if unaddressed:
             text += f" No cited paper is mainly about {join_names(list(unaddressed), 'or')}."

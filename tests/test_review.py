@@ -107,6 +107,16 @@ def test_the_parts_a_topic_lists_are_read_as_a_researcher_means_them(topic: str,
     assert listed_parts(topic) == parts
 
 
+def test_a_draft_of_one_theme_names_it_after_the_topic(bundled: Settings) -> None:
+    """Named apart from the rest of the library, the one theme of this draft read "Accelerated decoding"; of others,
+    "Machine learning" and "Large-scale training" (for early-exit inference)."""
+    from rag import api
+
+    draft = api.review("speculative decoding", bundled)
+    assert draft.outline == ["Introduction", "Speculative decoding"], draft.outline
+    assert "theme" not in draft.sections[0].text and draft.references, draft.sections[0].text
+
+
 def test_the_parts_a_topic_lists_head_its_themes_in_its_order(bundled: Settings) -> None:
     """A researcher who lists what a review should cover expects its sections to follow that list. Pruning's paper
     scores far above the rest, so the cut left LLaVA-KD and LLAVADI out: a listed part no cited paper addresses
