@@ -103,6 +103,7 @@ _FILLER = re.compile(
     r"introducing|using)\s+|\s+(?:paper|approach|method|system|model|work)$",
     re.IGNORECASE,
 )
+_CASED_NAME = re.compile(r"[A-Za-z]*(?:[a-z][A-Z]|[A-Z]{2}[a-z])[A-Za-z]*")
 _PARENTHESIS = re.compile(r"\s*\([^()]*\)")
 _ASIDE = re.compile(r"^(?:and\s+|but\s+)?(?:especially|particularly|notably|mainly|including|in\s+particular)\b", re.I)
 
@@ -129,6 +130,28 @@ def system_name(title: str) -> str | None:
     return head.strip() if sep and 0 < len(head.split()) <= 4 else None
 
 
+def row_name(name: str, paper: Paper) -> str:
+    """How a comparison labels a paper: its title's system name, else the name as the title (or else the abstract)
+    writes it ('megatronlm' → 'Megatron-LM', 'sets are all you need' → 'Sets are all you need'), else as typed."""
+    if system := system_name(paper.title):
+        return system
+    wanted = {compact(v) for v in _variants(name)} - {""}
+    for text in (paper.title, paper.abstract):
+        words = [w.strip(",.;:!?()[]\"'“”‘’") for w in text.split()]
+        for n in range(1, 7):
+            for i in range(len(words) - n + 1):
+                if compact(span := " ".join(words[i : i + n])) in wanted:
+                    return span
+    return name
+
+
+def _recased(name: str, title: str) -> bool:
+    """Whether a name cased like one ("ZeRO", "vLLM") is a plain word of the title cased otherwise ("Zero Bubble
+    ..."), which does not denote it."""
+    words = title.split()
+    return bool(_CASED_NAME.fullmatch(name)) and name not in words and name.lower() in (w.lower() for w in words)
+
+
 def split_names(request: str) -> list[str]:
     """The comma-separated pieces of a request: 'Compare A, B and C' → ['A', 'B and C'].
 
@@ -143,7 +166,7 @@ def _clean(name: str) -> str:
     previous = None
     while previous != name:
         previous, name = name, _FILLER.sub("", name).strip()
-    name = name.strip(" \"'“”‘’")
+    name = re.sub(r"['’]s$", "", name.strip(" \"'“”‘’"))
     return name if any(w not in STOPWORDS for w in norm_words(name)) else ""
 
 
@@ -222,7 +245,7 @@ class NameResolver:
             return 0.0
         if keys.system and nc == keys.system:
             return 1.0
-        if nc in keys.title_tokens:
+        if nc in keys.title_tokens and not _recased(name, keys.paper.title):
             return 0.95
         words = [w for w in norm_words(name) if w not in STOPWORDS]
         if len(words) >= 2:
@@ -684,7 +707,7 @@ class Comparer:
             Row(
                 paper_id=paper.paper_id,
                 title=paper.title,
-                name=system_name(paper.title) or name,
+                name=row_name(name, paper),
                 cells=self.filler.fill(n, paper, by_paper.get(paper.paper_id, []), specs),
             )
             for n, (name, paper) in enumerate(found, 1)

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.compare import CELL_WORDS, NOT_STATED, NameResolver, _RowOut, choose_sentences, split_names
+from rag.compare import CELL_WORDS, NOT_STATED, NameResolver, _RowOut, choose_sentences, row_name, split_names
 from rag.config import Settings
 from rag.corpus import read_file
 from rag.index import split_sentences
@@ -98,6 +98,8 @@ def test_resolve_request_splits_lists(resolver: NameResolver, request_text: str,
         ("HADES", "HADES:"),
         ("reducing activation recomputation", "Reducing Activation Recomputation"),
         ("Megatron-LM", "Efficient Large-Scale Language Model Training on GPU Clusters"),
+        ("Megatron-LM's", "Efficient Large-Scale Language Model Training on GPU Clusters"),
+        ("ZeroBubble", "Zero Bubble Pipeline Parallelism"),
     ],
 )
 def test_resolve_name_variants(resolver: NameResolver, name: str, title_start: str) -> None:
@@ -115,6 +117,8 @@ def test_resolve_name_variants(resolver: NameResolver, name: str, title_start: s
         ("FastMoE vs GradWeave optimizers for cheaper training", ["GradWeave"]),
         ("Compare GPipe, FlashZip and 2BP as ways to train big models", ["FlashZip"]),
         ("How do GPipe, 2BP and FlashZip differ in handling compute-bound vs memory-bound work?", ["FlashZip"]),
+        # NOTE: DeepSpeed's ZeRO is no indexed paper; a title's plain word "Zero" does not name it
+        ("Compare ZeRO and GPipe", ["ZeRO"]),
     ],
 )
 def test_unresolved_names_are_reported(resolver: NameResolver, request_text: str, unresolved: list[str]) -> None:
@@ -162,6 +166,23 @@ def test_unknown_names_alone_are_reported_not_replaced_by_a_topic_search(
 
     table = api.compare(request_text, bundled)
     assert table.rows == [] and table.unresolved == unresolved
+
+
+@pytest.mark.parametrize(
+    ("request_text", "names"),
+    [
+        ("Compare megatronlm and GPipe", ["Megatron-LM", "GPipe"]),
+        ("Compare Megatron-LM's approach with GPipe", ["Megatron-LM", "GPipe"]),
+        ("compare jet clasification on fpgas (sets are all you need) and GPipe", ["Sets are all you need", "GPipe"]),
+        ("compare reducing activation recomputation and gpipe", ["Reducing Activation Recomputation", "GPipe"]),
+    ],
+)
+def test_a_row_is_labelled_as_the_paper_writes_its_name(
+    resolver: NameResolver, request_text: str, names: list[str]
+) -> None:
+    found, missing, *_ = resolver.resolve_request(request_text)
+    assert missing == []
+    assert [row_name(name, paper) for name, paper in found] == names
 
 
 def test_a_request_about_a_topic_compares_the_papers_that_best_match_it(bundled: Settings) -> None:
