@@ -139,6 +139,7 @@ _MANY = re.compile(
     r"\b(papers|works?|research|literature|studies|surveys|approaches|methods|systems|techniques|benchmarks|tools"
     r"|frameworks|ones)\b"
     r"|^\W*(?:\w+[\s-]+){0,2}(papers|works?|research|literature|studies|surveys)\b"
+    r"|\bany\s+(?:other\s+)?(?:paper|study|survey|benchmark|method|approach|system|technique)\b"
     r"|\bwhich of them\b",
     re.IGNORECASE,
 )
@@ -146,7 +147,8 @@ _MANY = re.compile(
 
 def asks_for_many(question: str) -> bool:
     """Whether the question asks for several papers: "which papers ...", "what approaches ...", "find work on ...",
-    "is there research on ...", or a request that opens with what it wants ("Survey papers on ...")."""
+    "is there research on ...", "does any paper ...", or a request that opens with what it wants ("Survey papers
+    on ...")."""
     return bool(_MANY.search(question))
 
 

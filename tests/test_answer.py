@@ -267,6 +267,8 @@ def test_a_question_asks_for_a_link_only_when_it_asks_where_to_get_something(que
         ("Survey papers on multimodal large language models", True),
         ("Is there research on running LLMs on phones?", True),
         ("And which of them use FPGAs?", True),
+        ("Does any paper train on TPUs?", True),
+        ("Which paper introduced Zero Bubble?", False),
         ("What throughput gain does Zero Bubble report over 1F1B?", False),
         ("How does Pathways schedule computations on thousands of accelerators?", False),
         ("Is there a simple helper that splits a big model over many chips?", False),
