@@ -108,6 +108,11 @@ class _Scored:
     vector: np.ndarray
 
 
+def _cited_names(group: Sequence[_Scored], numbers: dict[str, int]) -> list[str]:
+    """Each paper by its system name, else its title, with its citation: 'EE-LLM [1]'."""
+    return [f"{system_name(c.paper.title) or c.paper.title} [{numbers[c.paper.paper_id]}]" for c in group]
+
+
 def _lower_first(text: str) -> str:
     """'Pipeline parallelism' → 'pipeline parallelism', but 'KV cache' and 'LLM serving' stay as written."""
     return text[:1].lower() + text[1:] if text[1:2].islower() else text
@@ -329,7 +334,7 @@ class Reviewer:
                     section = self._llm_section(llm, topic, name, group, by_paper, numbers, draft)
                 except LLMError as exc:
                     draft.warnings.append(f"{exc}; section “{name}” is extractive")
-            sections.append(section or self.extractive_section(name, group, by_paper, numbers))
+            sections.append(section or self.extractive_section(name, group, by_paper, numbers, lead=not single))
         if llm is not None:
             draft.usage = llm.usage.as_dict()
             # NOTE: the JSON prompts; the prose ones are only the fallback for servers that give no JSON
@@ -447,22 +452,29 @@ class Reviewer:
             f"in {len(groups)} theme{'s' if len(groups) != 1 else ''}: {themes}."
             if len(groups) > 1
             else f"This draft reviews {total} indexed paper{'s' if total != 1 else ''} on {_lower_first(topic)}: "
-            f"{_markers(numbers[c.paper.paper_id] for c in groups[0])}."
+            f"{join_names(_cited_names(groups[0], numbers))}."
         )
         if unaddressed:
             text += f" No cited paper is mainly about {join_names(list(unaddressed), 'or')}."
         return Section(heading="Introduction", text=text, paper_ids=[c.paper.paper_id for g in groups for c in g])
 
     def extractive_section(
-        self, name: str, group: Sequence[_Scored], by_paper: dict[str, list[Chunk]], numbers: dict[str, int]
+        self,
+        name: str,
+        group: Sequence[_Scored],
+        by_paper: dict[str, list[Chunk]],
+        numbers: dict[str, int],
+        *,
+        lead: bool = True,
     ) -> Section:
         """Approach and result sentences of each paper, verbatim but for an opener that points to a sentence not
-        shown ("To this end, ", "Finally, "), each with its citation."""
+        shown ("To this end, ", "Finally, "), each with its citation; with `lead`, first the papers it covers (a
+        draft of one theme names them in its introduction)."""
         filler = self.filler
         aspects = [ASPECTS["approach"], ASPECTS["evaluation and reported results"]]
-        names = [f"{system_name(c.paper.title) or c.paper.title} [{numbers[c.paper.paper_id]}]" for c in group]
-        lead = f"This theme covers {join_names(names)}." if len(group) > 1 else ""
-        paragraphs = [lead] if lead else []
+        paragraphs = (
+            [f"This theme covers {join_names(_cited_names(group, numbers))}."] if lead and len(group) > 1 else []
+        )
         for item in group:
             n = numbers[item.paper.paper_id]
             cells = filler.fill(n, item.paper, by_paper.get(item.paper.paper_id, []), aspects)

@@ -115,6 +115,9 @@ def test_a_draft_of_one_theme_names_it_after_the_topic(bundled: Settings) -> Non
     draft = api.review("speculative decoding", bundled)
     assert draft.outline == ["Introduction", "Speculative decoding"], draft.outline
     assert "theme" not in draft.sections[0].text and draft.references, draft.sections[0].text
+    # NOTE: the introduction names the papers; the one section does not list them again ("This theme covers ...")
+    assert "HADES [1]" in draft.sections[0].text, draft.sections[0].text
+    assert "theme" not in draft.sections[1].text, draft.sections[1].text
 
 
 def test_the_parts_a_topic_lists_head_its_themes_in_its_order(bundled: Settings) -> None:
