@@ -9,7 +9,7 @@ import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 
 import numpy as np
@@ -56,6 +56,7 @@ RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
 # Bubble for reducing" (0.97); a weaker name match, such as a word of another abstract (0.7), still loses to it.
 DESCRIBED_AT_MOST = 0.9
 AMBIGUOUS_MARGIN = 0.05
+MENTIONED = 0.7  # how surely a name an abstract mentions denotes that paper
 SPELLING = 0.85  # a name this similar to a paper's system name (difflib's ratio) is that name misspelt
 COMMON_IN = 2
 TOPIC_FALLBACK_K = 4
@@ -90,7 +91,10 @@ _LEAD = re.compile(
     r"(?:\s*(?:the\s+)?(?:papers?|approaches|methods|systems|models)\s*(?:of|between|:))?\s*",
     re.IGNORECASE,
 )
-_JOINERS = re.compile(r"\s+(?:and|vs\.?|versus|with(?!\s+respect)|against|to|&)\s+", re.IGNORECASE)
+_JOINERS = re.compile(r"\s+(?:and|or|vs\.?|versus|with(?!\s+respect)|against|to|&)\s+", re.IGNORECASE)
+# NOTE: "vs" only ever separates names; "and", "with" and "to" may be words of a title ("… via Pruning and Knowledge
+# Distillation", "… with Offloading"), so a request is cut at them only within what lies between two "vs"
+_VERSUS = re.compile(r"\s+(?:vs\.?|versus|or|against)\s+", re.IGNORECASE)
 # NOTE: where a purpose clause may begin ("… as ways to …", "… for training …", "…: how does each …"); a request is
 # cut there only when what comes before it names papers and the whole does not.
 _PURPOSE = re.compile(
@@ -105,7 +109,11 @@ _FILLER = re.compile(
 )
 _CASED_NAME = re.compile(r"[A-Za-z]*(?:[a-z][A-Z]|[A-Z]{2}[a-z])[A-Za-z]*")
 _PARENTHESIS = re.compile(r"\s*\([^()]*\)")
-_ASIDE = re.compile(r"^(?:and\s+|but\s+)?(?:especially|particularly|notably|mainly|including|in\s+particular)\b", re.I)
+_ASIDE = re.compile(
+    r"^(?:and\s+|but\s+|so\s+)?(?:especially|particularly|notably|mainly|including|in\s+particular|what(?:'?s|\s+is|\s+are)|"
+    r"how|why|which\s+(?:is|one))\b",
+    re.I,
+)
 
 
 @lru_cache(maxsize=8192)
@@ -138,11 +146,19 @@ def row_name(name: str, paper: Paper) -> str:
     wanted = {compact(v) for v in _variants(name)} - {""}
     for text in (paper.title, paper.abstract):
         words = [w.strip(",.;:!?()[]\"'“”‘’") for w in text.split()]
-        for n in range(1, 7):
+        for n in range(1, 13):
             for i in range(len(words) - n + 1):
                 if compact(span := " ".join(words[i : i + n])) in wanted:
                     return span
     return name
+
+
+def _initials(word: str, title: tuple[str, ...]) -> bool:
+    """Whether a word is an acronym of words of the title: 'llms' of 'large language models', 'moe' of
+    'mixture of experts'."""
+    letters = word[:-1] if word.endswith("s") and len(word) > 3 else word
+    n = len(letters)
+    return 2 <= n <= 5 and any("".join(w[0] for w in title[i : i + n]) == letters for i in range(len(title) - n + 1))
 
 
 def _recased(name: str, title: str) -> bool:
@@ -193,6 +209,7 @@ class Match:
     certainty: float = 0.0
     why: str = ""
     described: bool = False  # found by what the name says (NameResolver.by_meaning), not by the name itself
+    mentioned: bool = False  # found only among the names its abstract mentions (a baseline, a tool it builds on)
 
 
 Reading = list[tuple[str, Match]]
@@ -251,13 +268,16 @@ class NameResolver:
         if len(words) >= 2:
             n = len(words)
             title = keys.title_words
-            if any(tuple(words) == title[i : i + n] for i in range(len(title) - n + 1)):
-                return 0.9
-            covered = sum(w in title for w in words) / n
+            content = tuple(w for w in title if w not in STOPWORDS)
+            if any(tuple(words) == content[i : i + n] for i in range(len(content) - n + 1)):
+                # NOTE: four words of a title in its order are as sure as its system name: "compact language models
+                # via pruning and knowledge distillation" is not COMPACT, whose name is its first word
+                return 1.0 if n >= 4 else 0.9
+            covered = sum(w in title or _initials(w, title) for w in words) / n
             if covered >= 0.75:
                 return 0.75 * covered
         if nc in keys.abstract_names and not nc.isdigit():
-            return 0.7
+            return MENTIONED
         if keys.system and len(nc) >= 4:
             similar = difflib.SequenceMatcher(None, nc, keys.system)
             # NOTE: quick_ratio bounds ratio from above and costs a fraction of it
@@ -269,35 +289,49 @@ class NameResolver:
         """The paper a name denotes, by name or else (with `describe`) by meaning, or None and why not."""
         variants = _variants(name)
         scored = sorted(
-            ((max(self._score(v, k) for v in variants), k.paper) for k in self.keys), key=lambda x: x[0], reverse=True
+            ((max(self._score(v, k) for v in variants), k) for k in self.keys), key=lambda x: x[0], reverse=True
         )
         if not scored or scored[0][0] < RESOLVED:
             why = f"{name!r} matches no indexed paper"
         elif len(scored) > 1 and scored[0][0] < 1.0 and scored[1][0] >= scored[0][0] - AMBIGUOUS_MARGIN:
-            why = f"{name!r} is ambiguous: “{scored[0][1].title}” or “{scored[1][1].title}”"
+            why = f"{name!r} is ambiguous: “{scored[0][1].paper.title}” or “{scored[1][1].paper.title}”"
         else:
-            return Match(scored[0][1], scored[0][0])
+            certainty, keys = scored[0]
+            mentioned = certainty == MENTIONED and any(compact(v) in keys.abstract_names for v in variants)
+            return Match(keys.paper, certainty, mentioned=mentioned)
         described = self.by_meaning(name) if describe and self.by_meaning else None
         return described or Match(None, 0.0, why)
 
     def resolve_request(self, request: str) -> tuple[list[tuple[str, Paper]], list[str], list[str], int]:
         """Resolved (name, paper) pairs in request order, unresolved names, the reasons, and how many of the papers
         were found unsurely: by what the request says of them, or by a name that is not their title's or system's."""
+        readings = [
+            named
+            for n, piece in enumerate(_pieces(request))
+            # NOTE: ", with respect to memory", ", especially regarding accuracy", ", whats the difference": not names
+            if not (n and (_ASIDE.match(piece) or _PURPOSE.match(f" {piece}")))
+            for named in self.read(piece)
+        ]
+        surest: dict[str, tuple[str, Match]] = {}
+        for name, match in readings:
+            if match.paper and match.certainty > surest.get(match.paper.paper_id, ("", Match(None)))[1].certainty:
+                surest[match.paper.paper_id] = (name, match)
         found: list[tuple[str, Paper]] = []
         unresolved: list[str] = []
         reasons: list[str] = []
         unsure = 0
-        for n, piece in enumerate(_pieces(request)):
-            if n and (_ASIDE.match(piece) or _PURPOSE.match(f" {piece}")):
-                continue  # NOTE: ", with respect to memory", ", especially regarding accuracy": not names
-            for name, match in self.read(piece):
-                if match.paper is None:
-                    unresolved.append(name)
-                    reasons.append(match.why)
-                elif all(match.paper.paper_id != p.paper_id for _, p in found):
-                    # NOTE: a paper found by what it is about is shown by its title, not by the words that describe it
-                    found.append((match.paper.title if match.described else name, match.paper))
-                    unsure += match.described or match.certainty <= DESCRIBED_AT_MOST
+        for name, match in readings:
+            keeper = surest[match.paper.paper_id][0] if match.paper else name
+            if match.paper and keeper != name and match.mentioned and compact(name) != compact(keeper):
+                # NOTE: "FBI-LLM vs BitNet": a name the paper's abstract only mentions is not a second paper
+                match = Match(None, 0.0, f"{name!r} names no indexed paper; “{match.paper.title}” mentions it")
+            if match.paper is None:
+                unresolved.append(name)
+                reasons.append(match.why)
+            elif keeper == name and all(p.paper_id != match.paper.paper_id for _, p in found):
+                # NOTE: a paper found by what it is about is shown by its title, not by the words that describe it
+                found.append((match.paper.title if match.described else name, match.paper))
+                unsure += match.described or match.certainty <= DESCRIBED_AT_MOST
         return found, unresolved, reasons, unsure
 
     def read(self, piece: str) -> Reading:
@@ -333,16 +367,27 @@ class NameResolver:
         match = self.resolve(_PARENTHESIS.sub("", whole), describe=False)
         if match.certainty >= 0.9:
             return [(whole, match)]
+        sides = [x for x in _outside_parentheses(_VERSUS, text) if _clean(x)]
+        if len(sides) > 1:
+            return [named for side in sides for named in self._names(side)]
         parts = [p for p in (_clean(x) for x in _outside_parentheses(_JOINERS, text)) if p]
         if len(parts) < 2:
             return [(whole, self.resolve(whole))]
         reading: Reading = []
         for part in parts:
-            match = self.resolve(part)
-            reading.append((part, match))
-            if (match.described and _PURPOSE.search(part, 1)) or (match.paper is None and not _name_like(part)):
+            part_match = self.resolve(part)
+            reading.append((part, part_match))
+            if (part_match.described and _PURPOSE.search(part, 1)) or (
+                part_match.paper is None and not _name_like(part)
+            ):
                 break  # NOTE: "LightMamba as FPGA accelerators for long sequences and state space models": a name
                 # found by what its purpose clause says, or a clause, ends the list; what follows "and" is the clause
+        papers = [m.paper.paper_id for _, m in reading if m.paper]
+        if match.paper is not None and (len(papers) < len(reading) or len(set(papers)) < len(papers)):
+            # NOTE: "fast inference of MoE language models with offloading" is one title, not two names; its parts'
+            # surest match for the same paper is how surely it names it
+            same = [m.certainty for _, m in reading if m.paper and m.paper.paper_id == match.paper.paper_id]
+            return [(whole, replace(match, certainty=max([match.certainty, *same])))]
         return reading
 
 
