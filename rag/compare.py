@@ -153,12 +153,13 @@ def row_name(name: str, paper: Paper) -> str:
     return name
 
 
-def _initials(word: str, title: tuple[str, ...]) -> bool:
-    """Whether a word is an acronym of words of the title: 'llms' of 'large language models', 'moe' of
-    'mixture of experts'."""
-    letters = word[:-1] if word.endswith("s") and len(word) > 3 else word
-    n = len(letters)
-    return 2 <= n <= 5 and any("".join(w[0] for w in title[i : i + n]) == letters for i in range(len(title) - n + 1))
+def _initials(title: tuple[str, ...]) -> frozenset[str]:
+    """The acronyms a title's words spell: 'llm' of 'large language models', 'moe' of 'mixture of experts'."""
+    return frozenset("".join(w[0] for w in title[i : i + n]) for n in range(2, 6) for i in range(len(title) - n + 1))
+
+
+def _singular(word: str) -> str:
+    return word[:-1] if word.endswith("s") and len(word) > 3 else word
 
 
 def _recased(name: str, title: str) -> bool:
@@ -197,6 +198,8 @@ class _Keys:
     paper: Paper
     system: str
     title_words: tuple[str, ...]
+    title_content: tuple[str, ...]  # the title's words but stop words
+    title_initials: frozenset[str]  # the initials of each run of two to five title words ('llm', 'moe')
     title_tokens: frozenset[str]
     abstract_names: frozenset[str]
 
@@ -250,6 +253,8 @@ class NameResolver:
             paper=paper,
             system=compact(system_name(paper.title) or ""),
             title_words=norm_words(paper.title),
+            title_content=tuple(w for w in norm_words(paper.title) if w not in STOPWORDS),
+            title_initials=_initials(norm_words(paper.title)),
             title_tokens=frozenset(r for r in runs if r),
             abstract_names=frozenset(n for n in names if len(n) >= 3 and n not in common),
         )
@@ -267,13 +272,13 @@ class NameResolver:
         words = [w for w in norm_words(name) if w not in STOPWORDS]
         if len(words) >= 2:
             n = len(words)
-            title = keys.title_words
-            content = tuple(w for w in title if w not in STOPWORDS)
+            title, content = keys.title_words, keys.title_content
             if any(tuple(words) == content[i : i + n] for i in range(len(content) - n + 1)):
                 # NOTE: four words of a title in its order are as sure as its system name: "compact language models
                 # via pruning and knowledge distillation" is not COMPACT, whose name is its first word
                 return 1.0 if n >= 4 else 0.9
-            covered = sum(w in title or _initials(w, title) for w in words) / n
+            # NOTE: an acronym counts as the title words it stands for ("LLMs", "MoE")
+            covered = sum(w in title or _singular(w) in keys.title_initials for w in words) / n
             if covered >= 0.75:
                 return 0.75 * covered
         if nc in keys.abstract_names and not nc.isdigit():
