@@ -340,6 +340,9 @@ class Answerer:
             "asked-for words in the paper": in_paper,
             "asked-for words in its best sentence": max((held(_words(e.chunk.text)) for e in own), default=0.0),
             "asked-for words in its best sentence with a figure": figure_coverage,
+            # NOTE: all of it when only a name is asked about, as `held` reads it ("Which papers use TPUs?" of Redco,
+            # whose title has "GPU/TPUs")
+            "rarest asked word in the paper": float(max(asked, key=lambda w: weight[w]) in text_words if asked else 1),
         }
 
     def unreported(self, question: str, source: Source) -> list[str]:

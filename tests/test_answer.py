@@ -194,6 +194,23 @@ def test_a_machine_learning_question_no_bundled_paper_answers_is_refused(
 
 
 @pytest.mark.parametrize(
+    ("question", "answered_by"),
+    [
+        ("Which papers mention Nemotron-4?", "Compact Language Models via Pruning"),
+        ("Does any paper state its software license?", "asanAI"),
+        ("Which papers run on 2048 TPUs?", "Pathways"),
+        ("What loss function do recommender systems use for implicit feedback?", None),
+    ],
+)
+def test_a_short_question_for_a_detail_an_abstract_states_in_passing_is_answered(
+    bundled: Settings, question: str, answered_by: str | None
+) -> None:
+    """A detail is not what its abstract is about, so the abstract's cosine to the question is low, and 15 of 49
+    blind dev questions of this kind were refused (eval/keyword_dev.jsonl). A near miss stays refused."""
+    _refused_unless_answered_by(ask(question, bundled), answered_by)
+
+
+@pytest.mark.parametrize(
     "question", ["What is the capital of France?", "Who won the 1998 FIFA World Cup final?", "How do I bake sourdough?"]
 )
 def test_off_topic_questions_are_refused_without_unrelated_reading(bundled: Settings, question: str) -> None:
