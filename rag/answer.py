@@ -86,7 +86,9 @@ _GENERIC = {
               "difference",
               # NOTE: and what it looks into ("What does MMAD measure?")
               "measure", "evaluate", "study", "investigate", "examine", "analyze", "analyse", "focus", "show",
-              "address", "cover")
+              "address", "cover",
+              # NOTE: and whether it speaks of something at all ("Which papers mention Gemma models?")
+              "mention", "discuss", "involve", "talk")
 }  # fmt: skip
 
 
