@@ -113,9 +113,9 @@ RANKER = Logistic(
 # Seventeenth session (2026-12-01): OFF_TOPIC refused 15 of 49 short questions for a detail an abstract states in
 # passing ("Which papers mention Gemma models?", "Does any paper state its software license?", "Llama 3.1 405B"),
 # written blind (eval/keyword_dev.jsonl): a detail is not what its abstract is about, so the whole-abstract cosine
-# that carries the model is low. Refitting the model with them as answerable rows moved every weight and refused 4 of
-# the 48 machine-learning near misses fewer. Now the model has a second stage: the first, over the six signals above,
-# is fitted on the rows it always was (its weights moved by at most 0.03 since the fifteenth session); then one
+# that carries the model is low. Refitting the model with them as answerable rows moved every weight and refused 3 to
+# 6 of the 48 machine-learning near misses fewer. Now the model has a second stage: the first, over the six signals
+# above, is fitted on the rows it always was (its weights moved by at most 0.03 since the fifteenth session); then one
 # weight, for whether the answering paper's text holds the question's rarest asked-for word (off-topic questions
 # almost never: 4 of 102 dev ones, against 34 of 49 detail questions; when only a name is asked about, it holds it),
 # is fitted on every row with the first stage's out-of-fold logit as offset; it is the last weight, on the unscaled
