@@ -15,12 +15,14 @@ from rag.citations import Source, gate
 from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, system_name, tidy
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
+from rag.index import sentences_of
 from rag.lexical import fold_acronyms, lexical_index, terms
 from rag.llm import LLM, LLMError
 from rag.models import Coverage, CoverageItem, Paper, Reason, Reference, ReviewDraft, Section
 from rag.prompts import Prompt
 from rag.retrieve import NORM_TOP, Retriever
 from rag.store import Chunk
+from rag.text import leans_on_previous
 from rag.themes import cluster, distinctive_terms, heading, theme_names, unique_names, vocabulary_of
 from rag.tuned import COVERED
 
@@ -65,6 +67,9 @@ SENTENCE_POOL = 5000
 DUPLICATE_SIMILARITY = 0.97
 OFF_THEME_SIMILARITY = 0.35
 MAX_THEMES = 5
+# A section quotes first each paper's sentence holding this much of the topic's weight of words (rag.lexical's IDF).
+# Set by reading drafts, not tuned: 'KV cache' is 0.74 of "KV cache compression for LLM inference", 'LLM' 0.04.
+ON_TOPIC_SHARE = 0.3
 # A paper heads under a part the topic lists when it addresses that part two standard deviations above the index's
 # mean. Chosen by reading the five listing dev topics' drafts, with z-scores then over the whole index: papers about
 # a part scored 2.1 to 11, those that only touch it 1 to 1.7. Not tuned against any figure.
@@ -334,7 +339,8 @@ class Reviewer:
                     section = self._llm_section(llm, topic, name, group, by_paper, numbers, draft)
                 except LLMError as exc:
                     draft.warnings.append(f"{exc}; section “{name}” is extractive")
-            sections.append(section or self.extractive_section(name, group, by_paper, numbers, lead=not single))
+            about = name if name in parts else topic
+            sections.append(section or self.extractive_section(name, group, by_paper, numbers, about, lead=not single))
         if llm is not None:
             draft.usage = llm.usage.as_dict()
             # NOTE: the JSON prompts; the prose ones are only the fallback for servers that give no JSON
@@ -464,12 +470,15 @@ class Reviewer:
         group: Sequence[_Scored],
         by_paper: dict[str, list[Chunk]],
         numbers: dict[str, int],
+        about: str = "",
         *,
         lead: bool = True,
     ) -> Section:
-        """Approach and result sentences of each paper, verbatim but for an opener that points to a sentence not
-        shown ("To this end, ", "Finally, "), each with its citation; with `lead`, first the papers it covers (a
-        draft of one theme names them in its introduction)."""
+        """Each paper's sentence on what the section is about (the topic, or the part of it the theme heads), its
+        approach and its results, in its abstract's order with the sentence that one leaning on it needs
+        (`in_context`): verbatim but for an opener that points to a sentence not shown ("To this end, ", "Finally, "),
+        each with its citation. With `lead`, first the papers it covers (a draft of one theme names them in its
+        introduction)."""
         filler = self.filler
         aspects = [ASPECTS["approach"], ASPECTS["evaluation and reported results"]]
         paragraphs = (
@@ -479,15 +488,30 @@ class Reviewer:
             n = numbers[item.paper.paper_id]
             cells = filler.fill(n, item.paper, by_paper.get(item.paper.paper_id, []), aspects)
             quotes = [c.quote for c in cells.values() if c.text != NOT_STATED and c.quote]
+            reason = self.on_topic(about, item.paper) if about else None
+            if reason:
+                quotes.insert(0, reason)
             if not quotes and by_paper.get(item.paper.paper_id):
                 quotes = [by_paper[item.paper.paper_id][0].text]
             # NOTE: a sentence that informs both the approach and the results is quoted once
             split = dict.fromkeys(q for quote in quotes for q in _SENTENCES.split(quote.replace(" … ", "\n")) if q)
-            sentences = [_cite(tidy(q), n) for q in split]
+            sentences = [_cite(tidy(q), n) for q in in_context(sentences_of(item.paper), list(split))]
             paragraphs.append(" ".join(sentences))
         return Section(
             heading=name, text="\n\n".join(p for p in paragraphs if p), paper_ids=[c.paper.paper_id for c in group]
         )
+
+    def on_topic(self, about: str, paper: Paper) -> str | None:
+        """The paper's sentence holding most of the topic's weight of words, when it holds at least ON_TOPIC_SHARE of
+        it: what the paper says on the topic, which its approach and result sentences may not."""
+        lexical = self.retriever.lexical
+        weight = {w: lexical.weight(w) for w in lexical.tokens(about) if w in lexical.vocab}
+        total = sum(weight.values())
+        if not total:
+            return None
+        held = [(sum(weight.get(w, 0.0) for w in set(lexical.tokens(s))) / total, s) for s in sentences_of(paper)]
+        share, sentence = max(held, default=(0.0, ""), key=lambda h: h[0])
+        return sentence if share >= ON_TOPIC_SHARE else None
 
     # --- LLM engine -----------------------------------------------------------------------------
 
@@ -575,6 +599,30 @@ def _messages(system: Prompt, user: Prompt, topic: str, theme: str, sources: str
 
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[A-Z])|\n")
+
+
+# A quoted sentence needs the one before it when it opens by pointing back (rag.text.leans_on_previous) but not at its
+# paper ("This paper introduces …"), or at "the approach" or "the method" that sentence names.
+_OF_ITSELF = re.compile(r"^(?:this|these) (?:paper|work|survey|study|tutorial|article|report)\b", re.IGNORECASE)
+_NAMED_BEFORE = re.compile(r"^the (?:approach|method|system|framework|model|technique|scheme|design)\b", re.IGNORECASE)
+
+
+def _needs_previous(sentence: str) -> bool:
+    text = tidy(sentence)
+    return bool(_NAMED_BEFORE.match(text)) or (leans_on_previous(text) and not _OF_ITSELF.match(text))
+
+
+def in_context(sentences: Sequence[str], quoted: Sequence[str]) -> list[str]:
+    """The quoted sentences of an abstract in its order, each that needs the sentence before it ("It …", "The
+    approach …", once an opener such as "Specifically, " is gone) with that one too; quotes not in the abstract
+    follow as given."""
+    row = {s: i for i, s in enumerate(sentences)}
+    rows = {row[q] for q in quoted if q in row}
+    for i in sorted(rows):
+        while i > 0 and i - 1 not in rows and _needs_previous(sentences[i]):
+            i -= 1
+            rows.add(i)
+    return [sentences[i] for i in sorted(rows)] + [q for q in quoted if q not in row]
 
 
 def _markers(numbers: Iterable[int]) -> str:

@@ -170,6 +170,31 @@ def test_section_sentences_do_not_open_by_pointing_to_a_sentence_not_shown(bundl
     assert [s for s in sentences if tidy(s) != s] == []
 
 
+def test_each_paper_is_quoted_first_on_the_topic_it_is_cited_for(bundled: Settings) -> None:
+    """AccLLM was cited in the README's KV-cache review for its FPGA and its energy efficiency; its 4-bit KV cache, the
+    reason to cite it, was in no sentence the review quoted."""
+    from rag import api
+
+    draft = api.review("KV cache compression for LLM inference", bundled)
+    n = next(r.n for r in draft.references if r.title.startswith("AccLLM"))
+    paragraph = next(p for s in draft.sections[1:] for p in s.text.split("\n\n") if p.endswith(f"[{n}]."))
+    assert paragraph.startswith("At the algorithmic level") and "4-bit KV cache" in paragraph
+
+
+def test_a_quoted_sentence_that_leans_on_the_one_before_comes_with_it() -> None:
+    """mllm-NPU's "Specifically, it re-constructs the prompt …" read "It re-constructs …" with no "it" before it."""
+    from rag.review import in_context
+
+    abstract = [
+        "LLMs run slowly on phones.",
+        "We present mllm-NPU, an inference system.",
+        "Specifically, it re-constructs the prompt and model.",
+        "This paper reports 22x faster prefill.",
+    ]
+    assert in_context(abstract, [abstract[3], abstract[2]]) == abstract[1:]
+    assert in_context(abstract, [abstract[3]]) == abstract[3:]
+
+
 def test_a_sentence_that_informs_both_approach_and_results_is_quoted_once(bundled: Settings) -> None:
     """Muon's "We identify two crucial techniques for scaling up Muon" was its approach and a result, and read twice."""
     from rag import api
