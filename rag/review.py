@@ -488,30 +488,33 @@ class Reviewer:
             n = numbers[item.paper.paper_id]
             cells = filler.fill(n, item.paper, by_paper.get(item.paper.paper_id, []), aspects)
             quotes = [c.quote for c in cells.values() if c.text != NOT_STATED and c.quote]
-            reason = self.on_topic(about, item.paper) if about else None
-            if reason:
-                quotes.insert(0, reason)
             if not quotes and by_paper.get(item.paper.paper_id):
                 quotes = [by_paper[item.paper.paper_id][0].text]
             # NOTE: a sentence that informs both the approach and the results is quoted once
-            split = dict.fromkeys(q for quote in quotes for q in _SENTENCES.split(quote.replace(" … ", "\n")) if q)
-            sentences = [_cite(tidy(q), n) for q in in_context(sentences_of(item.paper), list(split))]
+            split = [*dict.fromkeys(q for quote in quotes for q in _SENTENCES.split(quote.replace(" … ", "\n")) if q)]
+            reason = self.on_topic(about, item.paper, split) if about else None
+            chosen = in_context(sentences_of(item.paper), [*split, reason] if reason else split)
+            sentences = [_cite(tidy(q), n) for q in chosen]
             paragraphs.append(" ".join(sentences))
         return Section(
             heading=name, text="\n\n".join(p for p in paragraphs if p), paper_ids=[c.paper.paper_id for c in group]
         )
 
-    def on_topic(self, about: str, paper: Paper) -> str | None:
-        """The paper's sentence holding most of the topic's weight of words, when it holds at least ON_TOPIC_SHARE of
-        it: what the paper says on the topic, which its approach and result sentences may not."""
+    def on_topic(self, about: str, paper: Paper, quoted: Sequence[str]) -> str | None:
+        """The paper's sentence holding most of the topic's weight of words (rag.lexical's IDF), when it holds at least
+        ON_TOPIC_SHARE of it and no quoted sentence does: what the paper says on the topic, where its approach and
+        result sentences say nothing of it."""
         lexical = self.retriever.lexical
         weight = {w: lexical.weight(w) for w in lexical.tokens(about) if w in lexical.vocab}
         total = sum(weight.values())
-        if not total:
+
+        def share(sentence: str) -> float:
+            return sum(weight.get(w, 0.0) for w in set(lexical.tokens(sentence))) / total
+
+        if not total or any(share(q) >= ON_TOPIC_SHARE for q in quoted):
             return None
-        held = [(sum(weight.get(w, 0.0) for w in set(lexical.tokens(s))) / total, s) for s in sentences_of(paper)]
-        share, sentence = max(held, default=(0.0, ""), key=lambda h: h[0])
-        return sentence if share >= ON_TOPIC_SHARE else None
+        best = max(sentences_of(paper), key=share, default=None)
+        return best if best is not None and share(best) >= ON_TOPIC_SHARE else None
 
     # --- LLM engine -----------------------------------------------------------------------------
 
