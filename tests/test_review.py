@@ -74,6 +74,39 @@ def test_a_covered_topic_in_other_words_than_its_papers_is_drafted(bundled: Sett
     assert any("Mobile Phone GPUs" in t for t in titles) and any("mllm-NPU" in t for t in titles), titles
 
 
+def test_a_covered_topic_naming_a_technique_and_its_setting_is_drafted(bundled: Settings) -> None:
+    """No one paper holds most of its words (EE-LLM exits early, the MoD papers skip layers): it was refused."""
+    from rag import api
+
+    draft = api.review("Early exiting and layer skipping for adaptive-depth inference", bundled)
+    assert draft.refusal == "", draft.refusal
+    titles = [r.title for r in draft.references]
+    assert any(t.startswith("EE-LLM") for t in titles) and any(t.startswith("p-MoD") for t in titles), titles
+
+
+@pytest.mark.parametrize(
+    ("topic", "parts"),
+    [("Mixture-of-experts architectures in multimodal large language models",
+      ["Mixture-of-experts architectures", "multimodal large language models"]),
+     ("Speculative decoding for faster LLM inference", ["Speculative decoding", "faster LLM inference"]),
+     ("in-browser machine learning", ["in-browser machine learning"])],
+)  # fmt: skip
+def test_a_topic_is_read_as_its_subject_and_setting(topic: str, parts: list[str]) -> None:
+    from rag.review import facets
+
+    assert facets(topic) == parts
+
+
+def test_a_review_is_about_its_subject_in_its_setting(bundled: Settings) -> None:
+    """A mixture-of-experts paper on text alone was the best paper of this review: "in" did not divide the topic, and
+    the multimodal papers' subject counted no more than their shared setting."""
+    from rag import api
+
+    draft = api.review("Mixture-of-experts architectures in multimodal large language models", bundled)
+    best = [c.title for c in draft.coverage.relevant[:2]]
+    assert all(t.startswith(("Uni-MoE", "Octavius")) for t in best), best
+
+
 def test_theme_names_are_title_phrases_their_papers_use(draft: ReviewDraft) -> None:
     from rag.themes import vocabulary_of
 
