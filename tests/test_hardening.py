@@ -82,7 +82,8 @@ def test_kill_9_during_ingest_then_reingest_gives_exactly_the_corpus(tmp_path: P
     landed = papers_written(home)
     assert proc.returncode == -signal.SIGKILL and 0 < landed < 168, f"killed too late: {landed} papers landed"
 
-    again = run_cli("ingest", "--json", env=env)
+    # NOTE: a hang guard, not a speed goal: re-embedding most of the corpus took over 120 s on a loaded machine
+    again = run_cli("ingest", "--json", env=env, timeout=300)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["total_papers"] == 168
     listed = run_cli("papers", "--json", env=env)
