@@ -10,11 +10,11 @@ the tuning half of eval/review.jsonl (topics 1, 3, 5, 7: rag/review.py's constan
 held-out topics (2, 4, 6, 8 of eval/review.jsonl and all of eval/review_fresh.jsonl, written and labelled
 later, blind to the tool's output), the short topics of eval/review_short.jsonl (40 of 2 to 5 words, as a researcher
 types them, written and labelled blind from the abstracts alone, gold and on-topic papers inline; the first, third, …
-are dev, the second, fourth, … held out), the medium-length topics (5 to 10 words; dev: eval/review_medium_heldout.jsonl
-and eval/review_medium_dev.jsonl, each held out once before it became dev; held out: eval/review_medium_heldout2.jsonl,
-all written and labelled blind; the last two hold two topics each that no paper is about, reported as refused or
-not) and all topics. Held-out review topics are listed one by one only with --verbose; otherwise they count only in
-the means.
+are dev, the second, fourth, … held out), the medium-length topics (5 to 10 words; dev:
+eval/review_medium_heldout.jsonl and eval/review_medium_dev.jsonl, each held out once before it became dev; held out:
+eval/review_medium_heldout2.jsonl and eval/review_medium_heldout3.jsonl, all written and labelled blind; the last three
+hold two topics each that no paper is about, reported as refused or not) and all topics. Held-out review topics are
+listed one by one only with --verbose; otherwise they count only in the means.
 
 Usage: RAG_HOME=/tmp/raghome .venv/bin/python scripts/eval_compare_review.py [--compare FILE ...] [--no-review]
        [--json] [--verbose]
@@ -107,8 +107,8 @@ def main() -> int:
         default=[str(ROOT / "eval" / f"review_medium_{x}.jsonl") for x in ("heldout", "dev")],
         help="medium-length, dev",
     )
-    parser.add_argument("--medium-held-out", nargs="*", default=[str(ROOT / "eval" / "review_medium_heldout2.jsonl")],
-                        help="medium-length topics, held out")  # fmt: skip
+    held_out = [str(ROOT / "eval" / f"review_medium_heldout{n}.jsonl") for n in (2, 3)]
+    parser.add_argument("--medium-held-out", nargs="*", default=held_out, help="medium-length topics, held out")
     parser.add_argument("--json", action="store_true", help="print the full report as JSON")
     parser.add_argument(
         "--verbose", action="store_true", help="per-item details to stderr, and each held-out review topic's figures"

@@ -1,4 +1,4 @@
-"""Choose rag/review.py's SEARCH_WEIGHT and CITE_FRACTION on the dev topics; held-out topics are never read.
+"""Choose rag/review.py's relevance weights and CITE_FRACTION on the dev topics; held-out topics are never read.
 
 Dev topics: eval/review_dev.jsonl (on-topic labels in eval/review_dev_on_topic.jsonl), topics 1, 3, 5 and 7
 of eval/review.jsonl (labels in eval/review_on_topic.jsonl) and, since 2026-11-30 (ninth session), the dev half of
@@ -9,9 +9,11 @@ ties go to the higher recall. The targets were issue 4's (0.80, 0.60) until the 
 now. scripts/eval_compare_review.py then reports the held-out topics. Since the eighteenth session the dev topics
 include the medium-length ones, eval/review_medium_heldout.jsonl (held out once in the seventeenth session, dev
 since) and eval/review_medium_dev.jsonl (its covered topics; held out once, then dev): 60 topics; and the grid
-includes HEAD_WEIGHT, how much more the topic's subject counts than its setting.
+includes HEAD_WEIGHT, how much more the topic's subject counts than its setting; since the nineteenth,
+FEEDBACK_FRACTION, which papers pseudo-relevance feedback reads (0 reads the best 10, as it did before).
 
-Usage: RAG_HOME=/tmp/raghome .venv/bin/python scripts/tune_review.py [--head 0.5,1] [--search 0.5] [--fractions 0.45]
+Usage: RAG_HOME=/tmp/raghome .venv/bin/python scripts/tune_review.py [--head 0.5,1] [--search 0.5] [--feedback 0.7]
+       [--fractions 0.45]
 (each a comma-separated part of the grid, to run it in pieces)
 """
 
@@ -35,6 +37,7 @@ from rag.api import get_retriever  # noqa: E402
 from rag.config import get_settings  # noqa: E402
 
 HEAD_WEIGHTS = [0.0, 0.5, 1.0]
+FEEDBACK_FRACTIONS = [0.0, 0.6, 0.7, 0.8]
 SEARCH_WEIGHTS = [0.25, 0.5, 0.75]
 FRACTIONS = [0.4, 0.425, 0.45, 0.475, 0.5]
 RECALL, PRECISION = 0.85, 0.65
@@ -51,7 +54,7 @@ def _grid(text: str | None, default: list[float]) -> list[float]:
 
 def main() -> int:
     parser = argparse.ArgumentParser()
-    for flag in ("--head", "--search", "--fractions"):
+    for flag in ("--head", "--search", "--feedback", "--fractions"):
         parser.add_argument(flag)
     args = parser.parse_args()
     settings = get_settings()
@@ -62,10 +65,13 @@ def main() -> int:
     topics += _read("review_medium_heldout.jsonl") + [r for r in _read("review_medium_dev.jsonl") if r["gold"]]
     rows = []
     grid = itertools.product(
-        _grid(args.head, HEAD_WEIGHTS), _grid(args.search, SEARCH_WEIGHTS), _grid(args.fractions, FRACTIONS)
+        _grid(args.head, HEAD_WEIGHTS),
+        _grid(args.search, SEARCH_WEIGHTS),
+        _grid(args.feedback, FEEDBACK_FRACTIONS),
+        _grid(args.fractions, FRACTIONS),
     )
-    for head, weight, fraction in grid:
-        review.HEAD_WEIGHT, review.SEARCH_WEIGHT = head, weight
+    for head, weight, feedback, fraction in grid:
+        review.HEAD_WEIGHT, review.SEARCH_WEIGHT, review.FEEDBACK_FRACTION = head, weight, feedback
         recalls, precisions = [], []
         for rec in topics:
             gold = set(rec["gold"])
@@ -74,14 +80,17 @@ def main() -> int:
             recalls.append(len(cited & gold) / len(gold))
             precisions.append(len(cited & fit) / max(len(cited), 1))
         recall, precision = statistics.mean(recalls), statistics.mean(precisions)
-        rows.append((min(recall - RECALL, precision - PRECISION), recall, head, weight, fraction, precision))
+        rows.append((min(recall - RECALL, precision - PRECISION), recall, head, weight, feedback, fraction, precision))
         print(
-            f"head weight {head:.2f}, search weight {weight:.2f}, fraction {fraction:.3f}: "
-            f"recall {recall:.3f}, precision {precision:.3f}",
+            f"head weight {head:.2f}, search weight {weight:.2f}, feedback fraction {feedback:.2f}, "
+            f"fraction {fraction:.3f}: recall {recall:.3f}, precision {precision:.3f}",
             flush=True,
         )
-    margin, recall, head, weight, fraction, precision = max(rows)
-    print(f"the rule picks head weight {head:.2f}, search weight {weight:.2f} and fraction {fraction:.3f}")
+    margin, recall, head, weight, feedback, fraction, precision = max(rows)
+    print(
+        f"the rule picks head weight {head:.2f}, search weight {weight:.2f}, feedback fraction {feedback:.2f} "
+        f"and fraction {fraction:.3f}"
+    )
     print(f"on the {len(topics)} dev topics: recall {recall:.3f}, precision {precision:.3f}, margin {margin:.3f}")
     return 0
 

@@ -107,6 +107,21 @@ def test_a_review_is_about_its_subject_in_its_setting(bundled: Settings) -> None
     assert all(t.startswith(("Uni-MoE", "Octavius")) for t in best), best
 
 
+def test_a_narrow_review_cites_its_papers_not_their_neighbourhood(bundled: Settings) -> None:
+    """Feedback read the 10 best papers while a narrow topic has 3: their centroid was the crowd around them, and
+    this review cited Splitwise, FP8 on Gaudi and offloading papers beside the particle-physics ones."""
+    from rag import api
+
+    draft = api.review("Fast machine learning hardware for particle physics experiments", bundled)
+    cited = [r.title for r in draft.references]
+    assert {t.split(":")[0] for t in cited} >= {
+        "Sets are all you need",
+        "A reconfigurable neural network ASIC for detector front-end data compression at the HL-LHC",
+        "Applications and Techniques for Fast Machine Learning in Science",
+    }, cited
+    assert not any(word in t for t in cited for word in ("LLM", "Language Model", "Large Models")), cited
+
+
 def test_theme_names_are_title_phrases_their_papers_use(draft: ReviewDraft) -> None:
     from rag.themes import vocabulary_of
 
