@@ -519,9 +519,15 @@ _DISCOURSE = re.compile(
     r"^(?:in this (?:paper|work|study)|in addition|additionally|furthermore|moreover|specifically|as a result|"
     r"overall|to this end|in particular|finally|besides|notably|however|thus|therefore|hence|consequently|"
     r"nevertheless|unfortunately|in contrast|first(?: of all)?|second|third|firstly|secondly|thirdly|next|then|"
-    r"further|also|accordingly|ultimately|concretely|to be specific|by doing so|"
+    r"further|also|accordingly|ultimately|concretely|to be specific|by doing so|yet|meanwhile|nonetheless|conversely|"
+    r"similarly|likewise|instead|as such|among them|"
     r"(?:to (?:address|tackle|solve|overcome|mitigate|circumvent)|(?:inspired|motivated) by|based on|building on) "
-    r"(?:this|these|that|those|such|it)(?: \w+)?)\s*,\s*",
+    r"(?:this|these|that|those|such|it)(?: \w+)?"
+    # NOTE: a phrase that points back before its comma: "In light of this", "Addressing these issues", "With this
+    # design"; not "In this technical report", which points at itself
+    r"|(?:in light of|in|given|despite|addressing|considering|through|with|using|under|by \w+ing|to \w+|among|for|"
+    r"after|from|beyond|unlike|following)\b[^,;:]{0,40}?\b(?:this|these|those|such|them)\b"
+    r"(?! (?:\w+ ){0,2}(?:paper|work|survey|study|tutorial|article|report)\b)[^,;:]{0,30})\s*,\s*",
     re.IGNORECASE,
 )
 

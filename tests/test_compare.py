@@ -310,7 +310,15 @@ def test_a_sentence_no_column_shows_joins_the_column_it_most_likely_informs() ->
      ("Second, we batch requests.", "We batch requests."),
      ("First of all, we present the formulation of MLLM.", "We present the formulation of MLLM."),
      ("Further work, however, remains.", "Further work, however, remains."),
-     ("Next-generation chips are fast.", "Next-generation chips are fast.")],
+     ("Next-generation chips are fast.", "Next-generation chips are fast."),
+     # phrases that point back before their comma (HyperLLaVA, MLLMs' surveys, TinyGPT-V)
+     ("In light of this, we introduce HyperLLaVA.", "We introduce HyperLLaVA."),
+     ("Yet, scant attention has been directed towards the visual signals.",
+      "Scant attention has been directed towards the visual signals."),
+     ("Addressing these issues, we introduce TinyGPT-V.", "We introduce TinyGPT-V."),
+     ("With this design, harder samples get more compute.", "Harder samples get more compute."),
+     ("In this technical report, we tackle MoE training.", "In this technical report, we tackle MoE training."),
+     ("Instead of new components, SAIL adapts attention.", "Instead of new components, SAIL adapts attention.")],
 )  # fmt: skip
 def test_a_cell_drops_an_opener_that_points_to_a_sentence_not_shown(sentence: str, shown: str) -> None:
     from rag.compare import tidy
