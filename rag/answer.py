@@ -22,6 +22,7 @@ from rag.text import (
     asks_for_many,
     asks_for_quantity,
     content_words,
+    families,
     has_figure,
     leans_on_previous,
     mentions,
@@ -128,6 +129,12 @@ def _words(text: str) -> set[str]:
     """Content words, and the parts of hyphenated ones: an abstract that "gang-schedules" computations speaks of
     scheduling them."""
     return content_words(text) | content_words(text.replace("-", " "))
+
+
+def _text_words(text: str) -> set[str]:
+    """A paper's words: its content words and their parts (_words), and the names it gives with a version, without
+    it (rag.text.families: a paper on "Qwen2-VL" answers which papers use Qwen)."""
+    return _words(text) | families(text)
 
 
 def _background(paper: Paper, chunks: Sequence[Chunk]) -> list[float]:
@@ -252,7 +259,7 @@ class Answerer:
                 if _INSTRUCTION.search(chunk.text):
                     continue
                 sim = float(chunk.embedding @ vector) if chunk.embedding is not None else 0.0
-                lexical = sum(weight[w] for w in q_words & _words(chunk.text)) / total
+                lexical = sum(weight[w] for w in q_words & _text_words(chunk.text)) / total
                 score = 0.55 * sim + 0.25 * lexical + 0.20 * prior - BACKGROUND_PENALTY * scene
                 if leans_on_previous(chunk.text):
                     score -= LEANING_PENALTY
@@ -314,12 +321,13 @@ class Answerer:
             about ("What is GPipe?")."""
             return sum(weight[w] for w in asked & words) / asked_total if asked else 1.0
 
-        text_words = _words(f"{paper.title} {paper.abstract}")
+        text_words = _text_words(f"{paper.title} {paper.abstract}")
         heads = [h for h in ([w for w in head if w not in _GENERIC] for head in quantity_heads(question)) if h]
         quantity = asks_for_quantity(question)
         figure_coverage = 1.0
         if quantity:
-            figure_coverage = max((held(_words(e.chunk.text)) for e in own if has_figure(e.chunk.text)), default=0.0)
+            with_figure = [e.chunk.text for e in own if has_figure(e.chunk.text)]
+            figure_coverage = max((held(_text_words(text)) for text in with_figure), default=0.0)
         in_paper = held(text_words)
         # NOTE: what is asked for ("what tokenizer", "how many GPUs") is stated when a sentence mentions it, with a
         # figure when a quantity is asked for
@@ -340,7 +348,7 @@ class Answerer:
             / total,
             "best paper's likeness to its nearest papers": self.retriever.likeness(paper.paper_id),
             "asked-for words in the paper": in_paper,
-            "asked-for words in its best sentence": max((held(_words(e.chunk.text)) for e in own), default=0.0),
+            "asked-for words in its best sentence": max((held(_text_words(e.chunk.text)) for e in own), default=0.0),
             "asked-for words in its best sentence with a figure": figure_coverage,
             # NOTE: all of it when only a name is asked about, as `held` reads it ("Which papers use TPUs?" of Redco,
             # whose title has "GPU/TPUs")
@@ -349,7 +357,7 @@ class Answerer:
 
     def unreported(self, question: str, source: Source) -> list[str]:
         """The question's own words (as written) for what the paper's abstract never mentions."""
-        text_words = _words(f"{source.paper.title} {source.paper.abstract}")
+        text_words = _text_words(f"{source.paper.title} {source.paper.abstract}")
         seen: dict[str, str] = {}
         for word in re.findall(r"[A-Za-z][\w-]*", question):
             key = stem(word.lower())
@@ -367,7 +375,7 @@ class Answerer:
         if heads:
             return [e for e in pool if any(mentions(e.chunk.text, head) for head in heads)]
         focus = _words(question) - _GENERIC - {stem(n.lower()) for n in names(question)}
-        return [e for e in pool if not focus or focus & _words(e.chunk.text)]
+        return [e for e in pool if not focus or focus & _text_words(e.chunk.text)]
 
     def named_source(self, question: str, sources: Sequence[Source]) -> int | None:
         """The source whose title leads with a name the question uses ("Pathways: …", "2BP: …"), else whose title
@@ -498,7 +506,7 @@ class Answerer:
             words = _words(part) - _GENERIC
             if not words:
                 continue
-            covered = max((len(words & _words(e.chunk.text)) / len(words) for e in evidence[:15]), default=0.0)
+            covered = max((len(words & _text_words(e.chunk.text)) / len(words) for e in evidence[:15]), default=0.0)
             if covered < 0.34:
                 missing.append(part + "?")
         return missing if len(missing) < len(parts) else []

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.models import Citation, Claim, Paper
-from rag.text import ENDS_IN_ABBREVIATION, content_words, names, numbers
+from rag.text import ENDS_IN_ABBREVIATION, content_words, names, numbers, paper_words
 
 # A claim is supported when enough of its content words are in one sentence of the cited abstract
 # (or the abstract as a whole), every number it states is in that abstract, and, with an embedder,
@@ -141,7 +141,7 @@ def support(claim: str, source: Source, similarity: Similarity | None = None) ->
     if claim_numbers - abstract_numbers or _invented(plain, source):
         return 0.0, _best_by_overlap(words, source.sentences)[1]
     overlap, best = _best_by_overlap(words, source.sentences)
-    whole = len(words & content_words(source.paper.title + " " + " ".join(source.sentences))) / len(words)
+    whole = len(words & paper_words(source.paper.title + " " + " ".join(source.sentences))) / len(words)
     score = max(overlap, 0.8 * whole)
     if similarity is not None:
         sims = similarity(plain, source.sentences)
@@ -153,7 +153,7 @@ def support(claim: str, source: Source, similarity: Similarity | None = None) ->
 
 
 def _best_by_overlap(words: set[str], sentences: Sequence[str]) -> tuple[float, str]:
-    scored = [(len(words & content_words(s)) / len(words), s) for s in sentences]
+    scored = [(len(words & paper_words(s)) / len(words), s) for s in sentences]
     return max(scored, key=lambda x: x[0])
 
 

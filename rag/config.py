@@ -22,7 +22,8 @@ BUNDLED_CORPUS = DATA / "trending-papers.txt"
 # 3: a paper record's vector encodes its title and abstract, not the mean of its sentence vectors.
 # 4: a sentence no longer ends at "e.g." or "i.e." (rag.index.split_sentences), so the stored sentences changed.
 # 5: a paper record keeps the role probabilities of its sentences (rag.roles); the role model's digest joined the name.
-INDEX_FORMAT = 5
+# 6: a versioned name's family is a word of the paper too ('qwen' of 'Qwen2-VL': rag.text.families).
+INDEX_FORMAT = 6
 
 
 class Settings(BaseSettings):

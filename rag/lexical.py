@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from rag.models import Paper
-from rag.text import STOPWORDS, stem
+from rag.text import STOPWORDS, families, stem
 
 # NOTE: tuned with the fusion weights on eval/dev.jsonl and eval/dev_topics.jsonl (scripts/tune_fusion.py);
 # bm25s's default of 1.5 found fewer of a topic's papers.
@@ -144,8 +144,10 @@ def fold_acronyms(
 
 
 def indexed_terms(paper: Paper) -> list[str]:
-    """What the index reads of a paper, before acronyms are folded: its title's terms twice, then its abstract's."""
-    return terms(f"{paper.title}. {paper.title}. {paper.abstract}")
+    """What the index reads of a paper, before acronyms are folded: its title's terms twice, then its abstract's, then
+    the names it gives with a version, without it (rag.text.families)."""
+    text = f"{paper.title}. {paper.title}. {paper.abstract}"
+    return [*terms(text), *sorted(families(text))]
 
 
 class LexicalIndex:

@@ -43,7 +43,7 @@ from rag.locks import first_version, version
 from rag.models import Paper
 from rag.sentences import Sentences
 from rag.store import Store
-from rag.text import content_words
+from rag.text import paper_words
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +89,7 @@ class Parts:
             [p.content_hash for p in papers],
             [p.title for p in papers],
             [indexed_terms(p) for p in papers],
-            [sorted(content_words(f"{p.title} {p.abstract}")) for p in papers],
+            [sorted(paper_words(f"{p.title} {p.abstract}")) for p in papers],
             [definitions(f"{p.title}. {p.abstract}") for p in papers],
         )
 

@@ -48,6 +48,21 @@ def content_words(text: str) -> set[str]:
     return {stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
 
 
+_VERSIONED = re.compile(r"\b([a-z]{3,})\d")
+
+
+def families(text: str) -> set[str]:
+    """The names a text gives with a version, stemmed without it: 'qwen' of 'Qwen2-VL' and 'Qwen1.5-1.8B', 'llama' of
+    'LLaMA3'. A paper's words include them, for a researcher asks which papers use Qwen; a question's do not, for one
+    version names no other ('float16' is not 'float8')."""
+    return {stem(name) for name in _VERSIONED.findall(text.lower())}
+
+
+def paper_words(text: str) -> set[str]:
+    """A paper's content words, and the names it gives with a version, without it (families)."""
+    return content_words(text) | families(text)
+
+
 def numbers(text: str) -> set[str]:
     """Numbers in the text, normalised ('1,000' → '1000', '2.0' → '2')."""
     out = set()

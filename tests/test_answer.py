@@ -199,6 +199,7 @@ def test_a_machine_learning_question_no_bundled_paper_answers_is_refused(
         ("Which papers mention Nemotron-4?", "Compact Language Models via Pruning"),
         ("Does any paper state its software license?", "asanAI"),
         ("Which papers run on 2048 TPUs?", "Pathways"),
+        ("Which papers use Qwen models?", "FlashSloth"),  # NOTE: the abstracts write "Qwen2-VL", "Qwen1.5-1.8B"
         ("What loss function do recommender systems use for implicit feedback?", None),
     ],
 )

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rag.lexical import LexicalIndex, fold_acronyms, mine_acronyms, terms
+from rag.lexical import LexicalIndex, fold_acronyms, indexed_terms, mine_acronyms, terms
 from rag.models import Paper
+from rag.text import content_words, paper_words
 
 PAPERS = [
     Paper(
@@ -42,6 +43,15 @@ def test_terms_give_inflections_one_form(a: str, b: str) -> None:
 
 def test_terms_keep_a_hyphenated_word_and_its_parts() -> None:
     assert terms("pipeline-parallel training") == ["pipeli-parall", "pipeli", "parall", "train"]
+
+
+def test_a_paper_that_names_a_version_names_its_family_and_a_question_does_not() -> None:
+    # NOTE: a researcher asks which papers use Qwen; the abstracts write "Qwen2-VL" and "Qwen1.5-1.8B"
+    paper = Paper(paper_id="q", title="A tiny MLLM", abstract="We compare with Qwen2-VL and Qwen1.5-1.8B on FP8.")
+    assert "qwen" in indexed_terms(paper) and "qwen" in paper_words(paper.abstract)
+    assert "fp" not in indexed_terms(paper)  # NOTE: two letters are no name
+    assert "float" not in terms("float16") and "float" not in content_words("float16")  # one version names no other
+    assert LexicalIndex([paper, *PAPERS]).scores("Which papers use Qwen?").argmax() == 0
 
 
 def test_acronym_and_long_forms_fold_into_one_term() -> None:
