@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from rag import grounding, prompts
 from rag.citations import Source, gate
-from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, system_name, tidy
+from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, system_name, tidy, with_context
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
 from rag.index import sentences_of
@@ -22,7 +22,6 @@ from rag.models import Coverage, CoverageItem, Paper, Reason, Reference, ReviewD
 from rag.prompts import Prompt
 from rag.retrieve import NORM_TOP, Retriever
 from rag.store import Chunk
-from rag.text import leans_on_previous
 from rag.themes import cluster, distinctive_terms, heading, theme_names, unique_names, vocabulary_of
 from rag.tuned import COVERED
 
@@ -631,28 +630,13 @@ def _messages(system: Prompt, user: Prompt, topic: str, theme: str, sources: str
 _SENTENCES = re.compile(r"(?<=[.!?])\s+(?=[A-Z])|\n")
 
 
-# A quoted sentence needs the one before it when it opens by pointing back (rag.text.leans_on_previous) but not at its
-# paper ("This paper introduces …"), or at "the approach" or "the method" that sentence names.
-_OF_ITSELF = re.compile(r"^(?:this|these) (?:paper|work|survey|study|tutorial|article|report)\b", re.IGNORECASE)
-_NAMED_BEFORE = re.compile(r"^the (?:approach|method|system|framework|model|technique|scheme|design)\b", re.IGNORECASE)
-
-
-def _needs_previous(sentence: str) -> bool:
-    text = tidy(sentence)
-    return bool(_NAMED_BEFORE.match(text)) or (leans_on_previous(text) and not _OF_ITSELF.match(text))
-
-
 def in_context(sentences: Sequence[str], quoted: Sequence[str]) -> list[str]:
     """The quoted sentences of an abstract in its order, each that needs the sentence before it ("It …", "The
-    approach …", once an opener such as "Specifically, " is gone) with that one too; quotes not in the abstract
-    follow as given."""
+    approach …", once an opener such as "Specifically, " is gone: rag.compare.needs_previous) with that one too;
+    quotes not in the abstract follow as given."""
     row = {s: i for i, s in enumerate(sentences)}
-    rows = {row[q] for q in quoted if q in row}
-    for i in sorted(rows):
-        while i > 0 and i - 1 not in rows and _needs_previous(sentences[i]):
-            i -= 1
-            rows.add(i)
-    return [sentences[i] for i in sorted(rows)] + [q for q in quoted if q not in row]
+    rows = with_context(sentences, [row[q] for q in quoted if q in row])
+    return [sentences[i] for i in rows] + [q for q in quoted if q not in row]
 
 
 def _markers(numbers: Iterable[int]) -> str:

@@ -15,7 +15,16 @@ from typing import Any
 import numpy as np
 import pytest
 
-from rag.compare import CELL_WORDS, NOT_STATED, NameResolver, _RowOut, choose_sentences, row_name, split_names
+from rag.compare import (
+    CELL_WORDS,
+    CONTEXT_WORDS,
+    NOT_STATED,
+    NameResolver,
+    _RowOut,
+    choose_sentences,
+    row_name,
+    split_names,
+)
 from rag.config import Settings
 from rag.corpus import read_file
 from rag.index import split_sentences
@@ -273,10 +282,11 @@ def test_informative_cells_cite_a_verbatim_sentence(table: Comparison) -> None:
                 continue
             assert cell.citations == [n]
             assert all(" ".join(q.split()) in abstracts[row.paper_id] for q in cell.quote.split(" … "))
-            # NOTE: whole sentences, never cut; more than one only when together they fit CELL_WORDS
+            # NOTE: whole sentences, never cut; more than one only when together they fit CELL_WORDS (CONTEXT_WORDS with
+            # the sentence before one that points back)
             sentences = split_sentences(cell.quote.replace(" … ", " "))
             assert "…" not in cell.text and cell.text.rstrip()[-1] in '.!?)"”'
-            assert len(sentences) == 1 or len(cell.text.split()) <= CELL_WORDS
+            assert len(sentences) == 1 or len(cell.text.split()) <= CONTEXT_WORDS
     assert [c.n for c in table.citations] == [1, 2, 3]
     assert "[1]" in table.synthesis and "[3]" in table.synthesis
 
@@ -324,6 +334,40 @@ def test_a_cell_drops_an_opener_that_points_to_a_sentence_not_shown(sentence: st
     from rag.compare import tidy
 
     assert tidy(sentence) == shown
+
+
+@pytest.mark.parametrize(
+    ("sentence", "needs"),
+    [
+        ("The key idea behind this improvement is to split the backward computation into two parts.", True),
+        ("We achieve this for the LLaMA-2 7B model by combining SparseGPT and sparse pretraining.", True),
+        ("Training these models can incur significant expenses.", True),
+        ("It re-constructs the prompt and model in three levels.", True),
+        ("The approach halves the memory.", True),
+        ("This paper presents GPipe, a pipeline parallelism library.", False),
+        ("In this paper, we present the design of MegaScale.", False),
+        ("We evaluate on benchmarks such as MME and SEED-Bench.", False),
+    ],
+)
+def test_a_sentence_that_points_back_is_known(sentence: str, needs: bool) -> None:
+    from rag.compare import needs_previous
+
+    assert needs_previous(sentence) is needs
+
+
+def test_a_cell_sentence_that_points_back_comes_with_the_one_before_it_while_the_cell_is_short() -> None:
+    """Zero Bubble's approach cell read "The key idea behind this improvement is …", the improvement unsaid."""
+    from rag.compare import with_context
+
+    abstract = [
+        "Pipeline parallelism suffers from bubbles.",
+        "We introduce a schedule that achieves zero pipeline bubbles.",
+        "The key idea behind this improvement is to split the backward computation into two parts.",
+        "It outperforms 1F1B by 23%.",
+    ]
+    assert with_context(abstract, [2]) == [1, 2]
+    assert with_context(abstract, [3]) == [1, 2, 3]  # NOTE: and so on back, while each needs the one before
+    assert with_context(abstract, [2], words=15) == [2]  # the cell would run over
 
 
 def test_two_columns_show_the_same_sentences_only_when_one_has_nothing_else_to_show() -> None:
