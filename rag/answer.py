@@ -137,6 +137,17 @@ def _text_words(text: str) -> set[str]:
     return _words(text) | families(text)
 
 
+def rarest_held(asked: set[str], weight: dict[str, float], words: set[str]) -> float:
+    """Whether the words hold the rarest asked word: of words equally rare, the share they hold; 1 when nothing is
+    asked. NOTE: one of them, picked by max() over the set, was picked in the set's order, which Python's string
+    hashing changes from process to process: the same question was answered in one run and refused in the next."""
+    if not asked:
+        return 1.0
+    rarest = max(weight[w] for w in asked)
+    tied = [w for w in asked if weight[w] == rarest]
+    return sum(w in words for w in tied) / len(tied)
+
+
 def _background(paper: Paper, chunks: Sequence[Chunk]) -> list[float]:
     """P(background) of each of a paper's chunks, in order: its sentence's, when the chunks are the paper's sentences
     (a sentence too long for one chunk is stored in pieces; those papers get none)."""
@@ -352,7 +363,7 @@ class Answerer:
             "asked-for words in its best sentence with a figure": figure_coverage,
             # NOTE: all of it when only a name is asked about, as `held` reads it ("Which papers use TPUs?" of Redco,
             # whose title has "GPU/TPUs")
-            "rarest asked word in the paper": float(max(asked, key=lambda w: weight[w]) in text_words if asked else 1),
+            "rarest asked word in the paper": rarest_held(asked, weight, text_words),
         }
 
     def unreported(self, question: str, source: Source) -> list[str]:

@@ -119,7 +119,9 @@ RANKER = Logistic(
 # weight, for whether the answering paper's text holds the question's rarest asked-for word (off-topic questions
 # almost never: 4 of 102 dev ones, against 34 of 49 detail questions; when only a name is asked about, it holds it),
 # is fitted on every row with the first stage's out-of-fold logit as offset; it is the last weight, on the unscaled
-# 0/1 signal. REFUSE_AT is chosen on the first stage's rows as before. Words that ask whether a paper speaks of
+# 0/1 signal (since the twentieth session the share of equally rare words held, rag.answer.rarest_held; it was fitted
+# when one of them was picked in the order of a set, which changes per process: the share is that pick's expectation).
+# REFUSE_AT is chosen on the first stage's rows as before. Words that ask whether a paper speaks of
 # something at all ("mention", "discuss", "involve", "talk") are not asked-for words (rag.answer._GENERIC): "mention",
 # rare in abstracts, was the rarest asked word of "Which papers mention Gemma models?". Cross-validated: 5 of the 49
 # detail questions refused; 14 of 18 bundled off-topic questions, 29 of 36 mixed-field near misses and 23 of 48

@@ -377,3 +377,17 @@ def test_a_bad_history_file_is_one_line(tmp_path: Path, bundled_home: Path) -> N
         result.returncode == 2
         and result.stderr.strip() == f"error: {bad}:1: expected an object with a 'question' string"
     )
+
+
+def test_the_rarest_asked_word_is_read_the_same_in_every_process() -> None:
+    """The desert-air question ("Can a material really pull drinking water out of dry desert air?") asks four words
+    equally rare ("air", "dry" and "pull" are in no abstract; "drink" only in a hyphenated word), of which the paper
+    holds one. max() over the set
+    picked one in the set's order, which string hashing changes per process: answered in one run, refused in the
+    next. Now the share of the equally rare words the paper holds."""
+    from rag.answer import rarest_held
+
+    weight = {"air": 5.4, "drink": 5.4, "dry": 5.4, "pull": 5.4, "water": 3.0}
+    assert rarest_held(set(weight), weight, {"drink", "water"}) == 0.25
+    assert rarest_held({"water", "air"}, weight, {"water"}) == 0.0
+    assert rarest_held(set(), weight, set()) == 1.0
