@@ -25,7 +25,7 @@ from rag.models import Cell, Citation, Comparison, Paper, Row
 from rag.retrieve import Retriever
 from rag.roles import cell_features
 from rag.store import Chunk
-from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, paper_words, points_elsewhere
+from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, points_elsewhere
 from rag.themes import vocabulary_of
 from rag.tuned import CELLS, STATED_AT
 
@@ -400,29 +400,6 @@ class NameResolver:
         return reading
 
 
-# Words of a request that say what it is for, not which papers: "how do X and Y differ in terms of …".
-_REQUEST_WORDS = content_words(
-    "compare comparison contrast differ difference differences how each terms way ways versus model system"
-)
-
-
-def _off_purpose(request: str, found: Sequence[tuple[str, Paper]], unresolved: Sequence[str]) -> list[str]:
-    """Warnings for named papers whose title and abstract hold none of the words the request adds to its names, when
-    it adds two or more ("… for speculative decoding"): a name may be another paper's ("EAGLE", a speculative
-    decoding method, matched the multimodal "Eagle"). On the 39 dev requests none warns; on five requests that name a
-    paper beside a purpose it is not about, four do (BENCHMARKS.md)."""
-    named = {w for name in [*(n for n, _ in found), *unresolved] for w in content_words(name)}
-    said = content_words(_LEAD.sub("", request)) - named - _REQUEST_WORDS
-    if len(said) < 2:  # NOTE: one word is as likely a name's, described ("the Mixtral offloading paper")
-        return []
-    typed = " ".join(w for w in re.findall(r"[A-Za-z][\w-]*", request) if content_words(w) and content_words(w) <= said)
-    return [
-        f"“{name}” is compared as “{paper.title}”, whose abstract says nothing of {typed}"
-        for name, paper in found
-        if not said & paper_words(f"{paper.title} {paper.abstract}")
-    ]
-
-
 def _name_like(text: str) -> bool:
     """Whether unknown words could be a name: at most three words, or a capital or digit ("FlashZip", "Tutel");
     "see how they split attention" is a clause."""
@@ -771,7 +748,7 @@ class Comparer:
             warnings = [f"paper id {pid!r} is not in the index; see `rag papers`" for pid in missing]
             return found, missing, warnings
         found, unresolved, reasons, unsure = self.resolver.resolve_request(request)
-        warnings = [f"not compared: {why}" for why in reasons] + _off_purpose(request, found, unresolved)
+        warnings = [f"not compared: {why}" for why in reasons]
         # NOTE: a request that names no paper, or one paper unsurely (a description, or words that a title merely
         # contains: "methods for efficient LLM inference"), with at most one unknown thing and only words the library
         # uses, is a topic; unknown names ("FlashZip", "FlexGen and PowerInfer") are reported as such, not replaced by

@@ -175,19 +175,6 @@ def test_an_unknown_name_in_a_description_is_not_guessed(bundled: Settings) -> N
     assert table.unresolved == ["FlashZip"]
 
 
-def test_a_named_paper_the_requests_purpose_is_not_about_is_flagged(bundled: Settings) -> None:
-    """EAGLE, a speculative decoding method the library lacks, matched the multimodal "Eagle" without a word."""
-    from rag import api
-
-    table = api.compare("Compare SpecExec and EAGLE for speculative decoding", bundled)
-    flagged = [w for w in table.warnings if "says nothing of speculative decoding" in w]
-    assert len(flagged) == 1 and flagged[0].startswith("“EAGLE” is compared as “Eagle: "), table.warnings
-    fitting = api.compare(
-        "Compare Zero Bubble, 2BP and GPipe as ways to make pipeline-parallel training efficient", bundled
-    )
-    assert not [w for w in fitting.warnings if "says nothing" in w], fitting.warnings
-
-
 @pytest.mark.parametrize(
     ("request_text", "unresolved"),
     [
