@@ -519,6 +519,7 @@ def states_figure(text: str) -> bool:
 
 # --- cells --------------------------------------------------------------------------------------
 
+_ITSELF = r"(?:paper|work|survey|study|tutorial|article|report)\b"  # what "this …" names when a paper speaks of itself
 _DISCOURSE = re.compile(
     r"^(?:in this (?:paper|work|study)|in addition|additionally|furthermore|moreover|specifically|as a result|"
     r"overall|to this end|in particular|finally|besides|notably|however|thus|therefore|hence|consequently|"
@@ -531,7 +532,7 @@ _DISCOURSE = re.compile(
     # design"; not "In this technical report", which points at itself
     r"|(?:in light of|in|given|despite|addressing|considering|through|with|using|under|by \w+ing|to \w+|among|for|"
     r"after|from|beyond|unlike|following)\b[^,;:]{0,40}?\b(?:this|these|those|such|them)\b"
-    r"(?! (?:\w+ ){0,2}(?:paper|work|survey|study|tutorial|article|report)\b)[^,;:]{0,30})\s*,\s*",
+    rf"(?! (?:\w+ ){{0,2}}{_ITSELF})[^,;:]{{0,30}})\s*,\s*",
     re.IGNORECASE,
 )
 
@@ -545,11 +546,11 @@ def tidy(sentence: str) -> str:
 # A sentence needs the one before it when, once tidied, it opens by pointing back (rag.text.leans_on_previous) but not
 # at its paper ("This paper introduces …"), opens with "the approach" or "the method" that sentence names, or points
 # back within its first words ("The key idea behind this improvement is …", "We achieve this for …"; not "such as").
-_OF_ITSELF = re.compile(r"^(?:this|these) (?:paper|work|survey|study|tutorial|article|report)\b", re.IGNORECASE)
+_OF_ITSELF = re.compile(rf"^(?:this|these) {_ITSELF}", re.IGNORECASE)
 _NAMED_BEFORE = re.compile(r"^the (?:approach|method|system|framework|model|technique|scheme|design)\b", re.IGNORECASE)
 _POINTS_BACK = re.compile(
     r"^(?:[\w-]+\s+){1,6}?(?:this|these|those|such)\s+(?!as\b)"
-    r"(?!(?:[\w-]+\s+){0,2}?(?:paper|work|survey|study|tutorial|article|report)\b)[\w-]+",
+    rf"(?!(?:[\w-]+\s+){{0,2}}?{_ITSELF})[\w-]+",
     re.IGNORECASE,
 )
 
