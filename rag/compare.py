@@ -25,7 +25,7 @@ from rag.models import Cell, Citation, Comparison, Paper, Row
 from rag.retrieve import Retriever
 from rag.roles import cell_features
 from rag.store import Chunk
-from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, points_elsewhere
+from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, paper_words, points_elsewhere
 from rag.themes import vocabulary_of
 from rag.tuned import CELLS, STATED_AT
 
@@ -55,6 +55,7 @@ LEFT_OVER = 0.25
 # dev requests 19 cells gained the sentence, facts in the right cell 0.785 → 0.789, in the right row 0.879 → 0.885.
 CONTEXT_WORDS = 90
 RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
+SURELY = 0.9  # a name matching a paper this well (its system name, a run of its title) names it, whatever follows
 # A paper found by what a name describes counts as no surer than a name found in its title (0.95) or as its system
 # name (1.0): "GPipe vs Zero Bubble for reducing bubbles" reads the name "Zero Bubble", not the description "Zero
 # Bubble for reducing" (0.97); a weaker name match, such as a word of another abstract (0.7), still loses to it.
@@ -111,6 +112,7 @@ _FILLER = re.compile(
     r"introducing|using)\s+|\s+(?:paper|approach|method|system|model|work)$",
     re.IGNORECASE,
 )
+_COMPOUND = re.compile(r"\b[a-z][a-z0-9]*(?:-[a-z0-9]+)+\b")
 _CASED_NAME = re.compile(r"[A-Za-z]*(?:[a-z][A-Z]|[A-Z]{2}[a-z])[A-Za-z]*")
 _PARENTHESIS = re.compile(r"\s*\([^()]*\)")
 _ASIDE = re.compile(
@@ -353,7 +355,12 @@ class NameResolver:
         one whose resolved names use the most words and unresolved ones the fewest, so a purpose clause or a
         description after a name ("bunny small multimodal models") is neither taken for a name nor reported as one.
         """
-        ends = {m.start() for m in _PURPOSE.finditer(piece)} | {m.start() for m in re.finditer(r"\s", piece)}
+        # NOTE: a reading may stop at a word only where what it leaves unread holds no joiner before a purpose clause:
+        # "the EAGLE speculative decoding method with Medusa" must not stop at "EAGLE" and lose "Medusa"
+        purposes = {m.start() for m in _PURPOSE.finditer(piece)}
+        ends = purposes | {
+            m.start() for m in re.finditer(r"\s", piece) if not _joins_before_purpose(piece[m.start() :])
+        }
         best: tuple[tuple[float, int, int, int], Reading] = ((0.0, 0, 0, 0), [])
         for end in sorted(ends - {0} | {len(piece)}):
             reading = self._names(piece[:end])
@@ -374,17 +381,17 @@ class NameResolver:
         # NOTE: the whole text first, by name only, so a title containing "and" is not cut in two; not by what a
         # parenthesis holds, which names only the name just before it.
         match = self.resolve(_PARENTHESIS.sub("", whole), describe=False)
-        if match.certainty >= 0.9:
+        if match.certainty >= SURELY:
             return [(whole, match)]
         sides = [x for x in _outside_parentheses(_VERSUS, text) if _clean(x)]
         if len(sides) > 1:
             return [named for side in sides for named in self._names(side)]
         parts = [p for p in (_clean(x) for x in _outside_parentheses(_JOINERS, text)) if p]
         if len(parts) < 2:
-            return [(whole, self.resolve(whole))]
+            return [self._named(whole)]
         reading: Reading = []
         for part in parts:
-            part_match = self.resolve(part)
+            part, part_match = self._named(part)
             reading.append((part, part_match))
             if (part_match.described and _PURPOSE.search(part, 1)) or (
                 part_match.paper is None and not _name_like(part)
@@ -399,6 +406,31 @@ class NameResolver:
             return [(whole, replace(match, certainty=max([match.certainty, *same])))]
         return reading
 
+    def _named(self, name: str) -> tuple[str, Match]:
+        """A name and what it denotes. One that denotes nothing may be a name and words that describe it ("GPipe
+        pipeline schedule"): then its longest leading words that surely name a paper, written as a name is (with a
+        capital or a digit; "see how they split attention" names nothing), when the rest is no purpose clause and
+        the paper uses a word of it ("EAGLE speculative decoding" is not the indexed Eagle, on multimodal encoders)."""
+        match = self.resolve(name)
+        words = name.split()
+        for k in range(len(words) - 1, 0, -1) if match.paper is None else ():
+            lead, rest = " ".join(words[:k]), " ".join(words[k:])
+            if not any(ch.isupper() or ch.isdigit() for ch in lead) or _PURPOSE.match(f" {rest}"):
+                continue
+            named = self.resolve(lead, describe=False)
+            if named.paper and named.certainty >= SURELY:
+                said = content_words(rest)
+                if not said or said & paper_words(f"{named.paper.title}. {named.paper.abstract}"):
+                    return lead, named
+        return name, match
+
+
+def _joins_before_purpose(tail: str) -> bool:
+    """Whether text a reading leaves unread joins another name ("… with Medusa") before any purpose clause."""
+    joiners = _outside(_JOINERS, tail)
+    purpose = _PURPOSE.search(tail)
+    return bool(joiners) and (purpose is None or joiners[0].start() < purpose.start())
+
 
 def _name_like(text: str) -> bool:
     """Whether unknown words could be a name: at most three words, or a capital or digit ("FlashZip", "Tutel");
@@ -411,16 +443,20 @@ def _pieces(request: str) -> list[str]:
     return [p.strip() for p in _outside_parentheses(re.compile(r"\s*[,;]\s*"), body) if p.strip()]
 
 
-def _outside_parentheses(pattern: re.Pattern[str], text: str) -> list[str]:
-    """`pattern.split(text)`, except inside parentheses: 'LLMA (inference with reference) and X' → 2 parts."""
+def _outside(pattern: re.Pattern[str], text: str) -> list[re.Match[str]]:
+    """The matches of `pattern` in `text` that lie outside parentheses."""
     depth = [0] * (len(text) + 1)
     for i, ch in enumerate(text):
         depth[i + 1] = depth[i] + (ch == "(") - (ch == ")")
+    return [m for m in pattern.finditer(text) if depth[m.start()] <= 0]
+
+
+def _outside_parentheses(pattern: re.Pattern[str], text: str) -> list[str]:
+    """`pattern.split(text)`, except inside parentheses: 'LLMA (inference with reference) and X' → 2 parts."""
     parts, start = [], 0
-    for m in pattern.finditer(text):
-        if depth[m.start()] <= 0:
-            parts.append(text[start : m.start()])
-            start = m.end()
+    for m in _outside(pattern, text):
+        parts.append(text[start : m.start()])
+        start = m.end()
     return [*parts, text[start:]]
 
 
@@ -773,7 +809,9 @@ class Comparer:
         when, by the ranker's calibrated relevance, it is more likely than not that it is relevant and the
         runner-up is not: certainty P(best) · (1 - P(second)) ≥ 0.5.
         """
-        words = content_words(description)
+        # NOTE: a lower-case hyphenated word is read by its parts ("jet-tagging", which no abstract writes, is "jet
+        # tagging"); a capitalised one ("Ring-Attention") may be a name, and stays whole
+        words = content_words(_COMPOUND.sub(lambda m: m.group(0).replace("-", " "), description))
         if not 2 <= len(words) <= 8 or any(w not in self.retriever.idf for w in words):
             return None
         ranked = self.retriever.score(description).ranked()[:2]

@@ -142,6 +142,11 @@ def test_resolve_name_variants(resolver: NameResolver, name: str, title_start: s
         ("Compare ZeRO and GPipe", ["ZeRO"]),
         # NOTE: FBI-LLM's abstract mentions BitNet, which is no indexed paper and not FBI-LLM
         ("FBI-LLM vs BitNet vs MatMul-free LM", ["BitNet"]),
+        # NOTE: a name with words that describe it, then another name: the reading may not stop at the first name
+        ("Compare the GPipe pipeline schedule with Medusa", ["Medusa"]),
+        ("GPipe micro-batch pipelining vs FlashZip", ["FlashZip"]),
+        # NOTE: the indexed Eagle is a multimodal model whose abstract says nothing of speculative decoding
+        ("Compare the EAGLE speculative decoding method with Medusa", ["EAGLE speculative decoding", "Medusa"]),
     ],
 )
 def test_unresolved_names_are_reported(resolver: NameResolver, request_text: str, unresolved: list[str]) -> None:
@@ -157,6 +162,8 @@ def test_unresolved_names_are_reported(resolver: NameResolver, request_text: str
         ("MoE-Lens, the Mixtral offloading paper and Lamina", ["MoE-Lens", "Fast Inference of Mixture-of-Experts",
                                                              "Efficient and Economic"]),
         ("GPipe vs the sparse foundational Llama paper", ["GPipe", "Enabling High-Sparsity"]),
+        # NOTE: "jet-tagging" is no abstract's word; its parts are ("tagging at the CERN LHC")
+        ("Compare GPipe with the jet-tagging paper on FPGAs", ["GPipe", "Sets are all you need"]),
     ],
 )  # fmt: skip
 def test_papers_named_by_a_description(bundled: Settings, request_text: str, title_starts: list[str]) -> None:
