@@ -146,7 +146,8 @@ def system_name(title: str) -> str | None:
 
 def row_name(name: str, paper: Paper) -> str:
     """How a comparison labels a paper: its title's system name, else the name as the title (or else the abstract)
-    writes it ('megatronlm' → 'Megatron-LM', 'sets are all you need' → 'Sets are all you need'), else as typed."""
+    writes it ('megatronlm' → 'Megatron-LM', 'sets are all you need' → 'Sets are all you need'), else as typed. A
+    plain word the title holds names no paper ("the paper on jet tagging" found 'jet'): the title labels it."""
     if system := system_name(paper.title):
         return system
     wanted = {compact(v) for v in _variants(name)} - {""}
@@ -155,7 +156,7 @@ def row_name(name: str, paper: Paper) -> str:
         for n in range(1, 13):
             for i in range(len(words) - n + 1):
                 if compact(span := " ".join(words[i : i + n])) in wanted:
-                    return span
+                    return span if any(ch.isupper() or ch.isdigit() for ch in span) else paper.title
     return name
 
 
