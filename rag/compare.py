@@ -92,11 +92,15 @@ _GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsi
           "μ": "mu", "π": "pi", "σ": "sigma", "τ": "tau", "φ": "phi", "ω": "omega"}  # fmt: skip
 _LEAD = re.compile(
     r"^\s*(?:please\s+)?(?:compare\s+and\s+contrast|compare|contrast|comparison\s+of|"
-    r"(?:what\s+(?:are|is)\s+the\s+)?differences?\s+between|how\s+(?:do|does|did)|what\s+distinguishes)\b"
+    r"(?:what\s+(?:are|is)\s+the\s+)?differences?\s+between|how\s+(?:do|does|did)|what\s+distinguishes|"
+    r"which(?:\s+one)?\s+of|between|is|are|does|do|should\s+i\s+use)\b"
     r"(?:\s*(?:the\s+)?(?:papers?|approaches|methods|systems|models)\s*(?:of|between|:))?\s*",
     re.IGNORECASE,
 )
-_JOINERS = re.compile(r"\s+(?:and|or|vs\.?|versus|with(?!\s+respect)|against|to|&)\s+", re.IGNORECASE)
+_JOINERS = re.compile(
+    r"\s+(?:and|or|vs\.?|versus|with(?!\s+respect)|against|to|&|differs?\s+from|(?:[\w-]+\s+){1,3}?than)\s+",
+    re.IGNORECASE,
+)
 # NOTE: "vs" only ever separates names; "and", "with" and "to" may be words of a title ("… via Pruning and Knowledge
 # Distillation", "… with Offloading"), so a request is cut at them only within what lies between two "vs"
 _VERSUS = re.compile(r"\s+(?:vs\.?|versus|or|against)\s+", re.IGNORECASE)
@@ -104,7 +108,7 @@ _VERSUS = re.compile(r"\s+(?:vs\.?|versus|or|against)\s+", re.IGNORECASE)
 # cut there only when what comes before it names papers and the whole does not.
 _PURPOSE = re.compile(
     r"\s*[:?—–]|\s+-\s+|\s+(?:as|for|in|on|regarding|concerning|about|with\s+respect\s+to|when|to|at|under|"
-    r"across|by|from|differ|compare|stack|perform|handle|and\s+(?:how|what|which|why)|which|that)\b",
+    r"across|by|from|differ(?!s?\s+from)|compare|stack|perform|handle|and\s+(?:how|what|which|why)|which|that)\b",
     re.IGNORECASE,
 )
 _FILLER = re.compile(
@@ -113,6 +117,7 @@ _FILLER = re.compile(
     re.IGNORECASE,
 )
 _COMPOUND = re.compile(r"\b[a-z][a-z0-9]*(?:-[a-z0-9]+)+\b")
+_DANGLING = re.compile(r"(?:\s+(?:on|in|for|with|of|at|by|to|from|as|via|the|a|an|and|or))+$", re.IGNORECASE)
 _CASED_NAME = re.compile(r"[A-Za-z]*(?:[a-z][A-Z]|[A-Z]{2}[a-z])[A-Za-z]*")
 _PARENTHESIS = re.compile(r"\s*\([^()]*\)")
 _ASIDE = re.compile(
@@ -191,6 +196,7 @@ def _clean(name: str) -> str:
     while previous != name:
         previous, name = name, _FILLER.sub("", name).strip()
     name = re.sub(r"['’]s$", "", name.strip(" \"'“”‘’"))
+    name = _DANGLING.sub("", name)  # NOTE: "FP8 on" is no name; "FP8" is
     return name if any(w not in STOPWORDS for w in norm_words(name)) else ""
 
 
@@ -317,12 +323,19 @@ class NameResolver:
     def resolve_request(self, request: str) -> tuple[list[tuple[str, Paper]], list[str], list[str], int]:
         """Resolved (name, paper) pairs in request order, unresolved names, the reasons, and how many of the papers
         were found unsurely: by what the request says of them, or by a name that is not their title's or system's."""
+        pieces = _pieces(request)
+        # NOTE: ", with respect to memory", ", especially regarding accuracy", ", whats the difference": not names; nor
+        # is a question that opens the request and names no paper ("Which is better for phones, MiniCPM-V or …?")
+        asides = [
+            bool(n and _PURPOSE.match(f" {piece}")) or bool(_ASIDE.match(piece)) for n, piece in enumerate(pieces)
+        ]
         readings = [
             named
-            for n, piece in enumerate(_pieces(request))
-            # NOTE: ", with respect to memory", ", especially regarding accuracy", ", whats the difference": not names
-            if not (n and (_ASIDE.match(piece) or _PURPOSE.match(f" {piece}")))
-            for named in self.read(piece)
+            for n, piece in enumerate(pieces)
+            if not (asides[n] and n)
+            for reading in [self.read(piece)]
+            if not (asides[n] and len(pieces) > 1 and not any(m.paper for _, m in reading))
+            for named in reading
         ]
         surest: dict[str, tuple[str, Match]] = {}
         for name, match in readings:
@@ -810,10 +823,12 @@ class Comparer:
         when, by the ranker's calibrated relevance, it is more likely than not that it is relevant and the
         runner-up is not: certainty P(best) · (1 - P(second)) ≥ 0.5.
         """
-        # NOTE: a lower-case hyphenated word is read by its parts ("jet-tagging", which no abstract writes, is "jet
-        # tagging"); a capitalised one ("Ring-Attention") may be a name, and stays whole
-        words = content_words(_COMPOUND.sub(lambda m: m.group(0).replace("-", " "), description))
-        if not 2 <= len(words) <= 8 or any(w not in self.retriever.idf for w in words):
+        # NOTE: a lower-case hyphenated word is known when its parts are ("jet-tagging", which no abstract writes, is
+        # "jet tagging"), but counts as one word ("memory-bound" alone describes no paper); a capitalised one
+        # ("Ring-Attention") may be a name, and stays whole
+        words = content_words(description)
+        parts = content_words(_COMPOUND.sub(lambda m: m.group(0).replace("-", " "), description))
+        if not 2 <= len(words) <= 8 or any(w not in self.retriever.idf for w in parts):
             return None
         ranked = self.retriever.score(description).ranked()[:2]
         if not ranked:

@@ -95,6 +95,14 @@ def test_split_names(request_text: str, names: list[str]) -> None:
             "Upcycling LLMs into mixture of experts vs compact language models via pruning and knowledge distillation",
             ["Upcycling Large Language Models", "Compact Language Models"],
         ),
+        # NOTE: a question that asks which of two is better names both
+        ("How does DiLoCo differ from DiPaCo?", ["DiLoCo", "DiPaCo"]),
+        ("Which of GPipe and 2BP uses less memory?", ["GPipe", "2BP"]),
+        ("Between GPipe and 2BP, which uses less memory?", ["GPipe", "2BP"]),
+        ("Is GPipe better than 2BP for training on few GPUs?", ["GPipe", "2BP"]),
+        ("Which is better for phones, MiniCPM-V or BlueLM-V-3B?", ["MiniCPM-V", "BlueLM-V-3B"]),
+        ("Should I use GPipe or Zero Bubble?", ["GPipe", "Zero Bubble"]),
+        ("LLM.int8() vs OliVe vs FP8 on Gaudi", ["LLM.int8()", "OliVe", "Faster Inference of LLMs using FP8"]),
     ],
 )
 def test_resolve_request_splits_lists(resolver: NameResolver, request_text: str, systems: list[str]) -> None:
