@@ -94,11 +94,12 @@ _LEAD = re.compile(
     r"^\s*(?:please\s+)?(?:compare\s+and\s+contrast|compare|contrast|comparison\s+of|"
     r"(?:what\s+(?:are|is)\s+the\s+)?differences?\s+between|how\s+(?:do|does|did)|what\s+distinguishes|"
     r"which(?:\s+one)?\s+of|between|is|are|does|do|should\s+i\s+use)\b"
-    r"(?:\s*(?:the\s+)?(?:papers?|approaches|methods|systems|models)\s*(?:of|between|:))?\s*",
+    r"(?:\s*(?:(?:the\s+(?:following\b\s*)?|these\b\s*)(?:papers?|approaches|methods|systems|models)?|"
+    r"(?:papers?|approaches|methods|systems|models))\s*(?:of|between|:))?\s*",
     re.IGNORECASE,
 )
 _JOINERS = re.compile(
-    r"\s+(?:and|or|vs\.?|versus|with(?!\s+respect)|against|to|&|differs?\s+from|(?:[\w-]+\s+){1,3}?than)\s+",
+    r"\s*/\s*|\s+(?:and|or|vs\.?|versus|with(?!\s+respect)|against|to|&|differs?\s+from|(?:[\w-]+\s+){1,3}?than)\s+",
     re.IGNORECASE,
 )
 # NOTE: "vs" only ever separates names; "and", "with" and "to" may be words of a title ("… via Pruning and Knowledge

@@ -103,6 +103,8 @@ def test_split_names(request_text: str, names: list[str]) -> None:
         ("Which is better for phones, MiniCPM-V or BlueLM-V-3B?", ["MiniCPM-V", "BlueLM-V-3B"]),
         ("Should I use GPipe or Zero Bubble?", ["GPipe", "Zero Bubble"]),
         ("LLM.int8() vs OliVe vs FP8 on Gaudi", ["LLM.int8()", "OliVe", "Faster Inference of LLMs using FP8"]),
+        ("GPipe/2BP/Zero Bubble", ["GPipe", "2BP", "Zero Bubble"]),
+        ("Compare these: GPipe; 2BP; Zero Bubble", ["GPipe", "2BP", "Zero Bubble"]),
     ],
 )
 def test_resolve_request_splits_lists(resolver: NameResolver, request_text: str, systems: list[str]) -> None:
