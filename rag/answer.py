@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -102,16 +102,28 @@ class Decision:
     about: int | None  # the source the question is about
     unreported: list[str]  # the question's words its abstract never mentions
     figure: bool = False  # whether the question asks for a figure
+    also: list[int] = field(default_factory=list)  # other sources the question names ("How does A differ from B?")
+
+    @property
+    def named(self) -> list[int]:
+        """The sources the question is about: the one, and those it also names."""
+        return [self.about or 1, *self.also]
 
     def note(self, sources: Sequence[Source]) -> str:
         """The one sentence that opens a partial answer."""
-        title = sources[(self.about or 1) - 1].paper.title
+        titles = " and ".join(f"“{sources[n - 1].paper.title}”" for n in self.named)
+        if self.also:
+            lead, verb, rest = f"The abstracts of {titles}", "do", "What they do report:"
+            never = "neither mentions" if len(self.also) == 1 else "none of them mentions"
+        else:
+            lead, verb, rest = f"The abstract of {titles}", "does", "What it does report:"
+            never = "it never mentions"
         if self.unreported:
             words = ", ".join(f"“{w}”" for w in self.unreported[:4])
-            return f"The abstract of “{title}” does not report this: it never mentions {words}. What it does report:"
+            return f"{lead} {verb} not report this: {never} {words}. {rest}"
         if self.figure:
-            return f"The abstract of “{title}” does not state the figure asked for. What it does report:"
-        return f"The abstract of “{title}” may not answer this. What it does report:"
+            return f"{lead} {verb} not state the figure asked for. {rest}"
+        return f"{lead} may not answer this. {rest}"
 
 
 @dataclass
@@ -290,8 +302,8 @@ class Answerer:
         question that names an indexed paper is never flatly refused: at worst its abstract does not report it."""
         if not evidence:
             return Decision("refuse", {"off-topic": 1.0}, None, [])
-        about, named = self.about(question, evidence, sources)
-        signals = self.signals(question, hits, evidence, sources, about, named)
+        about, named, also = self.about(question, evidence, sources)
+        signals = self.signals(question, hits, evidence, sources, about, named, also)
         probabilities = {"off-topic": OFF_TOPIC.probability(signals), "unreported": UNREPORTED.probability(signals)}
         if probabilities["off-topic"] >= REFUSE_AT and not named:
             outcome = "refuse"
@@ -299,29 +311,40 @@ class Answerer:
             outcome = "partial"
         else:
             outcome = "answer"
-        unreported = self.unreported(question, sources[about - 1])
-        return Decision(outcome, probabilities, about, unreported, asks_for_quantity(question))
+        unreported = self.unreported(question, [sources[n - 1] for n in (about, *also)])
+        return Decision(outcome, probabilities, about, unreported, asks_for_quantity(question), also)
 
-    def about(self, question: str, evidence: Sequence[Evidence], sources: Sequence[Source]) -> tuple[int, bool]:
-        """The source the question is about, and whether the question names it: the paper it names when that
-        is the first or the answering one, or any source whose title leads with the name ("What accuracy did it get
-        on MMAD?" when search ranks another benchmark first); else the answering paper."""
+    def about(
+        self, question: str, evidence: Sequence[Evidence], sources: Sequence[Source]
+    ) -> tuple[int, bool, list[int]]:
+        """The source the question is about, whether the question names it, and the other sources it names.
+
+        The paper it names when that is the first or the answering one, or any source whose title leads with the
+        name ("What accuracy did it get on MMAD?" when search ranks another benchmark first); else the answering
+        paper. A question that names several papers by their titles' names is about each of them ("How does DiLoCo
+        differ from DiPaCo?" was answered that DiLoCo's abstract never mentions DiPaCo)."""
         named = self.named_source(question, sources)
         if named is None or (named not in (1, evidence[0].source) and not _title_name(question, sources[named - 1])):
-            return evidence[0].source, False  # NOTE: a name the best paper does not carry ("RISC-V", which the
+            return evidence[0].source, False, []  # NOTE: a name the best paper does not carry ("RISC-V", which the
             # answering one spells "RISCV")
-        return named, True
+        titled = [s.n for s in sources if _title_name(question, s)]
+        return named, True, [n for n in titled if n != named] if named in titled else []
 
-    def signals(self, question: str, hits: Sequence[SearchHit], evidence: Sequence[Evidence],
-                sources: Sequence[Source], about: int, named: bool) -> dict[str, float]:  # fmt: skip
-        """Everything the answerability models read, by name (rag.tuned.SIGNALS)."""
+    def signals(self, question: str, hits: Sequence[SearchHit], evidence: Sequence[Evidence], sources: Sequence[Source],
+                about: int, named: bool, also: Sequence[int] = ()) -> dict[str, float]:  # fmt: skip
+        """Everything the answerability models read, by name (rag.tuned.SIGNALS). A question about several named
+        papers (`also`) is read against all of them together."""
+        about_all = (about, *also)
         paper = sources[about - 1].paper
-        own = [e for e in evidence if e.source == about]
+        own = [e for e in evidence if e.source in about_all]
         q_words = _words(question)
         # NOTE: the name the question gives the paper is not what is asked; the rest of its title's words may be
         # ("What hybrid architecture does LongLLaVA adopt?" of "LongLLaVA: … via Hybrid Architecture")
-        naming = " ".join(n for n in names(question) if re.search(rf"(?<![\w-]){re.escape(n)}", paper.title, re.I))
-        naming += f" {_title_name(question, sources[about - 1]) or ''}"
+        titles = [sources[n - 1].paper.title for n in about_all]
+        naming = " ".join(
+            n for n in names(question) if any(re.search(rf"(?<![\w-]){re.escape(n)}", t, re.I) for t in titles)
+        )
+        naming += "".join(f" {_title_name(question, sources[n - 1]) or ''}" for n in about_all)
         asked = q_words - _words(naming) - _GENERIC
         weight = {w: self.retriever.word_weight(w) for w in q_words}
         total = sum(weight.values()) or 1.0
@@ -332,7 +355,9 @@ class Answerer:
             about ("What is GPipe?")."""
             return sum(weight[w] for w in asked & words) / asked_total if asked else 1.0
 
-        text_words = _text_words(f"{paper.title} {paper.abstract}")
+        text_words = set().union(
+            *(_text_words(f"{p.title} {p.abstract}") for p in (sources[n - 1].paper for n in about_all))
+        )
         heads = [h for h in ([w for w in head if w not in _GENERIC] for head in quantity_heads(question)) if h]
         quantity = asks_for_quantity(question)
         figure_coverage = 1.0
@@ -366,9 +391,9 @@ class Answerer:
             "rarest asked word in the paper": rarest_held(asked, weight, text_words),
         }
 
-    def unreported(self, question: str, source: Source) -> list[str]:
-        """The question's own words (as written) for what the paper's abstract never mentions."""
-        text_words = _text_words(f"{source.paper.title} {source.paper.abstract}")
+    def unreported(self, question: str, about: Sequence[Source]) -> list[str]:
+        """The question's own words (as written) for what the abstracts of the papers it is about never mention."""
+        text_words = set().union(*(_text_words(f"{s.paper.title} {s.paper.abstract}") for s in about))
         seen: dict[str, str] = {}
         for word in re.findall(r"[A-Za-z][\w-]*", question):
             key = stem(word.lower())
@@ -410,9 +435,12 @@ class Answerer:
 
     # --- extractive engine ------------------------------------------------------------------
 
-    def select(self, question: str, evidence: Sequence[Evidence], hits: Sequence[SearchHit] = ()) -> list[Evidence]:
+    def select(
+        self, question: str, evidence: Sequence[Evidence], hits: Sequence[SearchHit] = (), named: Sequence[int] = ()
+    ) -> list[Evidence]:
         """Sentences that answer: the best paper's closest few (and its figure, when one is asked),
-        plus the best sentence of other papers that score nearly as well. Redundancy is skipped."""
+        plus the best sentence of other papers that score nearly as well, and of each paper the question `named`.
+        Redundancy is skipped."""
         if not evidence:
             return []
         best = evidence[0]
@@ -436,6 +464,11 @@ class Answerer:
             if figure and fits(figure):
                 chosen.append(figure)
         seen = {best.source}
+        for n in named:
+            own = next((e for e in evidence if e.source == n and fits(e)), None)
+            if n not in seen and own:
+                chosen.append(own)
+                seen.add(n)
         # NOTE: when search is unsure (other papers nearly as relevant as the first), each of them is quoted too:
         # a newcomer's question often fits several papers, and the reader decides. They come before more of the
         # first paper's sentences, which would otherwise spend the answer's words (BENCHMARKS.md). Each is quoted by
@@ -475,8 +508,8 @@ class Answerer:
         if decision.outcome == "refuse":
             return self.refusal(question, hits, "extractive", decision)
         if decision.outcome == "partial":
-            evidence = [e for e in evidence if e.source == decision.about]
-        chosen = self.select(question, evidence, hits)
+            evidence = [e for e in evidence if e.source in decision.named]
+        chosen = self.select(question, evidence, hits, decision.named if decision.also else ())
         paragraphs: list[list[str]] = []
         last = None
         for e in chosen:

@@ -200,8 +200,8 @@ def _signals(retriever: Retriever, items: Sequence[dict[str, Any]]) -> tuple[lis
     signals, named = [], []
     for item in items:
         hits, sources, evidence = answerer.gather(item["question"], retriever.settings.top_k, item["turns"])
-        about, is_named = answerer.about(item["question"], evidence, sources)
-        signals.append(answerer.signals(item["question"], hits, evidence, sources, about, is_named))
+        about, is_named, also = answerer.about(item["question"], evidence, sources)
+        signals.append(answerer.signals(item["question"], hits, evidence, sources, about, is_named, also))
         named.append(is_named)
     return signals, np.array(named)
 

@@ -110,6 +110,17 @@ def test_a_question_naming_a_paper_by_the_name_its_title_leads_with_is_about_tha
     assert answer.citations[0].title.startswith(title)
 
 
+def test_a_question_naming_two_papers_is_answered_from_both(bundled: Settings) -> None:
+    """It was answered that DiLoCo's abstract "never mentions DiPaCo", quoting DiLoCo alone."""
+    answer = ask("How does DiLoCo differ from DiPaCo?", bundled)
+    assert not answer.refused and not answer.partial, answer.answer
+    assert {c.title.split(":")[0] for c in answer.citations} >= {"DiLoCo", "DiPaCo"}
+    unreported = ask("How does DiLoCo differ from DiPaCo in energy use?", bundled)
+    assert unreported.partial and unreported.answer.startswith("The abstracts of “DiLoCo"), unreported.answer
+    assert "neither mentions “energy”" in unreported.answer.split("\n")[0]
+    assert {c.title.split(":")[0] for c in unreported.citations} >= {"DiLoCo", "DiPaCo"}
+
+
 @pytest.mark.parametrize(
     ("question", "name"),
     [
