@@ -25,7 +25,7 @@ from rag.models import Cell, Citation, Comparison, Paper, Row
 from rag.retrieve import Retriever
 from rag.roles import cell_features
 from rag.store import Chunk
-from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, paper_words, points_elsewhere
+from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, paper_words, points_elsewhere, stem
 from rag.themes import vocabulary_of
 from rag.tuned import CELLS, STATED_AT
 
@@ -109,16 +109,27 @@ _VERSUS = re.compile(r"\s+(?:vs\.?|versus|or|against)\s+", re.IGNORECASE)
 # cut there only when what comes before it names papers and the whole does not.
 _PURPOSE = re.compile(
     r"\s*[:?—–]|\s+-\s+|\s+(?:as|for|in|on|regarding|concerning|about|with\s+respect\s+to|when|to|at|under|"
-    r"across|by|from|differ(?!s?\s+from)|compare|stack|perform|handle|and\s+(?:how|what|which|why)|which|that)\b",
+    r"across|by|from|differ(?!s?\s+from)|compare|stack|perform|handle|and\s+(?:how|what|which|why)|which|that|if|"
+    r"whether|because|since|given|while|whereas)\b",
+    re.IGNORECASE,
+)
+# NOTE: where a clause begins, not a qualifier of the name before it ("… differ in …", "…: how …", "… that …")
+_CLAUSE = re.compile(
+    r"\s*[:?—–]|\s+-\s+|\s+(?:differ|compare|stack|perform|handle|and\s+(?:how|what|which|why)|which|that|if|whether|"
+    r"because|since|given|while|whereas|when)\b",
     re.IGNORECASE,
 )
 _FILLER = re.compile(
-    r"^(?:the|a|an)\s+|^(?:paper|work|approach|method|system|model|one)\s+(?:on|about|that|which|proposing|"
+    r"^(?:the|a|an|that|this|those|these)\s+|^(?:paper|work|approach|method|system|model|one)\s+(?:on|about|that|which|proposing|"
     r"introducing|using)\s+|\s+(?:paper|approach|method|system|model|work)$",
     re.IGNORECASE,
 )
 _COMPOUND = re.compile(r"\b[a-z][a-z0-9]*(?:-[a-z0-9]+)+\b")
 _DANGLING = re.compile(r"(?:\s+(?:on|in|for|with|of|at|by|to|from|as|via|the|a|an|and|or))+$", re.IGNORECASE)
+_NAMING_NOUNS = frozenset(stem(w) for w in ("paper", "work", "approach", "method", "system", "model", "study", "one"))
+_TWO_WORD_NAME = re.compile(
+    r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.-]*[A-Za-z0-9]\s+(?:[A-Z][\w.-]*[A-Za-z0-9]|\d+(?:\.\d+)*)\b"
+)
 _CASED_NAME = re.compile(r"[A-Za-z]*(?:[a-z][A-Z]|[A-Z]{2}[a-z])[A-Za-z]*")
 _PARENTHESIS = re.compile(r"\s*\([^()]*\)")
 _ASIDE = re.compile(
@@ -157,6 +168,8 @@ def row_name(name: str, paper: Paper) -> str:
     if system := system_name(paper.title):
         return system
     wanted = {compact(v) for v in _variants(name)} - {""}
+    if compact(paper.title) in wanted:  # NOTE: as written, colon and all
+        return paper.title
     for text in (paper.title, paper.abstract):
         words = [w.strip(",.;:!?()[]\"'“”‘’") for w in text.split()]
         for n in range(1, 13):
@@ -256,13 +269,14 @@ class NameResolver:
         # written like a name: capitalised, with an inner capital or with digits, and not a sentence-initial word.
         # A name with a version or size after a hyphen ("Mixtral-8x7B", "Llama-2") also names its family ("Mixtral"),
         # so a family several abstracts mention is ambiguous, not the first paper's.
+        # A name of two capitalised words or a word and a version ("Switch Transformer", "InternVL 2.5") counts whole.
         names = {
             compact(form)
             for m in re.finditer(
                 r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.-]*[A-Za-z0-9]|\b[a-z]+[A-Z][\w.-]*|\b\w*\d\w*\b", paper.abstract
             )
             for form in (m.group(0), m.group(0).split("-")[0])
-        }
+        } | {compact(m.group(0)) for m in _TWO_WORD_NAME.finditer(paper.abstract)}
         return _Keys(
             paper=paper,
             system=compact(system_name(paper.title) or ""),
@@ -379,6 +393,11 @@ class NameResolver:
         best: tuple[tuple[float, int, int, int], Reading] = ((0.0, 0, 0, 0), [])
         for end in sorted(ends - {0} | {len(piece)}):
             reading = self._names(piece[:end])
+            # NOTE: what a reading leaves unread up to a purpose clause must be able to describe its last paper: "that
+            # FPGA jet-tagging work for the HL-LHC" does not stop at "FPGA", a title word of LightMamba
+            unread = piece[end : min((p for p in purposes if p >= end), default=len(piece))]
+            if reading and (last := reading[-1][1].paper) and not _describes(last, unread):
+                continue
             value = (
                 sum(m.certainty - RESOLVED for _, m in reading if m.paper),
                 -sum(not m.paper and bool(_PURPOSE.search(name)) for name, m in reading),
@@ -400,19 +419,31 @@ class NameResolver:
             return [(whole, match)]
         sides = [x for x in _outside_parentheses(_VERSUS, text) if _clean(x)]
         if len(sides) > 1:
-            return [named for side in sides for named in self._names(side)]
+            readings = [self.read(side) for side in sides]
+            out: Reading = []
+            for i, (side, side_reading) in enumerate(zip(sides, readings, strict=True)):
+                out += side_reading
+                # NOTE: a clause ends the names, "vs" in it too ("FlashZip differ in handling compute-bound vs
+                # memory-bound work"), unless a sure name follows
+                if _CLAUSE.search(side) and not any(
+                    _surely_named(n, m) for later in readings[i + 1 :] for n, m in later
+                ):
+                    break
+            return out
         parts = [p for p in (_clean(x) for x in _outside_parentheses(_JOINERS, text)) if p]
         if len(parts) < 2:
             return [self._named(whole)]
-        reading: Reading = []
-        for part in parts:
-            part, part_match = self._named(part)
-            reading.append((part, part_match))
-            if (part_match.described and _PURPOSE.search(part, 1)) or (
+        reading = [self._named(part) for part in parts]
+        for i, (part, part_match) in enumerate(reading):
+            clause = (part_match.described and _PURPOSE.search(part, 1)) or (
                 part_match.paper is None and not _name_like(part)
-            ):
-                break  # NOTE: "LightMamba as FPGA accelerators for long sequences and state space models": a name
-                # found by what its purpose clause says, or a clause, ends the list; what follows "and" is the clause
+            )
+            # NOTE: "LightMamba as FPGA accelerators for long sequences and state space models": a name found by what
+            # its purpose clause says, or a clause, ends the list; what follows "and" is the clause. Not when a sure
+            # name follows: "the paper that runs Mixtral on Colab by offloading experts with MoE-Lens"
+            if clause and not any(_surely_named(name, m) for name, m in reading[i + 1 :]):
+                reading = reading[: i + 1]
+                break
         papers = [m.paper.paper_id for _, m in reading if m.paper]
         if match.paper is not None and (len(papers) < len(reading) or len(set(papers)) < len(papers)):
             # NOTE: "fast inference of MoE language models with offloading" is one title, not two names; its parts'
@@ -430,14 +461,31 @@ class NameResolver:
         words = name.split()
         for k in range(len(words) - 1, 0, -1) if match.paper is None else ():
             lead, rest = " ".join(words[:k]), " ".join(words[k:])
-            if not any(ch.isupper() or ch.isdigit() for ch in lead) or _PURPOSE.match(f" {rest}"):
+            if _PURPOSE.match(f" {rest}"):
                 continue
             named = self.resolve(lead, describe=False)
-            if named.paper and named.certainty >= SURELY:
-                said = content_words(rest)
-                if not said or said & paper_words(f"{named.paper.title}. {named.paper.abstract}"):
-                    return lead, named
+            if named.paper and _surely_named(lead, named) and _describes(named.paper, rest):
+                return lead, named
         return name, match
+
+
+def _surely_named(name: str, match: Match) -> bool:
+    """Whether a name denotes its paper surely: written as a name is (with a capital or a digit; "state space" is
+    not, though a title holds it) and matching the paper's system name or a run of its title."""
+    return match.certainty >= SURELY and not match.described and any(ch.isupper() or ch.isdigit() for ch in name)
+
+
+def _words_as_written(text: str) -> set[str]:
+    """The words of a text that `content_words` reads, as written: neither stemmed nor lower-cased."""
+    words = re.findall(r"[A-Za-z][A-Za-z0-9]*(?:-[A-Za-z0-9]+)*|\d+(?:\.\d+)?", text)
+    return {w for w in words if len(w) > 1 and w.lower() not in STOPWORDS}
+
+
+def _describes(paper: Paper, words: str) -> bool:
+    """Whether words that follow a name may describe its paper: they say nothing ("paper", "work") or the paper uses
+    one of them (a hyphenated word by its parts)."""
+    said = content_words(_COMPOUND.sub(lambda m: m.group(0).replace("-", " "), words)) - _NAMING_NOUNS
+    return not said or bool(said & paper_words(f"{paper.title}. {paper.abstract}"))
 
 
 def _joins_before_purpose(tail: str) -> bool:
@@ -824,12 +872,8 @@ class Comparer:
         when, by the ranker's calibrated relevance, it is more likely than not that it is relevant and the
         runner-up is not: certainty P(best) · (1 - P(second)) ≥ 0.5.
         """
-        # NOTE: a lower-case hyphenated word is known when its parts are ("jet-tagging", which no abstract writes, is
-        # "jet tagging"), but counts as one word ("memory-bound" alone describes no paper); a capitalised one
-        # ("Ring-Attention") may be a name, and stays whole
         words = content_words(description)
-        parts = content_words(_COMPOUND.sub(lambda m: m.group(0).replace("-", " "), description))
-        if not 2 <= len(words) <= 8 or any(w not in self.retriever.idf for w in parts):
+        if not 2 <= len(words) <= 8 or not all(self._known(w) for w in _words_as_written(description)):
             return None
         ranked = self.retriever.score(description).ranked()[:2]
         if not ranked:
@@ -839,6 +883,16 @@ class Comparer:
         if paper is None or certainty < 0.5:
             return None
         return Match(paper, min(certainty, DESCRIBED_AT_MOST), described=True)
+
+    def _known(self, word: str) -> bool:
+        """Whether the library uses a word. A lower-case hyphenated one is known by its parts too ("jet-tagging", which
+        no abstract writes, is "jet tagging"; it still counts as one word: "memory-bound" alone describes no paper); a
+        capitalised one ("Ring-Attention") may be a name, and must be known whole."""
+        known = self.retriever.idf
+        if stem(word.lower()) in known:
+            return True
+        parts = [p for p in word.split("-") if p and p not in STOPWORDS]
+        return word.islower() and len(parts) > 1 and all(stem(p) in known for p in parts)
 
     def compare(
         self, request: str, paper_ids: Sequence[str] | None = None, aspects: Sequence[str] | None = None
