@@ -243,7 +243,7 @@ class Match:
 
 
 Reading = list[tuple[str, Match]]
-Describer = Callable[[str], Match | None]
+Describer = Callable[[str, frozenset[str]], Match | None]
 
 
 class NameResolver:
@@ -318,7 +318,7 @@ class NameResolver:
                 return 0.6 * ratio
         return 0.0
 
-    def resolve(self, name: str, *, describe: bool = True) -> Match:
+    def resolve(self, name: str, *, describe: bool = True, elsewhere: frozenset[str] = frozenset()) -> Match:
         """The paper a name denotes, by name or else (with `describe`) by meaning, or None and why not."""
         variants = _variants(name)
         scored = sorted(
@@ -332,7 +332,7 @@ class NameResolver:
             certainty, keys = scored[0]
             mentioned = certainty == MENTIONED and any(compact(v) in keys.abstract_names for v in variants)
             return Match(keys.paper, certainty, mentioned=mentioned)
-        described = self.by_meaning(name) if describe and self.by_meaning else None
+        described = self.by_meaning(name, elsewhere) if describe and self.by_meaning else None
         return described or Match(None, 0.0, why)
 
     def resolve_request(self, request: str) -> tuple[list[tuple[str, Paper]], list[str], list[str], int]:
@@ -344,14 +344,25 @@ class NameResolver:
         asides = [
             bool(n and _PURPOSE.match(f" {piece}")) or bool(_ASIDE.match(piece)) for n, piece in enumerate(pieces)
         ]
-        readings = [
-            named
-            for n, piece in enumerate(pieces)
-            if not (asides[n] and n)
-            for reading in [self.read(piece)]
-            if not (asides[n] and len(pieces) > 1 and not any(m.paper for _, m in reading))
-            for named in reading
-        ]
+
+        def read(elsewhere: frozenset[str]) -> Reading:
+            return [
+                named
+                for n, piece in enumerate(pieces)
+                if not (asides[n] and n)
+                for reading in [self.read(piece, elsewhere)]
+                if not (asides[n] and len(pieces) > 1 and not any(m.paper for _, m in reading))
+                for named in reading
+            ]
+
+        readings = read(frozenset())
+        # NOTE: a description is not of a paper the request names otherwise ("Minitron vs the study that upcycles
+        # Nemotron-4 15B": Minitron's paper, also on Nemotron, is not the runner-up that makes the description unsure)
+        named = frozenset(m.paper.paper_id for _, m in readings if m.paper and not m.described)
+        if named and self.by_meaning:
+            again = read(named)
+            if sum(bool(m.paper) for _, m in again) > sum(bool(m.paper) for _, m in readings):
+                readings = again
         surest: dict[str, tuple[str, Match]] = {}
         for name, match in readings:
             if match.paper and match.certainty > surest.get(match.paper.paper_id, ("", Match(None)))[1].certainty:
@@ -374,7 +385,7 @@ class NameResolver:
                 unsure += match.described or match.certainty <= DESCRIBED_AT_MOST
         return found, unresolved, reasons, unsure
 
-    def read(self, piece: str) -> Reading:
+    def read(self, piece: str, elsewhere: frozenset[str] = frozenset()) -> Reading:
         """The names in one comma-separated piece of a request.
 
         Names may end at any word or where a purpose clause begins ("… as ways to make training efficient",
@@ -392,7 +403,7 @@ class NameResolver:
         }
         best: tuple[tuple[float, int, int, int], Reading] = ((0.0, 0, 0, 0), [])
         for end in sorted(ends - {0} | {len(piece)}):
-            reading = self._names(piece[:end])
+            reading = self._names(piece[:end], elsewhere)
             # NOTE: what a reading leaves unread up to a purpose clause must be able to describe its last paper: "that
             # FPGA jet-tagging work for the HL-LHC" does not stop at "FPGA", a title word of LightMamba
             unread = piece[end : min((p for p in purposes if p >= end), default=len(piece))]
@@ -408,7 +419,7 @@ class NameResolver:
                 best = (value, reading)
         return best[1]
 
-    def _names(self, text: str) -> Reading:
+    def _names(self, text: str, elsewhere: frozenset[str] = frozenset()) -> Reading:
         whole = _clean(text)
         if not whole:
             return []
@@ -419,7 +430,7 @@ class NameResolver:
             return [(whole, match)]
         sides = [x for x in _outside_parentheses(_VERSUS, text) if _clean(x)]
         if len(sides) > 1:
-            readings = [self.read(side) for side in sides]
+            readings = [self.read(side, elsewhere) for side in sides]
             out: Reading = []
             for i, (side, side_reading) in enumerate(zip(sides, readings, strict=True)):
                 out += side_reading
@@ -431,9 +442,9 @@ class NameResolver:
                     break
             return out
         parts = [p for p in (_clean(x) for x in _outside_parentheses(_JOINERS, text)) if p]
-        if len(parts) < 2:
-            return [self._named(whole)]
-        reading = [self._named(part) for part in parts]
+        if len(parts) < 2:  # NOTE: "compared with FastCache": one name, after a word that names nothing
+            return [self._named(parts[0] if parts else whole, elsewhere)]
+        reading = [self._named(part, elsewhere) for part in parts]
         for i, (part, part_match) in enumerate(reading):
             clause = (part_match.described and _PURPOSE.search(part, 1)) or (
                 part_match.paper is None and not _name_like(part)
@@ -452,12 +463,12 @@ class NameResolver:
             return [(whole, replace(match, certainty=max([match.certainty, *same])))]
         return reading
 
-    def _named(self, name: str) -> tuple[str, Match]:
+    def _named(self, name: str, elsewhere: frozenset[str] = frozenset()) -> tuple[str, Match]:
         """A name and what it denotes. One that denotes nothing may be a name and words that describe it ("GPipe
         pipeline schedule"): then its longest leading words that surely name a paper, written as a name is (with a
         capital or a digit; "see how they split attention" names nothing), when the rest is no purpose clause and
         the paper uses a word of it ("EAGLE speculative decoding" is not the indexed Eagle, on multimodal encoders)."""
-        match = self.resolve(name)
+        match = self.resolve(name, elsewhere=elsewhere)
         words = name.split()
         for k in range(len(words) - 1, 0, -1) if match.paper is None else ():
             lead, rest = " ".join(words[:k]), " ".join(words[k:])
@@ -864,20 +875,29 @@ class Comparer:
             unresolved = []
         return found, unresolved, warnings
 
-    def by_meaning(self, description: str) -> Match | None:
+    def by_meaning(self, description: str, named: frozenset[str] = frozenset()) -> Match | None:
         """The one paper a description names by what it is about ("the Mixtral offloading paper"), if exactly one.
 
         Only descriptions: two to eight content words, each of them found in the library (an unknown word is more
         likely an unknown system's name, which must not be matched to whatever is closest). The best paper is taken
         when, by the ranker's calibrated relevance, it is more likely than not that it is relevant and the
-        runner-up is not: certainty P(best) · (1 - P(second)) ≥ 0.5.
+        runner-up is not: certainty P(best) · (1 - P(second)) ≥ 0.5. A paper the request `named` otherwise is not
+        the runner-up; when it is the best, the description is of it.
         """
         words = content_words(description)
         if not 2 <= len(words) <= 8 or not all(self._known(w) for w in _words_as_written(description)):
             return None
-        ranked = self.retriever.score(description).ranked()[:2]
-        if not ranked:
+        ranked = self.retriever.score(description).ranked()
+        if not ranked or ranked[0][0] in named:
             return None
+        if len(ranked) > 1 and ranked[1][0] in named:
+            # NOTE: a fragment of a description cut at a comma ("separate planning") says too little to be read
+            # without its runner-up; a description of three or more words may
+            if len(words) < 3:
+                return None
+            ranked = [ranked[0], *[(pid, p) for pid, p in ranked[1:] if pid not in named][:1]]
+        else:
+            ranked = ranked[:2]
         certainty = ranked[0][1] * (1 - (ranked[1][1] if len(ranked) > 1 else 0.0))
         paper = self.retriever.papers.get(ranked[0][0])
         if paper is None or certainty < 0.5:

@@ -193,6 +193,13 @@ def test_unresolved_names_are_reported(resolver: NameResolver, request_text: str
             "Compare the paper that runs Mixtral-8x7B on free-tier Colab by offloading experts with MoE-Lens",
             ["Fast Inference of Mixture-of-Experts", "MoE-Lens"],
         ),
+        # NOTE: Minitron's paper, on Nemotron too, is the description's runner-up; it is named, so not a rival
+        ("Minitron vs the study that upcycles Nemotron-4 15B into a mixture of experts", ["Compact", "Upcycling"]),
+        (
+            "the paper that puts the attention operator on cheap memory-optimized devices and keeps everything else "
+            "on high-end accelerators, compared with FastCache",
+            ["Efficient and Economic", "FastCache"],
+        ),
     ],
 )  # fmt: skip
 def test_papers_named_by_a_description(bundled: Settings, request_text: str, title_starts: list[str]) -> None:
