@@ -447,6 +447,15 @@ def test_what_some_of_the_papers_share_is_said_once_per_group(bundled: Settings)
     assert len(groups) == len(set(groups)), shared
 
 
+def test_common_ground_is_not_what_much_of_the_library_shares(bundled: Settings) -> None:
+    """DiLoCo and DiPaCo "both concern machine learning", a phrase of a quarter of the bundled papers."""
+    from rag import api
+
+    synthesis = api.compare("How does DiLoCo differ from DiPaCo?", bundled).synthesis
+    assert " concern " not in synthesis, synthesis
+    assert synthesis.startswith("How each goes about it: DiLoCo [1] proposes"), synthesis
+
+
 def test_synthesis_is_cited_sentences_with_figures_as_stated(table: Comparison) -> None:
     abstracts = " ".join(" ".join(p.abstract.split()) for p in read_file(BUNDLED).papers).lower()
     assert "*" not in table.synthesis and "Common ground" not in table.synthesis
