@@ -194,6 +194,12 @@ def _title_name(question: str, source: Source) -> str | None:
     return name if re.search(rf"(?<![\w-]){spelled}(?![\w-])", question, case) else None
 
 
+def _name_at(question: str, source: Source) -> int:
+    """Where in the question the name the source's title leads with first appears (`_title_name`)."""
+    name = _title_name(question, source) or ""
+    return question.lower().find(name.lower().split()[0]) if name else len(question)
+
+
 def _mentioned(name: str, paper: Paper) -> bool:
     pattern = re.compile(rf"(?<![\w-]){re.escape(name)}", re.IGNORECASE)
     return bool(pattern.search(paper.title) or pattern.search(paper.abstract))
@@ -328,7 +334,11 @@ class Answerer:
             return evidence[0].source, False, []  # NOTE: a name the best paper does not carry ("RISC-V", which the
             # answering one spells "RISCV")
         titled = [s.n for s in sources if _title_name(question, s)]
-        return named, True, [n for n in titled if n != named] if named in titled else []
+        if named not in titled or len(titled) < 2:
+            return named, True, []
+        # NOTE: in the order the question names them: "How does DiLoCo differ from DiPaCo?" speaks of DiLoCo first
+        first, *others = sorted(titled, key=lambda n: _name_at(question, sources[n - 1]))
+        return first, True, others
 
     def signals(self, question: str, hits: Sequence[SearchHit], evidence: Sequence[Evidence], sources: Sequence[Source],
                 about: int, named: bool, also: Sequence[int] = ()) -> dict[str, float]:  # fmt: skip
@@ -494,8 +504,9 @@ class Answerer:
             if e.source not in seen and e.score >= best.score - margin and fits(e):
                 chosen.append(e)
                 seen.add(e.source)
-        # NOTE: read paper by paper, in the order of each paper's best sentence, sentences in abstract order.
-        rank: dict[int, int] = {}
+        # NOTE: read paper by paper, the papers the question names in its order, then in the order of each paper's best
+        # sentence; sentences in abstract order.
+        rank: dict[int, int] = {n: i for i, n in enumerate(n for n in named if n in seen)}
         for e in chosen:
             rank.setdefault(e.source, len(rank))
         return sorted(chosen, key=lambda e: (rank[e.source], e.chunk.position))

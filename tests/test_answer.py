@@ -115,6 +115,7 @@ def test_a_question_naming_two_papers_is_answered_from_both(bundled: Settings) -
     answer = ask("How does DiLoCo differ from DiPaCo?", bundled)
     assert not answer.refused and not answer.partial, answer.answer
     assert {c.title.split(":")[0] for c in answer.citations} >= {"DiLoCo", "DiPaCo"}
+    assert answer.citations[0].title.startswith("DiLoCo"), "quoted in the order the question names them"
     unreported = ask("How does DiLoCo differ from DiPaCo in energy use?", bundled)
     assert unreported.partial and unreported.answer.startswith("The abstracts of “DiLoCo"), unreported.answer
     assert "neither mentions “energy”" in unreported.answer.split("\n")[0]
