@@ -89,7 +89,9 @@ _GENERIC = {
               "measure", "evaluate", "study", "investigate", "examine", "analyze", "analyse", "focus", "show",
               "address", "cover",
               # NOTE: and whether it speaks of something at all ("Which papers mention Gemma models?")
-              "mention", "discuss", "involve", "talk")
+              "mention", "discuss", "involve", "talk",
+              # NOTE: and what it uses ("Which of GPipe and 2BP uses less memory?" never mentions "uses")
+              "use")
 }  # fmt: skip
 
 
@@ -241,7 +243,9 @@ class Answerer:
         ]
         vector = self.retriever.query_vector(question)
         background = {pid: _background(records[pid], chunks) for pid, chunks in by_paper.items()}
-        evidence = self._score(question, hits, by_paper, vector, background)
+        # NOTE: a question for papers ("Which papers report results on MME?") asks for what the name names
+        naming = [] if asks_for_many(question) else [_title_name(question, s) or "" for s in sources]
+        evidence = self._score(question, hits, by_paper, vector, background, _words(" ".join(naming)))
         return hits, sources, evidence
 
     def standalone(self, question: str, history: Sequence[Turn]) -> tuple[str, list[str]]:
@@ -272,9 +276,11 @@ class Answerer:
 
     def _score(
         self, question: str, hits: Sequence[SearchHit], by_paper: dict[str, list[Chunk]], vector: np.ndarray,
-        background: dict[str, list[float]],
+        background: dict[str, list[float]], naming: set[str],
     ) -> list[Evidence]:  # fmt: skip
-        q_words = _words(question)
+        # NOTE: a sentence is chosen for what the question asks, not for the names it gives its papers: "Which of
+        # GPipe and 2BP uses less memory?" quoted each paper's sentences that say "GPipe" or "2BP", none on memory
+        q_words = _words(question) - naming or _words(question)
         weight = {w: self.retriever.word_weight(w) for w in q_words}
         total = sum(weight.values()) or 1.0
         wants_figure = asks_for_quantity(question)

@@ -123,6 +123,23 @@ def test_a_question_naming_two_papers_is_answered_from_both(bundled: Settings) -
 
 
 @pytest.mark.parametrize(
+    ("question", "quoted"),
+    [
+        ("Which of GPipe and 2BP uses less memory?", "beyond the memory limit of a single accelerator"),
+        ("What are the two main phases of an LLM inference request in Splitwise?", "a compute-intensive prompt"),
+    ],
+)
+def test_a_question_naming_papers_is_answered_by_what_it_asks_not_by_the_names(
+    bundled: Settings, question: str, quoted: str
+) -> None:
+    """Each quoted sentences for saying "GPipe", "2BP" or "Splitwise", none of them the answer; the first was
+    answered that neither abstract mentions “uses”."""
+    answer = ask(question, bundled)
+    assert not answer.refused, answer.answer
+    assert quoted in answer.answer and "“uses”" not in answer.answer, answer.answer
+
+
+@pytest.mark.parametrize(
     ("question", "name"),
     [
         ("What does GPipe do?", "GPipe"),
