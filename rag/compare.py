@@ -23,7 +23,7 @@ from rag.index import roles_of, sentences_of, split_sentences
 from rag.llm import LLM, LLMError
 from rag.models import Cell, Citation, Comparison, Paper, Row
 from rag.retrieve import Retriever
-from rag.roles import cell_features
+from rag.roles import ASPECT_ROLE, COLUMNS, ROLES, cell_features
 from rag.store import Chunk
 from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, paper_words, points_elsewhere, stem
 from rag.themes import vocabulary_of
@@ -59,6 +59,12 @@ CONTEXT_WORDS = 90
 # concern" MLLMs, LLM, machine learning, AI or GPUs (idf 1.07 to 1.95 on the bundled papers) said nothing of what the
 # papers share; the next terms up, LLM inference (2.36) and instruction tuning (2.56), do. It was 1.0.
 SHARED_IDF = 2.0
+# A default column is stated, whatever its cell model says, when a sentence of the abstract likely plays its role
+# (rag.roles): "Empirical results show that models trained with DeMo match or exceed …" is a result at P 0.94, and
+# DeMo's results column read "not stated in the abstract". Likelier than not, set before measuring; 0.7 gave the same
+# dev figures (BENCHMARKS.md). "Speaks of cost" is no role: Eagle's abstract and surveys speak of efficiency without
+# claiming any, so the cost column is stated by STATED_AT alone.
+ROLE_STATED = 0.5
 RESOLVED = 0.5  # a name matching no paper this well is reported as unresolved
 SURELY = 0.9  # a name matching a paper this well (its system name, a run of its title) names it, whatever follows
 # A paper found by what a name describes counts as no surer than a name found in its title (0.95) or as its system
@@ -739,7 +745,7 @@ class CellFiller:
         if learned:
             probs = roles_of(paper)
             likely = {a.name: CELLS[a.name].probabilities(cell_features(texts, probs, a.name)) for a in learned}
-            for name, chosen in choose_sentences(texts, likely).items():
+            for name, chosen in choose_sentences(texts, likely, roles=role_columns(probs)).items():
                 cells[name] = self._cell(n, texts, chosen)
         found = [a for a in aspects if a.name not in CELLS]
         if found:
@@ -772,13 +778,22 @@ class CellFiller:
         )
 
 
+def role_columns(probs: np.ndarray) -> dict[str, np.ndarray]:
+    """Per default column with a role (all but cost), P(each sentence plays it); `probs` from rag.roles."""
+    return {name: probs[:, COLUMNS.index(role)] for name, role in ASPECT_ROLE.items() if role in ROLES}
+
+
 def choose_sentences(
-    texts: Sequence[str], likely: dict[str, np.ndarray], stated_at: Mapping[str, float] = STATED_AT
+    texts: Sequence[str],
+    likely: dict[str, np.ndarray],
+    stated_at: Mapping[str, float] = STATED_AT,
+    roles: Mapping[str, np.ndarray] | None = None,
 ) -> dict[str, list[int]]:
     """The sentences each default column shows, from P(the sentence informs the column) (rag.tuned.CELLS).
 
-    A column under its STATED_AT level is not stated. Otherwise it shows its likeliest sentence and the runners-up
-    at least RUNNER_UP as likely, while it fits in CELL_WORDS. Of two columns that would show the same sentences, the
+    A column under its STATED_AT level is not stated, unless a sentence plays its role at P ≥ ROLE_STATED (`roles`,
+    from `role_columns`). Otherwise it shows its likeliest sentence and the runners-up at least RUNNER_UP as likely,
+    while it fits in CELL_WORDS. Of two columns that would show the same sentences, the
     one they inform less shows its likeliest others instead, if one is stated enough. Then a sentence no column shows
     yet joins the stated column it is likeliest to inform, if it is at least LEFT_OVER as likely there as that
     column's best and the cell still fits: what the abstract says is in its row unless it informs no column at all.
@@ -789,10 +804,10 @@ def choose_sentences(
     # show it)
     standalone = np.array([0.0 if points_elsewhere(t) else 0.5 if leans_on_previous(t) else 1.0 for t in texts])
     values = {name: p * standalone for name, p in likely.items()}
-    chosen = {
-        name: _pick(values[name], texts, 0.0, more=True) if p.max() >= stated_at[name] else []
-        for name, p in likely.items()
-    }
+    roles = roles or {}
+    said = {name: p.max() >= stated_at[name] or (name in roles and roles[name].max() >= ROLE_STATED)
+            for name, p in likely.items()}  # fmt: skip
+    chosen = {name: _pick(values[name], texts, 0.0, more=True) if said[name] else [] for name in likely}
     # NOTE: identical cells read as one (42 of 108 dev rows had them, mostly results and efficiency): over the dev
     # requests, facts in the right row 0.870 → 0.879, in the right cell 0.792 → 0.785
     for name, picked in chosen.items():

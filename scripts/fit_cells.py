@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(ROOT))
 
-from rag.compare import choose_sentences, tidy  # noqa: E402
+from rag.compare import choose_sentences, role_columns, tidy  # noqa: E402
 from rag.corpus import read_file  # noqa: E402
 from rag.evaluate import fact_found  # noqa: E402
 from rag.index import split_sentences  # noqa: E402
@@ -155,21 +155,24 @@ def main() -> int:
             print(f"  second sentence {second!s:5} exclusive {exclusive!s:5}: {hit / total:.3f} "
                   f"({detail}); median cell {statistics.median(words)} words")  # fmt: skip
 
-    # As the product fills them (rag.compare.choose_sentences), every default column of every paper at once.
-    hit = total = in_row = 0
-    words = []
-    for pid in ids:
-        sentences = abstracts[pid]
-        chosen = choose_sentences(sentences, {a: out_of_fold[(pid, a)] for a in ASPECT_ROLE}, stated_at)
-        cells = {a: " ".join(tidy(sentences[i]) for i in sorted(c)) for a, c in chosen.items()}
-        words += [len(cell.split()) for cell in cells.values() if cell]
-        for aspect in (a for a in ASPECT_ROLE if facts[pid].get(a)):
-            for fact in facts[pid][aspect]:
-                hit += fact_found(fact, cells[aspect])
-                in_row += any(fact_found(fact, cell) for cell in cells.values())
-                total += 1
-    print(f"  as the product fills cells: {hit / total:.3f} in the right cell, {in_row / total:.3f} in the row; "
-          f"median cell {statistics.median(words)} words")  # fmt: skip
+    # As the product fills them (rag.compare.choose_sentences), every default column of every paper at once: by the
+    # cell models alone, and (as the product does) with a column stated when a sentence plays its role.
+    for by_role in (False, True):
+        hit = total = in_row = 0
+        words = []
+        for pid in ids:
+            sentences = abstracts[pid]
+            roles = role_columns(np.stack([by_sentence[(pid, i)] for i in range(len(sentences))])) if by_role else None
+            chosen = choose_sentences(sentences, {a: out_of_fold[(pid, a)] for a in ASPECT_ROLE}, stated_at, roles)
+            cells = {a: " ".join(tidy(sentences[i]) for i in sorted(c)) for a, c in chosen.items()}
+            words += [len(cell.split()) for cell in cells.values() if cell]
+            for aspect in (a for a in ASPECT_ROLE if facts[pid].get(a)):
+                for fact in facts[pid][aspect]:
+                    hit += fact_found(fact, cells[aspect])
+                    in_row += any(fact_found(fact, cell) for cell in cells.values())
+                    total += 1
+        print(f"  as the product fills cells (stated by role too: {by_role}): {hit / total:.3f} in the right cell, "
+              f"{in_row / total:.3f} in the row; median cell {statistics.median(words)} words")  # fmt: skip
 
     print("\nCELLS for rag/tuned.py (features: " + ", ".join(CELL_FEATURES) + "):")
     for aspect, model in models.items():

@@ -357,6 +357,22 @@ def test_a_sentence_no_column_shows_joins_the_column_it_most_likely_informs() ->
     # a left-over sentence that would take its column past CELL_WORDS stays out
     long = [*texts[:2], "The batching halves latency " + "and more " * CELL_WORDS + ".", texts[3]]
     assert choose_sentences(long, likely)["approach"] == [1]
+    # a column whose role a sentence likely plays is stated, whatever its cell model says
+    likely["evaluation and reported results"] = np.array([0.01, 0.01, 0.2, 0.01])
+    plays = np.array([0.0, 0.1, 0.9, 0.0])
+    column = "evaluation and reported results"
+    assert choose_sentences(texts, likely, roles={column: plays})[column] == [2]
+    assert choose_sentences(texts, likely, roles={column: plays / 2})[column] == []
+
+
+def test_a_column_is_stated_when_a_sentence_plays_its_role(bundled: Settings) -> None:
+    """DeMo's results column read "not stated in the abstract", and the synthesis said so, beside "Empirical results
+    show that models trained with DeMo match or exceed the performance of equivalent models trained with AdamW"."""
+    from rag import api
+
+    row = api.compare("compare the Muon optimizer with DeMo", bundled).rows[1]
+    assert row.title.startswith("DeMo")
+    assert "match or exceed the performance" in row.cells["evaluation and reported results"].text
 
 
 @pytest.mark.parametrize(
