@@ -479,7 +479,7 @@ class NameResolver:
         pipeline schedule"): then its longest leading words that surely name a paper, written as a name is (with a
         capital or a digit; "see how they split attention" names nothing), when the rest is no purpose clause and
         the paper uses a word of it ("EAGLE speculative decoding" is not the indexed Eagle, on multimodal encoders)."""
-        match = self.resolve(name, elsewhere=elsewhere)
+        match = self.resolve(name, describe=False)
         words = name.split()
         for k in range(len(words) - 1, 0, -1) if match.paper is None else ():
             lead, rest = " ".join(words[:k]), " ".join(words[k:])
@@ -488,7 +488,7 @@ class NameResolver:
             named = self.resolve(lead, describe=False)
             if named.paper and _surely_named(lead, named) and _describes(named.paper, rest):
                 return lead, named
-        return name, match
+        return name, match if match.paper else self.resolve(name, elsewhere=elsewhere)
 
 
 def _surely_named(name: str, match: Match) -> bool:
@@ -1021,7 +1021,7 @@ class Comparer:
                 parts.append(f"{who}{also}{both} concern {join_names(group)}.")
         papers = {s.paper.paper_id: s.paper for s in sources}
         approaches = [
-            _approach_clause(cell_sentences(r.cells[APPROACH], papers[r.paper_id]), cite[r.paper_id])
+            _approach_clause(cell_sentences(r.cells[APPROACH], papers[r.paper_id]), cite[r.paper_id], r.name)
             for r in rows
             if APPROACH in r.cells
         ]
@@ -1220,10 +1220,12 @@ def _clause(text: str) -> str:
     return text.strip().rstrip(",;:.")
 
 
-def _approach_clause(sentences: Sequence[str], who: str) -> str:
+def _approach_clause(sentences: Sequence[str], who: str, name: str) -> str:
     """How a paper goes about its problem, from the sentences of its approach cell, quoted: 'Redco [2] is “a
     lightweight tool …”', 'AccLLM [1] designs “a dedicated FPGA-based accelerator …”', or the sentence whole; '' when
-    the cell is silent or its sentences are too long to quote in a clause."""
+    the cell is silent or its sentences are too long to quote in a clause. What the sentence names is the paper's
+    `name` only when it is written so: "We present Moonlight, a 3B/16B-parameter MoE model …" of the paper the request
+    calls Muon gives 'Muon [1] presents “Moonlight, a …”', not 'is “a 3B/16B-parameter MoE model …”'."""
     for sentence in sentences:
         found = _WE_VERB.search(sentence) or _BY_VERB.search(sentence)
         if not found:
@@ -1231,7 +1233,7 @@ def _approach_clause(sentences: Sequence[str], who: str) -> str:
         verb = _GERUNDS.get(found.group(1).lower(), found.group(1).lower())
         rest = sentence[found.end() :]
         named = _NAMED.match(rest)
-        if named and (named.group(2) or named.group(3)):
+        if named and (named.group(2) or named.group(3)) and compact(name) in compact(named.group(1)):
             # "Redco, a lightweight tool …" → is “a lightweight tool …”; "LightMamba that co-designs …" → “co-designs …”
             quote = _clause(rest[named.end(3) if named.group(3) else named.start(2) :].lstrip())
             verb = "is" if named.group(2) else ""
