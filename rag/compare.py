@@ -240,6 +240,7 @@ class _Keys:
     title_initials: frozenset[str]  # the initials of each run of two to five title words ('llm', 'moe')
     title_tokens: frozenset[str]
     abstract_names: frozenset[str]
+    cited_names: frozenset[str]  # of those, the ones it writes once and not as its own (another's work it cites)
 
 
 @dataclass(frozen=True)
@@ -251,6 +252,7 @@ class Match:
     why: str = ""
     described: bool = False  # found by what the name says (NameResolver.by_meaning), not by the name itself
     mentioned: bool = False  # found only among the names its abstract mentions (a baseline, a tool it builds on)
+    cited: bool = False  # and among those its abstract writes once and not as its own: never the paper itself
 
 
 Reading = list[tuple[str, Match]]
@@ -281,13 +283,17 @@ class NameResolver:
         # A name with a version or size after a hyphen ("Mixtral-8x7B", "Llama-2") also names its family ("Mixtral"),
         # so a family several abstracts mention is ambiguous, not the first paper's.
         # A name of two capitalised words or a word and a version ("Switch Transformer", "InternVL 2.5") counts whole.
-        names = {
-            compact(form)
+        # A name written once, and not as what the paper presents, is another's that the abstract cites: "vision
+        # modules from BLIP-2 or CLIP" (TinyGPT-V), "MobileVLM" (ML-Mamba); it is kept apart, to say so.
+        forms = {
+            form
             for m in re.finditer(
                 r"(?<![.!?]\s)(?<!^)\b[A-Z][\w.-]*[A-Za-z0-9]|\b[a-z]+[A-Z][\w.-]*|\b\w*\d\w*\b", paper.abstract
             )
             for form in (m.group(0), m.group(0).split("-")[0])
-        } | {compact(m.group(0)) for m in _TWO_WORD_NAME.finditer(paper.abstract)}
+        } | {m.group(0) for m in _TWO_WORD_NAME.finditer(paper.abstract)}
+        own = {compact(f) for f in forms if _presents(f, paper.abstract)}
+        cited = {compact(f) for f in forms} - own
         return _Keys(
             paper=paper,
             system=compact(system_name(paper.title) or ""),
@@ -295,7 +301,8 @@ class NameResolver:
             title_content=tuple(w for w in norm_words(paper.title) if w not in STOPWORDS),
             title_initials=_initials(norm_words(paper.title)),
             title_tokens=frozenset(r for r in runs if r),
-            abstract_names=frozenset(n for n in names if len(n) >= 3 and n not in common),
+            abstract_names=frozenset(n for n in own | cited if len(n) >= 3 and n not in common),
+            cited_names=frozenset(n for n in cited if len(n) >= 3 and n not in common),
         )
 
     @staticmethod
@@ -341,8 +348,10 @@ class NameResolver:
             why = f"{name!r} is ambiguous: “{scored[0][1].paper.title}” or “{scored[1][1].paper.title}”"
         else:
             certainty, keys = scored[0]
-            mentioned = certainty == MENTIONED and any(compact(v) in keys.abstract_names for v in variants)
-            return Match(keys.paper, certainty, mentioned=mentioned)
+            written = [compact(v) for v in variants if compact(v) in keys.abstract_names]
+            mentioned = certainty == MENTIONED and bool(written)
+            cited = mentioned and all(w in keys.cited_names for w in written)
+            return Match(keys.paper, certainty, mentioned=mentioned, cited=cited)
         described = self.by_meaning(name, elsewhere) if describe and self.by_meaning else None
         return described or Match(None, 0.0, why)
 
@@ -384,8 +393,10 @@ class NameResolver:
         unsure = 0
         for name, match in readings:
             keeper = surest[match.paper.paper_id][0] if match.paper else name
-            if match.paper and keeper != name and match.mentioned and compact(name) != compact(keeper):
-                # NOTE: "FBI-LLM vs BitNet": a name the paper's abstract only mentions is not a second paper
+            another = keeper != name and match.mentioned and compact(name) != compact(keeper)
+            if match.paper and (match.cited or another):
+                # NOTE: "FBI-LLM vs BitNet": a name the paper's abstract only mentions is not a second paper; nor one it
+                # cites ("BLIP-2", which TinyGPT-V builds on) a first
                 match = Match(None, 0.0, f"{name!r} names no indexed paper; “{match.paper.title}” mentions it")
             if match.paper is None:
                 unresolved.append(name)
@@ -489,6 +500,18 @@ class NameResolver:
             if named.paper and _surely_named(lead, named) and _describes(named.paper, rest):
                 return lead, named
         return name, match if match.paper else self.resolve(name, elsewhere=elsewhere)
+
+
+_PRESENTS = r"\b(?:propos|present|introduc|develop|buil[dt]|design|call|nam|dub|term|coin)\w*\s+(?:[\w-]+\s+){0,6}?"
+
+
+def _presents(name: str, abstract: str) -> bool:
+    """Whether an abstract writes a name as its own: twice or more, or as what it presents ("we propose X", "X, a
+    …", "called X")."""
+    spelled = rf"(?<![\w-]){re.escape(name)}"
+    return len(re.findall(spelled, abstract)) >= 2 or bool(
+        re.search(rf"{_PRESENTS}{spelled}(?![\w-])|{spelled},?\s+an?\s", abstract)
+    )
 
 
 def _surely_named(name: str, match: Match) -> bool:

@@ -165,6 +165,10 @@ def test_resolve_name_variants(resolver: NameResolver, name: str, title_start: s
         ("Compare the EAGLE speculative decoding method with Medusa", ["EAGLE speculative decoding", "Medusa"]),
         # NOTE: a name of two words that one abstract mentions is reported whole, not as "Switch"
         ("Switch Transformer vs sparse all-MLP vs FastMoE", ["Switch Transformer"]),
+        # NOTE: a name an abstract writes once and not as its own is another's work it cites: TinyGPT-V builds on
+        # "vision modules from BLIP-2 or CLIP"; ML-Mamba compares with MobileVLM. Both were compared in their place.
+        ("BLIP-2, Honeybee and Cheetor: how do their projectors differ?", ["BLIP-2"]),
+        ("tinygpt-v, mipha, mobilevlm", ["mobilevlm"]),
     ],
 )
 def test_unresolved_names_are_reported(resolver: NameResolver, request_text: str, unresolved: list[str]) -> None:
@@ -172,6 +176,8 @@ def test_unresolved_names_are_reported(resolver: NameResolver, request_text: str
     assert missing == unresolved
     assert len(reasons) == len(unresolved)
     assert all(name.lower() not in p.title.lower() for name in unresolved for _, p in found)
+    cited = [why for name, why in zip(missing, reasons, strict=True) if name in ("BLIP-2", "mobilevlm")]
+    assert all("mentions it" in why for why in cited)
 
 
 @pytest.mark.parametrize(
