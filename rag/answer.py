@@ -105,6 +105,7 @@ class Decision:
     unreported: list[str]  # the question's words its abstract never mentions
     figure: bool = False  # whether the question asks for a figure
     also: list[int] = field(default_factory=list)  # other sources the question names ("How does A differ from B?")
+    apart: bool = False  # whether the abstracts of the sources it names never mention each other
 
     @property
     def named(self) -> list[int]:
@@ -112,8 +113,11 @@ class Decision:
         return [self.about or 1, *self.also]
 
     def note(self, sources: Sequence[Source]) -> str:
-        """The one sentence that opens a partial answer."""
+        """The one sentence that opens a partial answer, or an answer from papers that never mention each other."""
         titles = " and ".join(f"“{sources[n - 1].paper.title}”" for n in self.named)
+        if self.outcome == "answer":
+            never = "neither mentions the other" if len(self.also) == 1 else "none mentions another"
+            return f"The abstracts of {titles} do not compare them: {never}. What each reports:"
         if self.also:
             lead, verb, rest = f"The abstracts of {titles}", "do", "What they do report:"
             never = "neither mentions" if len(self.also) == 1 else "none of them mentions"
@@ -187,10 +191,16 @@ def contextualise(question: str, history: Sequence[Turn]) -> tuple[str, list[str
 def _title_name(question: str, source: Source) -> str | None:
     """The name the source's title leads with ("Pathways: …", "2BP: …", "asanAI: …"), when the question uses it: in
     any case when it is coined ("MLE-Bench" for "MLE-bench"), as written when it is a capitalised word ("Pathways";
-    not "turbo", nor "Turbo" in "GPT-3.5-Turbo")."""
+    not "turbo", nor "Turbo" in "GPT-3.5-Turbo"). A title with no such name leads with its first two capitalised
+    words, when the question writes them so past its first word ("Zero Bubble" of "Zero Bubble Pipeline
+    Parallelism")."""
     name = system_name(source.paper.title)
     if not name:
-        return None
+        lead = source.paper.title.split()[:2]
+        if len(lead) < 2 or not all(w[:1].isupper() and w[1:].islower() for w in lead):
+            return None
+        found = re.search(rf"(?<=\s){re.escape(' '.join(lead))}(?![\w-])", question)
+        return " ".join(lead) if found else None
     spelled = r"[\s-]+".join(re.escape(w) for w in name.split())
     case = re.IGNORECASE if re.search(r"[A-Z0-9]", name[1:]) else 0
     return name if re.search(rf"(?<![\w-]){spelled}(?![\w-])", question, case) else None
@@ -280,7 +290,8 @@ class Answerer:
     ) -> list[Evidence]:  # fmt: skip
         # NOTE: a sentence is chosen for what the question asks, not for the names it gives its papers: "Which of
         # GPipe and 2BP uses less memory?" quoted each paper's sentences that say "GPipe" or "2BP", none on memory
-        q_words = _words(question) - naming or _words(question)
+        # (unless the names are all it asks about: "What does MMAD measure?")
+        q_words = _words(question) - naming if _words(question) - naming - _GENERIC else _words(question)
         weight = {w: self.retriever.word_weight(w) for w in q_words}
         total = sum(weight.values()) or 1.0
         wants_figure = asks_for_quantity(question)
@@ -324,7 +335,12 @@ class Answerer:
         else:
             outcome = "answer"
         unreported = self.unreported(question, [sources[n - 1] for n in (about, *also)])
-        return Decision(outcome, probabilities, about, unreported, asks_for_quantity(question), also)
+        # NOTE: "Which of GPipe and 2BP uses less memory?" was answered by a sentence of each, as if they settled it
+        names = {n: _title_name(question, sources[n - 1]) or "" for n in (about, *also)}
+        apart = bool(also) and not any(
+            _mentioned(names[m], sources[n - 1].paper) for n in names for m in names if m != n and names[m]
+        )
+        return Decision(outcome, probabilities, about, unreported, asks_for_quantity(question), also, apart)
 
     def about(
         self, question: str, evidence: Sequence[Evidence], sources: Sequence[Source]
@@ -544,9 +560,10 @@ class Answerer:
             best[sources[e.source - 1].paper.paper_id] = e.chunk.text
         for citation in answer.citations:
             citation.quote = best.get(citation.paper_id, citation.quote)
-        if decision.outcome == "partial":
-            answer.partial = True
+        if decision.outcome == "partial" or decision.apart:
+            answer.partial = decision.outcome == "partial"
             answer.answer = f"{decision.note(sources)}\n\n{answer.answer}"
+        if answer.partial:
             return answer
         answer.unanswered = self.unanswered_parts(question, evidence)
         if answer.unanswered:

@@ -120,6 +120,21 @@ def test_a_question_naming_two_papers_is_answered_from_both(bundled: Settings) -
     assert unreported.partial and unreported.answer.startswith("The abstracts of “DiLoCo"), unreported.answer
     assert "neither mentions “energy”" in unreported.answer.split("\n")[0]
     assert {c.title.split(":")[0] for c in unreported.citations} >= {"DiLoCo", "DiPaCo"}
+    assert "do not compare them" not in answer.answer, "DiPaCo's abstract speaks of DiLoCo"
+
+
+def test_an_answer_from_two_papers_that_never_mention_each_other_says_so(bundled: Settings) -> None:
+    """ "Which of GPipe and 2BP uses less memory?" quoted a sentence of each, as if they settled it; "… of Zero Bubble
+    and 2BP" was answered that 2BP's abstract "never mentions “Zero”, “Bubble”" (a title with no colon has no name)."""
+    for question, first in [
+        ("Which of GPipe and 2BP uses less memory?", "GPipe"),
+        ("Compare the throughput gains of Zero Bubble and 2BP", "Zero Bubble"),
+    ]:
+        answer = ask(question, bundled)
+        assert not answer.refused and not answer.partial, answer.answer
+        assert answer.answer.startswith(f"The abstracts of “{first}"), answer.answer
+        assert "do not compare them: neither mentions the other" in answer.answer.split("\n")[0]
+        assert len({c.paper_id for c in answer.citations}) >= 2
 
 
 @pytest.mark.parametrize(
