@@ -283,8 +283,8 @@ class NameResolver:
         # A name with a version or size after a hyphen ("Mixtral-8x7B", "Llama-2") also names its family ("Mixtral"),
         # so a family several abstracts mention is ambiguous, not the first paper's.
         # A name of two capitalised words or a word and a version ("Switch Transformer", "InternVL 2.5") counts whole.
-        # A name written once, and not as what the paper presents, is another's that the abstract cites: "vision
-        # modules from BLIP-2 or CLIP" (TinyGPT-V), "MobileVLM" (ML-Mamba); it is kept apart, to say so.
+        # A name written once, where the abstract cites others' work, is another's: "vision modules from BLIP-2 or
+        # CLIP" (TinyGPT-V), "such as TinyLaVA and MobileVLM v2" (ML-Mamba); it is kept apart, to say so.
         forms = {
             form
             for m in re.finditer(
@@ -292,8 +292,8 @@ class NameResolver:
             )
             for form in (m.group(0), m.group(0).split("-")[0])
         } | {m.group(0) for m in _TWO_WORD_NAME.finditer(paper.abstract)}
-        own = {compact(f) for f in forms if _presents(f, paper.abstract)}
-        cited = {compact(f) for f in forms} - own
+        cited = {compact(f) for f in forms if _cites(f, paper.abstract)}
+        own = {compact(f) for f in forms} - cited
         return _Keys(
             paper=paper,
             system=compact(system_name(paper.title) or ""),
@@ -502,15 +502,23 @@ class NameResolver:
         return name, match if match.paper else self.resolve(name, elsewhere=elsewhere)
 
 
-_PRESENTS = r"\b(?:propos|present|introduc|develop|buil[dt]|design|call|nam|dub|term|coin)\w*\s+(?:[\w-]+\s+){0,6}?"
+# Where an abstract cites others' work: after "from", "such as", "compared with" … (a few names may come between:
+# "such as TinyLaVA and MobileVLM v2"), or in a bracketed list ("(GShard, Switch Transformer, Base Layers …)").
+_CITING = (
+    r"\b(?:from|upon|than|over|like|such as|e\.g\.,?|including|vs\.?|versus|compared (?:to|with)|against|beyond|"
+    r"outperform\w*|surpass\w*)\s+(?:[\w.+-]+(?:,\s*|\s+(?:and|or)\s+|\s+)){0,4}?"
+)
 
 
-def _presents(name: str, abstract: str) -> bool:
-    """Whether an abstract writes a name as its own: twice or more, or as what it presents ("we propose X", "X, a
-    …", "called X")."""
-    spelled = rf"(?<![\w-]){re.escape(name)}"
-    return len(re.findall(spelled, abstract)) >= 2 or bool(
-        re.search(rf"{_PRESENTS}{spelled}(?![\w-])|{spelled},?\s+an?\s", abstract)
+def _cites(name: str, abstract: str) -> bool:
+    """Whether an abstract writes a name only as another's work it cites: once, where it cites ("vision modules from
+    BLIP-2 or CLIP", "methods such as TinyLaVA and MobileVLM v2"); not "our own automation infrastructure, MELT"."""
+    spelled = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
+    if len(re.findall(rf"(?<![\w-]){re.escape(name)}", abstract)) != 1:
+        return False
+    return bool(
+        re.search(_CITING + spelled, abstract, re.IGNORECASE)
+        or re.search(rf"\([^()]*,[^()]*{spelled}[^()]*\)|\([^()]*{spelled}[^()]*,[^()]*\)", abstract)
     )
 
 

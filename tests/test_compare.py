@@ -761,3 +761,23 @@ def test_llm_compare_with_llama_shows_only_verified_text(bundled: Settings, llam
     assert not any("are not supported" in w for w in table.warnings), table.warnings
     # NOTE: llama-cpp-python refuses `json_schema` but enforces a schema given inside `json_object`: rows parse
     assert sum("not valid JSON" in w for w in table.warnings) < len(table.rows), table.warnings
+
+
+@pytest.mark.parametrize(
+    ("name", "abstract", "cited"),
+    [
+        ("BLIP-2", "TinyGPT-V couples a backbone with vision modules from BLIP-2 or CLIP.", True),
+        ("MobileVLM", "It rivals methods such as TinyLaVA and MobileVLM v2 through its linear modelling.", True),
+        ("Switch", "It beats MoEs (GShard, Switch Transformer, Base Layers) on quality.", True),
+        # NOTE: a paper's own name written once: compare_heldout's "GenZ … vs MELT …" lost MELTing point to the rule
+        # that counted any once-written name not presented ("we propose X") as cited
+        ("MELT", "We have created our own automation infrastructure, MELT, which supports headless execution.", False),
+        ("GPipe", "We introduce GPipe, a library. GPipe scales networks, unlike methods from GPipe.", False),
+    ],
+)
+def test_a_name_an_abstract_writes_once_where_it_cites_others_is_not_its_own(
+    name: str, abstract: str, cited: bool
+) -> None:
+    from rag.compare import _cites
+
+    assert _cites(name, abstract) is cited
