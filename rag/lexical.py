@@ -8,14 +8,14 @@ import logging
 import re
 import threading
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Container, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from rag.models import Paper
-from rag.text import STOPWORDS, families, stem
+from rag.text import STOPWORDS, compounds, families, stem
 
 # NOTE: tuned with the fusion weights on eval/dev.jsonl and eval/dev_topics.jsonl (scripts/tune_fusion.py);
 # bm25s's default of 1.5 found fewer of a topic's papers.
@@ -33,12 +33,14 @@ def bm25_tokens(text: str) -> list[str]:
     return out
 
 
-def terms(text: str) -> list[str]:
-    """Stemmed content words in order; a hyphenated word gives itself and its parts.
+def terms(text: str, whole: Container[str] = ()) -> list[str]:
+    """Stemmed content words in order, but those in `whole`; a hyphenated word gives itself and its parts.
 
     'resource-constrained edge devices' gives ['resour-constr', 'resour', 'constr', 'edge', 'devic'].
     """
-    return [_term(word) for word in bm25_tokens(text) if word not in STOPWORDS and len(word) > 1]
+    return [
+        word if word in whole else _term(word) for word in bm25_tokens(text) if word not in STOPWORDS and len(word) > 1
+    ]
 
 
 @lru_cache(maxsize=1 << 17)
@@ -145,9 +147,10 @@ def fold_acronyms(
 
 def indexed_terms(paper: Paper) -> list[str]:
     """What the index reads of a paper, before acronyms are folded: its title's terms twice, then its abstract's, then
-    the names it gives with a version, without it (rag.text.families)."""
+    the names it gives with a version, without it (rag.text.families), and those it writes in mixed case, whole
+    (rag.text.compounds)."""
     text = f"{paper.title}. {paper.title}. {paper.abstract}"
-    return [*terms(text), *sorted(families(text))]
+    return [*terms(text), *sorted(families(text)), *sorted(compounds(text))]
 
 
 class LexicalIndex:
@@ -205,8 +208,11 @@ class LexicalIndex:
         return index
 
     def tokens(self, text: str) -> list[str]:
-        """The text's terms as the index holds them."""
-        return self.fold(terms(text))
+        """The text's terms as the index holds them: a word it holds whole (rag.text.compounds) is not stemmed, however
+        the text writes it: 'mobilevlm' finds ML-Mamba, which compares itself with 'MobileVLM v2', not every paper on
+        'mobile' devices."""
+        whole = {w for w in bm25_tokens(text) if len(w) > 6 and w.isalpha() and w in self.vocab}  # stems are shorter
+        return self.fold(terms(text, whole))
 
     def fold(self, words: Sequence[str]) -> list[str]:
         """Terms (rag.lexical.terms) as the index holds them, acronyms folded."""

@@ -51,6 +51,16 @@ def content_words(text: str) -> set[str]:
 _VERSIONED = re.compile(r"\b([a-z]{3,})\d")
 
 
+_COMPOUND = re.compile(r"\b[A-Za-z]*[a-z][A-Z][A-Za-z]*\b")
+
+
+def compounds(text: str) -> set[str]:
+    """The names a text writes in mixed case that a stem would cut to another word, whole and lower-cased: 'mobilevlm'
+    of 'MobileVLM' (its stem is 'mobile', as of every paper on phones), 'internvl' of 'InternVL' ('intern', as of
+    'internal')."""
+    return {w for w in map(str.lower, _COMPOUND.findall(text)) if len(w) > 6 and stem(w) != w}
+
+
 def families(text: str) -> set[str]:
     """The names a text gives with a version, stemmed without it: 'qwen' of 'Qwen2-VL' and 'Qwen1.5-1.8B', 'llama' of
     'LLaMA3'. A paper's words include them, for a researcher asks which papers use Qwen; a question's do not, for one

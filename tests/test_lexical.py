@@ -54,6 +54,17 @@ def test_a_paper_that_names_a_version_names_its_family_and_a_question_does_not()
     assert LexicalIndex([paper, *PAPERS]).scores("Which papers use Qwen?").argmax() == 0
 
 
+@pytest.mark.parametrize("query", ["What accuracy does MobileVLM reach?", "mobilevlm accuracy"])
+def test_a_name_in_mixed_case_is_not_its_stem(query: str) -> None:
+    # NOTE: six letters of "MobileVLM" are "mobile", a word of every paper on phones
+    names = Paper(paper_id="names", title="A small MLLM", abstract="It matches MobileVLM v2 on accuracy.")
+    phones = Paper(paper_id="phones", title="LLMs on mobile phones", abstract="Mobile accuracy of mobile LLMs.")
+    index = LexicalIndex([phones, names, *PAPERS])
+    assert "mobilevlm" in indexed_terms(names) and "mobilevlm" in index.tokens(query)
+    assert index.scores(query).argmax() == 1
+    assert index.scores("mobile phones").argmax() == 0 and index.scores("mobile phones")[1] > 0  # still "mobile" too
+
+
 def test_acronym_and_long_forms_fold_into_one_term() -> None:
     acronyms = mine_acronyms(f"{p.title}. {p.abstract}" for p in PAPERS)
     forms = ["MLLMs", "multimodal LLMs", "multimodal large language models"]
