@@ -216,7 +216,8 @@ def split_names(request: str) -> list[str]:
 
 
 def _clean(name: str) -> str:
-    name = re.sub(r"^(?:and|or)\s+", "", name.strip(), flags=re.IGNORECASE)
+    # NOTE: and a joiner after a comma: "Compare LightSeq, the sequence parallelism system, with GPipe"
+    name = re.sub(r"^(?:and|or|with(?!\s+respect)|vs\.?|versus|against)\s+", "", name.strip(), flags=re.IGNORECASE)
     previous = None
     while previous != name:
         previous, name = name, _FILLER.sub("", name).strip()
@@ -398,6 +399,10 @@ class NameResolver:
                 # NOTE: "FBI-LLM vs BitNet": a name the paper's abstract only mentions is not a second paper; nor one it
                 # cites ("BLIP-2", which TinyGPT-V builds on) a first
                 match = Match(None, 0.0, f"{name!r} names no indexed paper; “{match.paper.title}” mentions it")
+            elif match.paper and match.described and keeper != name:
+                # NOTE: "megatron sequence parallelism vs LightSeq" compared LightSeq alone, without a word of the other
+                why = f"{name!r} reads as “{match.paper.title}”, compared as {keeper!r}; no other paper is surely it"
+                match = Match(None, 0.0, why)
             if match.paper is None:
                 unresolved.append(name)
                 reasons.append(match.why)

@@ -105,6 +105,8 @@ def test_split_names(request_text: str, names: list[str]) -> None:
         ("LLM.int8() vs OliVe vs FP8 on Gaudi", ["LLM.int8()", "OliVe", "Faster Inference of LLMs using FP8"]),
         ("GPipe/2BP/Zero Bubble", ["GPipe", "2BP", "Zero Bubble"]),
         ("Compare these: GPipe; 2BP; Zero Bubble", ["GPipe", "2BP", "Zero Bubble"]),
+        # NOTE: a joiner after a comma: 'with GPipe' was reported as no indexed paper
+        ("Compare LightSeq, the long-context sequence parallelism system, with GPipe", ["LightSeq", "GPipe"]),
         # NOTE: eval/compare_phrasing_dev.jsonl: a name and its version; a clause after a name ("if I only care …")
         ("InternVL 2.5 vs. MM1.5 vs. LLaVA-MORE", ["Expanding Performance Boundaries", "MM1.5", "LLaVA-MORE"]),
         (
@@ -178,6 +180,16 @@ def test_unresolved_names_are_reported(resolver: NameResolver, request_text: str
     assert all(name.lower() not in p.title.lower() for name in unresolved for _, p in found)
     cited = [why for name, why in zip(missing, reasons, strict=True) if name in ("BLIP-2", "mobilevlm")]
     assert all("mentions it" in why for why in cited)
+
+
+def test_a_description_of_a_paper_named_already_is_reported_not_dropped(bundled: Settings) -> None:
+    from rag import api
+
+    # NOTE: the description reads best as LightSeq, which the request names itself; it was dropped without a word
+    table = api.compare("megatron sequence parallelism vs LightSeq", bundled)
+    assert [r.name for r in table.rows] == ["LightSeq"]
+    assert len(table.unresolved) == 1 and table.unresolved[0].startswith("megatron")
+    assert any("compared as 'LightSeq'" in w for w in table.warnings)
 
 
 @pytest.mark.parametrize(
