@@ -399,8 +399,8 @@ class NameResolver:
                 # NOTE: "FBI-LLM vs BitNet": a name the paper's abstract only mentions is not a second paper; nor one it
                 # cites ("BLIP-2", which TinyGPT-V builds on) a first
                 match = Match(None, 0.0, f"{name!r} names no indexed paper; “{match.paper.title}” mentions it")
-            elif match.paper and match.described and keeper != name:
-                # NOTE: "megatron sequence parallelism vs LightSeq" compared LightSeq alone, without a word of the other
+            elif match.paper and match.described and keeper != name and not _apposed(pieces, keeper, name):
+                # NOTE: "megatron sequence parallelism vs LightSeq" compared LightSeq alone without a word of the rest
                 why = f"{name!r} reads as “{match.paper.title}”, compared as {keeper!r}; no other paper is surely it"
                 match = Match(None, 0.0, why)
             if match.paper is None:
@@ -557,6 +557,14 @@ def _name_like(text: str) -> bool:
     """Whether unknown words could be a name: at most three words, or a capital or digit ("FlashZip", "Tutel");
     "see how they split attention" is a clause."""
     return len(text.split()) <= 3 or any(ch.isupper() or ch.isdigit() for ch in text)
+
+
+def _apposed(pieces: Sequence[str], name: str, description: str) -> bool:
+    """Whether the description is a comma-separated piece of its own, opening with an article, just after the name's:
+    "LightSeq, the sequence parallelism paper, and GPipe" says twice what LightSeq is; "megatron sequence
+    parallelism vs LightSeq" names two."""
+    at = [next((n for n, piece in enumerate(pieces) if text in piece), -1) for text in (name, description)]
+    return at[0] >= 0 and at[1] == at[0] + 1 and bool(re.match(r"(?:the|a|an)\s", pieces[at[1]], re.IGNORECASE))
 
 
 def _pieces(request: str) -> list[str]:
