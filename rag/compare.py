@@ -103,7 +103,8 @@ _GREEK = {"α": "alpha", "β": "beta", "γ": "gamma", "δ": "delta", "ε": "epsi
           "μ": "mu", "π": "pi", "σ": "sigma", "τ": "tau", "φ": "phi", "ω": "omega"}  # fmt: skip
 _LEAD = re.compile(
     r"^\s*(?:please\s+)?(?:compare\s+and\s+contrast|compare|contrast|comparison\s+of|"
-    r"(?:what\s+(?:are|is)\s+the\s+)?differences?\s+between|how\s+(?:do|does|did)|what\s+distinguishes|"
+    r"(?:what(?:'?s|\s+(?:are|is))\s+the\s+)?differences?\s+between(?:\s+how)?|how\s+(?:do|does|did)|"
+    r"what\s+distinguishes|"
     r"which(?:\s+one)?\s+of|between|is|are|does|do|should\s+i\s+use)\b"
     r"(?:\s*(?:(?:the\s+(?:following\b\s*)?|these\b\s*)(?:papers?|approaches|methods|systems|models)?|"
     r"(?:papers?|approaches|methods|systems|models))\s*(?:of|between|:))?\s*",

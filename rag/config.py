@@ -23,7 +23,8 @@ BUNDLED_CORPUS = DATA / "trending-papers.txt"
 # 4: a sentence no longer ends at "e.g." or "i.e." (rag.index.split_sentences), so the stored sentences changed.
 # 5: a paper record keeps the role probabilities of its sentences (rag.roles); the role model's digest joined the name.
 # 6: a versioned name's family is a word of the paper too ('qwen' of 'Qwen2-VL': rag.text.families).
-# 7: a name written in mixed case is a term whole too ('mobilevlm' of 'MobileVLM': rag.text.compounds).
+# 7: a name written in mixed case is a term whole too, and a content word only whole ('mobilevlm' of 'MobileVLM':
+#    rag.text.compounds).
 INDEX_FORMAT = 7
 
 

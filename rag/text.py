@@ -44,8 +44,10 @@ def stem(word: str) -> str:
 
 
 def content_words(text: str) -> set[str]:
-    """Stemmed words of the text that carry meaning (no stop words, no one-letter tokens)."""
-    return {stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
+    """Stemmed words of the text that carry meaning (no stop words, no one-letter tokens); a name written in mixed
+    case is whole (compounds): 'MobileVLM' is not 'mobile'."""
+    whole = compounds(text)
+    return {w if w in whole else stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
 
 
 _VERSIONED = re.compile(r"\b([a-z]{3,})\d")

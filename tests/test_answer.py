@@ -383,6 +383,15 @@ def test_a_name_found_only_in_another_paper_does_not_refuse_the_answer(bundled: 
     assert any(c.title.startswith("DNN is not all you need") for c in answer.citations)
 
 
+def test_a_name_in_mixed_case_is_read_whole_not_as_its_stem(bundled: Settings) -> None:
+    # NOTE: ML-Mamba compares itself with "MobileVLM v2"; six letters of the name, "mobile", had this answered from
+    # papers on phones (BlueLM-V-3B, MELTing point, MiniCPM-V), and a figure asked of it with their figures
+    answer = ask("What is MobileVLM?", bundled)
+    assert not answer.refused and answer.citations[0].title.startswith("ML-Mamba")
+    answer = ask("What accuracy does MobileVLM reach?", bundled)
+    assert not any(c.title.startswith(("BlueLM", "MiniCPM")) for c in answer.citations), answer.answer
+
+
 FIRST = "What throughput gain does Zero Bubble report over 1F1B?"
 FOLLOW_UP = "And how does it compare with 2BP?"
 

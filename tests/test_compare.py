@@ -105,6 +105,7 @@ def test_split_names(request_text: str, names: list[str]) -> None:
         ("LLM.int8() vs OliVe vs FP8 on Gaudi", ["LLM.int8()", "OliVe", "Faster Inference of LLMs using FP8"]),
         ("GPipe/2BP/Zero Bubble", ["GPipe", "2BP", "Zero Bubble"]),
         ("Compare these: GPipe; 2BP; Zero Bubble", ["GPipe", "2BP", "Zero Bubble"]),
+        ("What's the difference between how FastMoE and Uni-MoE spread experts?", ["FastMoE", "Uni-MoE"]),
         # NOTE: a joiner after a comma: 'with GPipe' was reported as no indexed paper
         ("Compare LightSeq, the long-context sequence parallelism system, with GPipe", ["LightSeq", "GPipe"]),
         # NOTE: eval/compare_phrasing_dev.jsonl: a name and its version; a clause after a name ("if I only care …")

@@ -63,6 +63,7 @@ def test_a_name_in_mixed_case_is_not_its_stem(query: str) -> None:
     assert "mobilevlm" in indexed_terms(names) and "mobilevlm" in index.tokens(query)
     assert index.scores(query).argmax() == 1
     assert index.scores("mobile phones").argmax() == 0 and index.scores("mobile phones")[1] > 0  # still "mobile" too
+    assert "mobilevlm" in content_words(names.abstract) and "mobile" not in content_words(names.abstract)
 
 
 def test_acronym_and_long_forms_fold_into_one_term() -> None:
