@@ -30,6 +30,7 @@ from rag.text import (
     points_elsewhere,
     quantity_heads,
     stem,
+    word_key,
 )
 from rag.tuned import OFF_TOPIC, PARTIAL_AT, REFUSE_AT, RELATED_UNTIL, UNREPORTED
 
@@ -428,7 +429,7 @@ class Answerer:
         text_words = set().union(*(_text_words(f"{s.paper.title} {s.paper.abstract}") for s in about))
         seen: dict[str, str] = {}
         for word in re.findall(r"[A-Za-z][\w-]*", question):
-            key = stem(word.lower())
+            key = word_key(word)
             if key in _words(word) and key not in text_words | _GENERIC and key not in seen:
                 seen[key] = word
         return list(seen.values())
@@ -442,7 +443,7 @@ class Answerer:
         heads = quantity_heads(question)
         if heads:
             return [e for e in pool if any(mentions(e.chunk.text, head) for head in heads)]
-        focus = _words(question) - _GENERIC - {stem(n.lower()) for n in names(question)}
+        focus = _words(question) - _GENERIC - {word_key(n) for n in names(question)}
         return [e for e in pool if not focus or focus & _text_words(e.chunk.text)]
 
     def named_source(self, question: str, sources: Sequence[Source]) -> int | None:
@@ -453,7 +454,7 @@ class Answerer:
             return titled[0]
         rare = np.log((len(self.retriever.papers) + 1) / 3.5)
         for name in names(question):
-            if self.retriever.word_weight(stem(name.lower())) < rare:
+            if self.retriever.word_weight(word_key(name)) < rare:
                 continue  # GPU, NVIDIA, LLaMA: names, but of no one paper
             pattern = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])", re.IGNORECASE)
             in_title = [s.n for s in sources if pattern.search(s.paper.title)]

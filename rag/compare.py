@@ -25,7 +25,16 @@ from rag.models import Cell, Citation, Comparison, Paper, Row
 from rag.retrieve import Retriever
 from rag.roles import ASPECT_ROLE, COLUMNS, ROLES, cell_features
 from rag.store import Chunk
-from rag.text import STOPWORDS, content_words, has_figure, leans_on_previous, paper_words, points_elsewhere, stem
+from rag.text import (
+    STOPWORDS,
+    content_words,
+    has_figure,
+    leans_on_previous,
+    paper_words,
+    points_elsewhere,
+    stem,
+    word_key,
+)
 from rag.themes import vocabulary_of
 from rag.tuned import CELLS, STATED_AT
 
@@ -974,7 +983,7 @@ class Comparer:
         no abstract writes, is "jet tagging"; it still counts as one word: "memory-bound" alone describes no paper); a
         capitalised one ("Ring-Attention") may be a name, and must be known whole."""
         known = self.retriever.idf
-        if stem(word.lower()) in known:
+        if word_key(word) in known:
             return True
         parts = [p for p in word.split("-") if p and p not in STOPWORDS]
         return word.islower() and len(parts) > 1 and all(stem(p) in known for p in parts)

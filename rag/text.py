@@ -63,6 +63,11 @@ def compounds(text: str) -> set[str]:
     return {w for w in map(str.lower, _COMPOUND.findall(text)) if len(w) > 6 and stem(w) != w}
 
 
+def word_key(word: str) -> str:
+    """One word as content_words holds it: stemmed, or whole when it is a name in mixed case."""
+    return word.lower() if compounds(word) else stem(word.lower())
+
+
 def families(text: str) -> set[str]:
     """The names a text gives with a version, stemmed without it: 'qwen' of 'Qwen2-VL' and 'Qwen1.5-1.8B', 'llama' of
     'LLaMA3'. A paper's words include them, for a researcher asks which papers use Qwen; a question's do not, for one
