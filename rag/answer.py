@@ -733,6 +733,13 @@ class Answerer:
         text = prompts.CANNOT_ANSWER + (
             f" The closest papers are {names_}." if names_ else " No indexed paper is about it."
         )
+        # NOTE: a name the question asks about that one paper only mentions ("What accuracy does MobileVLM reach?":
+        # ML-Mamba compares with it) is worth pointing to, though that paper does not answer
+        for name in (n for n in names(question) if re.search(r"[A-Z0-9]", n[1:])):  # NOTE: coined, not "Roman"
+            writers = [self._hit(pid, 0.0) for pid in self.retriever.writers(name)]
+            if writers:
+                text += f" “{name}” is written only in " + " and ".join(f"“{h.title}”" for h in writers) + "."
+                related = [*writers, *(h for h in related if h.paper_id not in {w.paper_id for w in writers})]
         return Answer(question=question, answer=text, refused=True, engine=engine, related=related)
 
 

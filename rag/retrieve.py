@@ -192,6 +192,15 @@ class Retriever:
             self._likeness[paper_id] = float(np.mean(others)) if others else 0.0
         return self._likeness[paper_id]
 
+    def writers(self, name: str, most: int = 2) -> list[str]:
+        """The papers whose title or abstract writes a name, when it is one term the index holds and at most `most`
+        papers write it ("MobileVLM", which only ML-Mamba's abstract does); else none."""
+        tokens = self.lexical.tokens(name)
+        if len(tokens) != 1 or not 0 < self.lexical.document_frequency.get(tokens[0], 0) <= most:
+            return []
+        scores = self.bm25_scores(name)
+        return [self._ids[i] for i in np.flatnonzero(scores > 0)]
+
     def bm25_scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in self._ids order) for the query."""
         if not self._ids:
