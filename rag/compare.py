@@ -409,8 +409,13 @@ class NameResolver:
                 # NOTE: "FBI-LLM vs BitNet": a name the paper's abstract only mentions is not a second paper; nor one it
                 # cites ("BLIP-2", which TinyGPT-V builds on) a first
                 match = Match(None, 0.0, f"{name!r} names no indexed paper; “{match.paper.title}” mentions it")
-            elif match.paper and match.described and keeper != name and not _apposed(pieces, keeper, name):
-                # NOTE: "megatron sequence parallelism vs LightSeq" compared LightSeq alone without a word of the rest
+            elif (
+                match.paper
+                and keeper != name
+                and ((match.described and not _apposed(pieces, keeper, name)) or _versus(pieces, keeper, name))
+            ):
+                # NOTE: "megatron sequence parallelism vs LightSeq" compared LightSeq alone without a word of the rest;
+                # so did "LightSeq vs sequence parallelism for long context", whose second name is LightSeq's title
                 why = f"{name!r} reads as “{match.paper.title}”, compared as {keeper!r}; no other paper is surely it"
                 match = Match(None, 0.0, why)
             if match.paper is None:
@@ -567,6 +572,16 @@ def _name_like(text: str) -> bool:
     """Whether unknown words could be a name: at most three words, or a capital or digit ("FlashZip", "Tutel");
     "see how they split attention" is a clause."""
     return len(text.split()) <= 3 or any(ch.isupper() or ch.isdigit() for ch in text)
+
+
+def _versus(pieces: Sequence[str], name: str, other: str) -> bool:
+    """Whether one piece sets the two apart with "vs", "versus", "or" or "against", which only ever separate names."""
+    for piece in pieces:
+        sides = _outside_parentheses(_VERSUS, piece)
+        at = [next((n for n, side in enumerate(sides) if text in side), -1) for text in (name, other)]
+        if -1 not in at and at[0] != at[1]:
+            return True
+    return False
 
 
 def _apposed(pieces: Sequence[str], name: str, description: str) -> bool:

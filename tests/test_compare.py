@@ -191,6 +191,9 @@ def test_a_description_of_a_paper_named_already_is_reported_not_dropped(bundled:
     assert [r.name for r in table.rows] == ["LightSeq"]
     assert len(table.unresolved) == 1 and table.unresolved[0].startswith("megatron")
     assert any("compared as 'LightSeq'" in w for w in table.warnings)
+    # NOTE: so is a name that holds LightSeq's title words, set apart from it by "vs"
+    table = api.compare("LightSeq vs sequence parallelism for long context", bundled)
+    assert table.unresolved == ["sequence parallelism for long context"]
     # NOTE: a description set off by commas after the name says again what it is: nothing to report
     table = api.compare("Compare LightSeq, the sequence parallelism paper, and GPipe", bundled)
     assert [r.name for r in table.rows] == ["LightSeq", "GPipe"] and table.unresolved == []
