@@ -729,17 +729,18 @@ class Answerer:
                           engine=engine)  # fmt: skip
         close = decision is None or decision.probabilities.get("off-topic", 1.0) < RELATED_UNTIL
         related = list(hits) if close else []
-        names_ = ", ".join(f"“{h.title}”" for h in related[:3])
-        text = prompts.CANNOT_ANSWER + (
-            f" The closest papers are {names_}." if names_ else " No indexed paper is about it."
-        )
         # NOTE: a name the question asks about that one paper only mentions ("What accuracy does MobileVLM reach?":
         # ML-Mamba compares with it) is worth pointing to, though that paper does not answer
+        pointers = []
         for name in (n for n in names(question) if re.search(r"[A-Z0-9]", n[1:])):  # NOTE: coined, not "Roman"
             writers = [self._hit(pid, 0.0) for pid in self.retriever.writers(name)]
             if writers:
-                text += f" “{name}” is written only in " + " and ".join(f"“{h.title}”" for h in writers) + "."
+                pointers.append(f"“{name}” is written only in " + " and ".join(f"“{h.title}”" for h in writers) + ".")
                 related = [*writers, *(h for h in related if h.paper_id not in {w.paper_id for w in writers})]
+        closest = ", ".join(f"“{h.title}”" for h in hits[:3]) if close else ""
+        nothing = "" if pointers else "No indexed paper is about it."
+        last = f"{prompts.CLOSEST_PAPERS} {closest}." if closest else nothing
+        text = " ".join(part for part in (prompts.CANNOT_ANSWER, *pointers, last) if part)
         return Answer(question=question, answer=text, refused=True, engine=engine, related=related)
 
 

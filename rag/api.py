@@ -18,7 +18,7 @@ from rag.corpus import FORMATS, ReadResult, json_line, numbered_lines, read_path
 from rag.errors import RagError
 from rag.locks import version
 from rag.models import Answer, CheckReport, Comparison, EvalReport, IngestReport, Paper, ReviewDraft, SearchHit, Turn
-from rag.prompts import CANNOT_ANSWER
+from rag.prompts import CANNOT_ANSWER, CLOSEST_PAPERS
 from rag.retrieve import Retriever
 from rag.review import Reviewer
 from rag.store import Store, earlier_papers, reopen
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 # NOTE: the front ends (the CLI, the app) and users' scripts import rag.api, rag.models and rag.export only
 __all__ = [
-    "CANNOT_ANSWER", "DEFAULT_ASPECTS", "FORMATS", "RagError", "Retriever", "Settings",
+    "CANNOT_ANSWER", "CLOSEST_PAPERS", "DEFAULT_ASPECTS", "FORMATS", "RagError", "Retriever", "Settings",
     "ask", "ask_stream", "check_index", "compare", "ensure_index", "env_notices", "evaluate", "forget_retriever",
     "get_retriever", "get_settings", "ingest_paths", "papers", "read_history", "read_paths", "read_texts", "review",
     "search", "topic_map",

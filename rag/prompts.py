@@ -15,6 +15,7 @@ PROMPT_DIR = DATA / "prompts"
 
 # Shared fragments the tests can name.
 CANNOT_ANSWER = "The indexed abstracts do not answer this question."
+CLOSEST_PAPERS = "The closest papers are"  # NOTE: what a refusal lists last; the app lists them itself
 CITATION_FORMAT = (
     "Cite every sentence with the number of the source it comes from in square brackets, like [1] or [2][3]. "
     "Cite only the numbered sources given. Never invent a source."

@@ -112,6 +112,15 @@ def test_an_off_topic_refusal_says_so_and_lists_no_unrelated_papers(bundled: obj
     assert not any("Related papers" in m.value for m in at.markdown)
 
 
+def test_a_refusal_points_to_the_paper_that_writes_the_name_asked_about(bundled: object) -> None:
+    at = ask(app(), "What accuracy does MobileVLM reach?")
+    no_failures(at)
+    shown = at.info[0].value
+    assert "do not answer" in shown and "“MobileVLM” is written only in “ML\\-Mamba" in shown  # NOTE: escaped
+    assert "closest papers" not in shown  # NOTE: listed below it, not named twice
+    assert any("ML\\-Mamba" in m.value for m in at.markdown)
+
+
 def test_llm_fallback_is_announced_and_the_key_is_never_shown_back(
     bundled: object, monkeypatch: pytest.MonkeyPatch
 ) -> None:

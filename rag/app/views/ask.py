@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import streamlit as st
 
 from rag import api
-from rag.api import CANNOT_ANSWER, Retriever, Settings
+from rag.api import CLOSEST_PAPERS, Retriever, Settings
 from rag.app import conversation
 from rag.app.common import (
     guard,
@@ -63,8 +63,8 @@ def show_answer(answer: Answer, i: int, papers: Retriever) -> None:
     engine_badge(answer)
     show_warnings(answer.warnings)
     if answer.refused:
-        nothing = "" if answer.related else " No indexed paper is about it."
-        st.info(md_escape(CANNOT_ANSWER + nothing), icon=":material/search_off:")
+        # NOTE: the closest papers are listed below, not named in the text too
+        st.info(md_escape(answer.answer.partition(f" {CLOSEST_PAPERS} ")[0]), icon=":material/search_off:")
         if answer.related:
             st.markdown("**Related papers you could read**")
             for hit in answer.related[:5]:
