@@ -11,7 +11,7 @@ import numpy as np
 
 from rag import grounding, prompts
 from rag.citations import SUPPORT_OVERLAP, Source, gate, support, verify
-from rag.compare import system_name
+from rag.compare import join_names, system_name
 from rag.config import Settings
 from rag.llm import LLM, LLMError
 from rag.models import Answer, Citation, Claim, Paper, SearchHit, Turn
@@ -21,6 +21,7 @@ from rag.text import (
     asks_for_link,
     asks_for_many,
     asks_for_quantity,
+    coined,
     content_words,
     families,
     has_figure,
@@ -30,6 +31,7 @@ from rag.text import (
     points_elsewhere,
     quantity_heads,
     stem,
+    system_names,
     word_key,
 )
 from rag.tuned import OFF_TOPIC, PARTIAL_AT, REFUSE_AT, RELATED_UNTIL, UNREPORTED
@@ -203,7 +205,7 @@ def _title_name(question: str, source: Source) -> str | None:
         found = re.search(rf"(?<=\s){re.escape(' '.join(lead))}(?![\w-])", question)
         return " ".join(lead) if found else None
     spelled = r"[\s-]+".join(re.escape(w) for w in name.split())
-    case = re.IGNORECASE if re.search(r"[A-Z0-9]", name[1:]) else 0
+    case = re.IGNORECASE if coined(name) else 0
     return name if re.search(rf"(?<![\w-]){spelled}(?![\w-])", question, case) else None
 
 
@@ -422,7 +424,16 @@ class Answerer:
             # NOTE: all of it when only a name is asked about, as `held` reads it ("Which papers use TPUs?" of Redco,
             # whose title has "GPU/TPUs")
             "rarest asked word in the paper": rarest_held(asked, weight, text_words),
+            # NOTE: "How many GPUs does PipeDream use?" was answered with other papers' GPU counts
+            "asks about a system name no indexed paper writes": float(bool(self.unwritten(question))),
+            "asks about another name no indexed paper writes": float(
+                any(not self.retriever.written(n) for n in names(question) if n not in system_names(n))
+            ),
         }
+
+    def unwritten(self, question: str) -> list[str]:
+        """The names of systems the question asks about that no indexed abstract writes ("PipeDream")."""
+        return [n for n in dict.fromkeys(system_names(question)) if not self.retriever.written(n)]
 
     def unreported(self, question: str, about: Sequence[Source]) -> list[str]:
         """The question's own words (as written) for what the abstracts of the papers it is about never mention."""
@@ -462,7 +473,7 @@ class Answerer:
                 return in_title[0]
             # NOTE: in an abstract only a coined name counts ("FastMoE", "1F1B"); "World" is any paper's word.
             in_text = [s.n for s in sources if pattern.search(s.paper.abstract)]
-            if len(in_text) == 1 and re.search(r"[A-Z0-9]", name[1:]):
+            if len(in_text) == 1 and coined(name):
                 return in_text[0]
         return None
 
@@ -732,11 +743,14 @@ class Answerer:
         # NOTE: a name the question asks about that one paper only mentions ("What accuracy does MobileVLM reach?":
         # ML-Mamba compares with it) is worth pointing to, though that paper does not answer
         pointers = []
-        for name in (n for n in names(question) if re.search(r"[A-Z0-9]", n[1:])):  # NOTE: coined, not "Roman"
+        for name in (n for n in names(question) if coined(n)):
             writers = [self._hit(pid, 0.0) for pid in self.retriever.writers(name)]
             if writers:
                 pointers.append(f"“{name}” is written only in " + " and ".join(f"“{h.title}”" for h in writers) + ".")
                 related = [*writers, *(h for h in related if h.paper_id not in {w.paper_id for w in writers})]
+        unwritten = self.unwritten(question)
+        if unwritten:
+            pointers.append(f"No indexed abstract mentions {join_names([f'“{n}”' for n in unwritten])}.")
         closest = ", ".join(f"“{h.title}”" for h in hits[:3]) if close else ""
         nothing = "" if pointers else "No indexed paper is about it."
         last = f"{prompts.CLOSEST_PAPERS} {closest}." if closest else nothing

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.models import Citation, Claim, Paper
-from rag.text import ENDS_IN_ABBREVIATION, content_words, names, numbers, paper_words
+from rag.text import ENDS_IN_ABBREVIATION, coined, content_words, names, numbers, paper_words
 
 # A claim is supported when enough of its content words are in one sentence of the cited abstract
 # (or the abstract as a whole), every number it states is in that abstract, and, with an embedder,
@@ -125,7 +125,7 @@ def _invented(plain: str, source: Source) -> bool:
     text = f"{source.paper.title} {' '.join(source.sentences)} {source.paper.url or ''}".lower()
     if any(url.rstrip(".,;)").lower() not in text for url in _URL.findall(plain)):
         return True
-    return any(name.lower() not in text for name in names(_URL.sub(" ", plain)) if re.search(r"[A-Z0-9]", name[1:]))
+    return any(name.lower() not in text for name in names(_URL.sub(" ", plain)) if coined(name))
 
 
 def support(claim: str, source: Source, similarity: Similarity | None = None) -> tuple[float, str]:

@@ -27,7 +27,7 @@ from rag.lexical import LexicalIndex, indexed_terms
 from rag.models import Paper, SearchHit
 from rag.snapshot import open_snapshot
 from rag.store import Chunk, Store, chunk_id
-from rag.text import asks_for_many
+from rag.text import asks_for_many, compounds
 from rag.tuned import COMMON_SHARE, RANKER
 
 log = logging.getLogger(__name__)
@@ -200,6 +200,18 @@ class Retriever:
             return []
         scores = self.bm25_scores(name)
         return [self._ids[i] for i in np.flatnonzero(scores > 0)]
+
+    def written(self, name: str) -> bool:
+        """Whether any indexed paper writes a name (rag.text.system_names): whole, or by its parts when its last part
+        is no version ("Mamba-Transformer" is; "FlashAttention-3" is not where only "FlashAttention" is written)."""
+        frequency = self.lexical.document_frequency
+        if any(not frequency.get(w, 0) for w in compounds(name)):  # NOTE: held whole: "MobileNet" is not "mobile"
+            return False
+        tokens = self.lexical.tokens(name)
+        if not tokens or frequency.get(tokens[0], 0):
+            return True
+        versioned = "-" in name and any(c.isdigit() for c in name.rsplit("-", 1)[1])
+        return not versioned and len(tokens) > 1 and all(frequency.get(t, 0) for t in tokens[1:])
 
     def bm25_scores(self, query: str) -> np.ndarray:
         """BM25 score of every paper (in self._ids order) for the query."""

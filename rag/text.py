@@ -137,6 +137,32 @@ def names(text: str) -> list[str]:
     return [m for m in _NAME.findall(text) if m.lower() not in STOPWORDS and len(m) > 2]
 
 
+def coined(name: str) -> bool:
+    """Whether a name is coined, with a capital past its first letter or a digit ("FastMoE", "1F1B"), not a word that
+    opens a sentence ("Roman")."""
+    return bool(re.search(r"[A-Z0-9]", name[1:]))
+
+
+_TOKEN = re.compile(r"(?<![\w-])[A-Za-z][A-Za-z0-9]*(?:[-.][A-Za-z0-9]+)*")
+
+
+def system_names(text: str) -> list[str]:
+    """The names a text gives a system, model or method: mixed case or letters with digits ("PipeDream", "vLLM",
+    "FlashAttention-3", "H100"), wherever they stand, less a describing suffix ("MuZero-style" gives "MuZero") and a
+    plural's "s" ("DSLs"). Not acronyms ("GPU", "SFT"), which abstracts spell out, nor words joined to them
+    ("chat-AI")."""
+    out = []
+    for token in _TOKEN.findall(text):
+        parts = token.split("-")
+        while len(parts) > 1 and parts[-1].isalpha() and parts[-1].islower():
+            parts.pop()
+        name = re.sub(r"(?<=[A-Z0-9])s$", "", "-".join(parts))
+        mixed = re.search(r"[a-z]", name) and re.search(r"[A-Z]", name[1:])
+        if not (parts[0].isalpha() and parts[0].islower()) and (mixed or re.search(r"\d", name)):
+            out.append(name)
+    return out
+
+
 def quantity_heads(question: str) -> list[list[str]]:
     """Per asked-for quantity, the content words that name it ("how many GPUs" → [["gpu"]])."""
     heads = []

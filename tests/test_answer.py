@@ -450,3 +450,41 @@ def test_the_rarest_asked_word_is_read_the_same_in_every_process() -> None:
     assert rarest_held(set(weight), weight, {"drink", "water"}) == 0.25
     assert rarest_held({"water", "air"}, weight, {"water"}) == 0.0
     assert rarest_held(set(), weight, set()) == 1.0
+
+
+@pytest.mark.parametrize(
+    ("question", "absent"),
+    [
+        ("How many GPUs does PipeDream use?", "PipeDream"),
+        ("AlexNet ImageNet top-5 error", "AlexNet"),
+        ("How much memory does FlashAttention-3 save?", "FlashAttention-3"),  # NOTE: "FlashAttention" is written
+    ],
+)
+def test_a_question_about_a_system_no_paper_writes_says_so(bundled: Settings, question: str, absent: str) -> None:
+    """No abstract writes the name, so other papers' GPU counts or ImageNet figures are no answer (they were given:
+    GPipe's AmoebaNet accuracy for AlexNet's). Blind dev questions of this kind: eval/absent_names_dev.jsonl."""
+    answer = ask(question, bundled)
+    assert answer.refused and not answer.citations, answer.answer
+    assert f"No indexed abstract mentions “{absent}”" in answer.answer
+
+
+def test_a_question_that_names_a_paper_beside_an_absent_system_is_answered_from_the_paper(bundled: Settings) -> None:
+    answer = ask("How does GPipe compare with PipeDream?", bundled)
+    assert not answer.refused and answer.citations[0].title.startswith("GPipe")
+    assert "never mentions “PipeDream”" in answer.answer
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("How many GPUs does PipeDream use?", ["PipeDream"]),  # NOTE: "GPU" is an acronym, which abstracts spell out
+        ("AlexNet vs vLLM on H100s", ["AlexNet", "vLLM", "H100"]),  # NOTE: first word, lower-case first letter, plural
+        ("a MuZero-style agent for SFT on chat-AI data", ["MuZero"]),
+        ("FlashAttention-3 with Llama-3.1", ["FlashAttention-3", "Llama-3.1"]),
+        ("What did Rome and Byzantium trade?", []),
+    ],
+)
+def test_system_names_are_mixed_case_or_carry_digits(text: str, expected: list[str]) -> None:
+    from rag.text import system_names
+
+    assert system_names(text) == expected
