@@ -63,6 +63,15 @@ def test_a_covered_topic_with_a_hyphenated_word_no_paper_uses_is_drafted(bundled
     assert any("FP8" in t for t in titles) and any("OliVe" in t for t in titles), titles
 
 
+def test_a_topic_that_names_a_system_no_paper_writes_is_drafted_saying_so(bundled: Settings) -> None:
+    from rag import api
+
+    draft = api.review("PipeDream-style asynchronous pipeline training", bundled)
+    assert draft.refusal == "" and any(r.title.startswith("GPipe") for r in draft.references)
+    assert "No indexed abstract mentions “PipeDream”; the draft reviews the rest of the topic." in draft.warnings
+    assert not api.review("Pipeline parallelism for large model training", bundled).warnings
+
+
 def test_a_covered_topic_in_other_words_than_its_papers_is_drafted(bundled: Settings) -> None:
     """Its papers say "mobile phone": coverage counts the everyday words of the glossary's terms a paper uses, as
     BM25 does, or the topic looked uncovered (P 0.13)."""
