@@ -628,6 +628,11 @@ class Aspect:
     early: float = 0.0  # bonus for sentences near the start (negative: near the end)
     threshold: float = 0.45
     words: frozenset[str] = frozenset()
+    said: str = ""  # what the synthesis calls it ("The abstract of DeMo does not state the problem addressed.")
+
+    @property
+    def phrase(self) -> str:
+        return self.said or f"anything on “{self.name}”"
 
 
 def _cues(*patterns: str) -> re.Pattern[str]:
@@ -637,13 +642,23 @@ def _cues(*patterns: str) -> re.Pattern[str]:
 # NOTE: the four columns in rag.tuned.CELLS are filled by fitted models over each sentence's role (rag/roles.py);
 # their descriptions only label them. The limitations column and custom ones are found by cue words and meaning.
 ASPECTS: dict[str, Aspect] = {
-    "problem addressed": Aspect("problem addressed", "the problem, challenge or bottleneck that motivates the work"),
-    "approach": Aspect("approach", "the method, system or technique the paper proposes and how it works"),
+    "problem addressed": Aspect(
+        "problem addressed",
+        "the problem, challenge or bottleneck that motivates the work",
+        said="the problem addressed",
+    ),
+    "approach": Aspect(
+        "approach", "the method, system or technique the paper proposes and how it works", said="the approach"
+    ),
     "evaluation and reported results": Aspect(
-        "evaluation and reported results", "experiments, benchmarks and the results the paper reports"
+        "evaluation and reported results",
+        "experiments, benchmarks and the results the paper reports",
+        said="an evaluation or its results",
     ),
     "efficiency/cost claims": Aspect(
-        "efficiency/cost claims", "claims about speed, memory, compute, energy or monetary cost"
+        "efficiency/cost claims",
+        "claims about speed, memory, compute, energy or monetary cost",
+        said="efficiency or cost claims",
     ),
     "limitations": Aspect(
         "limitations",
@@ -668,6 +683,7 @@ ASPECTS: dict[str, Aspect] = {
         ),
         early=-0.1,
         threshold=0.6,
+        said="limitations",
     ),
 }
 
@@ -1110,7 +1126,7 @@ class Comparer:
         for aspect in aspects:
             silent = tuple(cite[r.paper_id] for r in rows if r.cells[aspect.name].text == NOT_STATED)
             if silent:
-                unstated.setdefault(silent, []).append(aspect.name)
+                unstated.setdefault(silent, []).append(aspect.phrase)
         for silent, columns in unstated.items():
             what = join_names(columns, "or")
             if len(silent) == 1 and len(rows) > 1:

@@ -404,6 +404,15 @@ def test_a_column_is_stated_when_a_sentence_plays_its_role(bundled: Settings) ->
     assert muon.name == "Muon" and "Muon [1] introduces “Moonlight, a 3B/16B-parameter" in table.synthesis
 
 
+def test_the_synthesis_says_in_words_which_columns_an_abstract_does_not_state(bundled: Settings) -> None:
+    # NOTE: it said "None of the abstracts states limitations or carbon footprint", "does not state problem addressed"
+    from rag import api
+    from rag.compare import DEFAULT_ASPECTS
+
+    table = api.compare("GPipe and 2BP", bundled, aspects=[*DEFAULT_ASPECTS, "carbon footprint"])
+    assert "None of the abstracts states limitations or anything on “carbon footprint”." in table.synthesis
+
+
 @pytest.mark.parametrize(
     ("sentence", "shown"),
     [("In this paper, we propose X.", "We propose X."),
