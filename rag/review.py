@@ -22,7 +22,7 @@ from rag.models import Coverage, CoverageItem, Paper, Reason, Reference, ReviewD
 from rag.prompts import Prompt
 from rag.retrieve import NORM_TOP, Retriever
 from rag.store import Chunk
-from rag.text import system_names
+from rag.text import coined, system_names
 from rag.themes import cluster, distinctive_terms, heading, theme_names, unique_names, vocabulary_of
 from rag.tuned import COVERED
 
@@ -133,8 +133,10 @@ def _cited_names(group: Sequence[_Scored], numbers: dict[str, int]) -> list[str]
 
 
 def _lower_first(text: str) -> str:
-    """'Pipeline parallelism' → 'pipeline parallelism', but 'KV cache' and 'LLM serving' stay as written."""
-    return text[:1].lower() + text[1:] if text[1:2].islower() else text
+    """'Pipeline parallelism' → 'pipeline parallelism', but 'KV cache', 'LLM serving' and 'PipeDream-style training'
+    stay as written."""
+    first = text.split(maxsplit=1)[0] if text.strip() else ""
+    return text[:1].lower() + text[1:] if text[1:2].islower() and not coined(first) else text
 
 
 def _best_two(score: np.ndarray) -> float:

@@ -70,6 +70,8 @@ def test_a_topic_that_names_a_system_no_paper_writes_is_drafted_saying_so(bundle
     assert draft.refusal == "" and any(r.title.startswith("GPipe") for r in draft.references)
     assert "No indexed abstract mentions “PipeDream”; the draft reviews the rest of the topic." in draft.warnings
     assert not api.review("Pipeline parallelism for large model training", bundled).warnings
+    # NOTE: the introduction read "… 9 indexed papers on pipeDream-style asynchronous pipeline training"
+    assert "on PipeDream-style asynchronous pipeline training" in draft.sections[0].text
 
 
 def test_a_covered_topic_in_other_words_than_its_papers_is_drafted(bundled: Settings) -> None:
