@@ -399,6 +399,9 @@ class Answerer:
         if quantity:
             with_figure = [e.chunk.text for e in own if has_figure(e.chunk.text)]
             figure_coverage = max((held(_text_words(text)) for text in with_figure), default=0.0)
+        # NOTE: read as search reads the paper, with a newcomer's words for its terms: "Does WebLLM run chat models in
+        # the browser?" was told WebLLM's abstract never mentions "run" and "chat" (it writes "LLM inference")
+        read = held(text_words | self.everyday_words([sources[n - 1] for n in about_all]))
         in_paper = held(text_words)
         # NOTE: what is asked for ("what tokenizer", "how many GPUs") is stated when a sentence mentions it, with a
         # figure when a quantity is asked for
@@ -409,7 +412,7 @@ class Answerer:
         return {
             "asked-for things the paper states": sum(stated) / len(stated) if stated else 1.0,
             "names an indexed paper": float(named),
-            "named: asked-for words in the paper": in_paper if named else 0.0,
+            "named: asked-for words in the paper": read if named else 0.0,
             "named: asked-for words in its best sentence with a figure": figure_coverage if named else 0.0,
             "top relevance": hits[0].score if hits else 0.0,
             "best sentence cosine": max((e.similarity for e in own), default=0.0),
@@ -431,6 +434,10 @@ class Answerer:
             ),
         }
 
+    def everyday_words(self, about: Sequence[Source]) -> set[str]:
+        """The everyday words for the glossary's terms these sources' abstracts use (Retriever.everyday_words)."""
+        return set().union(*(self.retriever.everyday_words(s.paper.paper_id) for s in about))
+
     def unwritten(self, question: str) -> list[str]:
         """The names of systems the question asks about that no indexed abstract writes ("PipeDream")."""
         return [n for n in dict.fromkeys(system_names(question)) if not self.retriever.written(n)]
@@ -438,6 +445,7 @@ class Answerer:
     def unreported(self, question: str, about: Sequence[Source]) -> list[str]:
         """The question's own words (as written) for what the abstracts of the papers it is about never mention."""
         text_words = set().union(*(_text_words(f"{s.paper.title} {s.paper.abstract}") for s in about))
+        text_words |= self.everyday_words(about)
         seen: dict[str, str] = {}
         for word in re.findall(r"[A-Za-z][\w-]*", question):
             key = word_key(word)

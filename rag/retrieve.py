@@ -179,6 +179,11 @@ class Retriever:
         """The terms BM25 holds for a paper: its own, and the everyday words for the glossary's terms it uses."""
         return set(self.lexical.fold(self._glossary.with_everyday_terms(indexed_terms(self.papers[paper_id]))))
 
+    def everyday_words(self, paper_id: str) -> set[str]:
+        """The words, stemmed, of the everyday phrasings of the glossary's terms a paper uses: "chat" and "run" for a
+        paper on LLM inference, as a newcomer asks about it."""
+        return set(self._glossary.everyday_terms(indexed_terms(self.papers[paper_id])))
+
     def likeness(self, paper_id: str) -> float:
         """The mean cosine of a paper to the LIKENESS_OF most alike other papers indexed (0 when there are none). A
         paper of a field the library otherwise lacks, say one history paper among machine-learning ones, ranks first

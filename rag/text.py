@@ -107,7 +107,9 @@ _HEAD = re.compile(
     re.IGNORECASE,
 )
 _MEASURE_WORDS = {"score", "number", "amount", "value", "level", "total", "overall", "average", "typical"}
-_NOT_HEADS = {"fraction", "share", "percentage", "factor", "faster", "slower", "better", "more", "less", "long"}
+# NOTE: and comparatives, which the quantity follows: "How much higher is Zero Bubble's throughput …?"
+_NOT_HEADS = {"fraction", "share", "percentage", "factor", "faster", "slower", "better", "worse", "more", "less",
+              "long", "higher", "lower", "larger", "smaller", "bigger", "greater", "cheaper", "fewer"}  # fmt: skip
 # A head word is also matched by these spellings and units.
 _SYNONYMS: dict[str, tuple[str, ...]] = {
     "speedup": ("speed", "faster", "acceler", "times", "×"),
