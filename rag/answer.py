@@ -32,6 +32,7 @@ from rag.text import (
     quantity_heads,
     stem,
     system_names,
+    uncontracted,
     word_key,
 )
 from rag.tuned import OFF_TOPIC, PARTIAL_AT, REFUSE_AT, RELATED_UNTIL, UNREPORTED
@@ -447,7 +448,7 @@ class Answerer:
         text_words = set().union(*(_text_words(f"{s.paper.title} {s.paper.abstract}") for s in about))
         text_words |= self.everyday_words(about)
         seen: dict[str, str] = {}
-        for word in re.findall(r"[A-Za-z][\w-]*", question):
+        for word in re.findall(r"[A-Za-z][\w-]*", uncontracted(question)):
             key = word_key(word)
             if key in _words(word) and key not in text_words | _GENERIC and key not in seen:
                 seen[key] = word

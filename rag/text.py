@@ -43,9 +43,19 @@ def stem(word: str) -> str:
     return word[:6]
 
 
+_CONTRACTED = re.compile(r"\b\w+n['’]t\b|['’](?:ll|ve|re|d|m)\b", re.IGNORECASE)
+
+
+def uncontracted(text: str) -> str:
+    """The text without its contractions, which carry no meaning but a negation: "when it doesn't fit" → "when it
+    fit" (its words read "doesn" as a word no abstract writes, and an answer said "it never mentions “doesn”")."""
+    return _CONTRACTED.sub(" ", text)
+
+
 def content_words(text: str) -> set[str]:
-    """Stemmed words of the text that carry meaning (no stop words, no one-letter tokens); a name written in mixed
-    case is whole (compounds): 'MobileVLM' is not 'mobile'."""
+    """Stemmed words of the text that carry meaning (no stop words, no one-letter tokens, no contractions); a name
+    written in mixed case is whole (compounds): 'MobileVLM' is not 'mobile'."""
+    text = uncontracted(text)
     whole = compounds(text)
     return {w if w in whole else stem(w) for w in _WORD.findall(text.lower()) if w not in STOPWORDS and len(w) > 1}
 

@@ -398,6 +398,15 @@ def test_a_named_paper_is_read_with_the_everyday_words_for_its_terms(bundled: Se
     assert answer.partial and "it never mentions “TPU”, “pod”." in answer.answer
 
 
+def test_a_contraction_is_no_asked_for_word(bundled: Settings) -> None:
+    """ "doesn't" was read as the word "doesn", which no abstract writes: the Lamina question was refused as off-topic,
+    and a partial answer said the abstract "never mentions “doesn”"."""
+    answer = ask("When a model doesn't fit in GPU memory, how does Lamina serve it?", bundled)
+    assert not answer.refused and "Lamina" in answer.answer, answer.answer
+    answer = ask("Why doesn't GPipe need to change the model to scale it across accelerators?", bundled)
+    assert answer.citations[0].title.startswith("GPipe") and "doesn" not in answer.answer.split(".")[0]
+
+
 def test_a_name_in_mixed_case_is_read_whole_not_as_its_stem(bundled: Settings) -> None:
     # NOTE: ML-Mamba compares itself with "MobileVLM v2"; six letters of the name, "mobile", had this answered from
     # papers on phones (BlueLM-V-3B, MELTing point, MiniCPM-V), and a figure asked of it with their figures
