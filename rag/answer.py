@@ -444,13 +444,16 @@ class Answerer:
         return [n for n in dict.fromkeys(system_names(question)) if not self.retriever.written(n)]
 
     def unreported(self, question: str, about: Sequence[Source]) -> list[str]:
-        """The question's own words (as written) for what the abstracts of the papers it is about never mention."""
+        """The question's own words (as written) for what the abstracts of the papers it is about never mention; a
+        hyphenated word is mentioned by its parts ("token-generation" by "token generation"), a name by none
+        ("Mamba-2" is not "Mamba")."""
         text_words = set().union(*(_text_words(f"{s.paper.title} {s.paper.abstract}") for s in about))
-        text_words |= self.everyday_words(about)
+        text_words |= self.everyday_words(about) | _GENERIC
         seen: dict[str, str] = {}
         for word in re.findall(r"[A-Za-z][\w-]*", uncontracted(question)):
-            key = word_key(word)
-            if key in _words(word) and key not in text_words | _GENERIC and key not in seen:
+            key, parts = word_key(word), set() if coined(word) else content_words(word.replace("-", " "))
+            mentioned = key in text_words or (bool(parts) and parts <= text_words)
+            if key in _words(word) and not mentioned and key not in seen:
                 seen[key] = word
         return list(seen.values())
 

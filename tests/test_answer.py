@@ -407,6 +407,14 @@ def test_a_contraction_is_no_asked_for_word(bundled: Settings) -> None:
     assert answer.citations[0].title.startswith("GPipe") and "doesn" not in answer.answer.split(".")[0]
 
 
+def test_a_hyphenated_word_is_mentioned_by_its_parts_and_a_name_by_none(bundled: Settings) -> None:
+    # NOTE: Splitwise's abstract writes "token generation"; a note said it "never mentions “token-generation”"
+    answer = ask("How does Splitwise handle the token-generation phase?", bundled)
+    assert answer.citations[0].title.startswith("Splitwise") and "“token-generation”" not in answer.answer
+    answer = ask("How much perplexity or accuracy does LightMamba's 4-bit quantization lose on Mamba-2.8B?", bundled)
+    assert answer.partial and "“Mamba-2" in answer.answer.split(".")[0]  # NOTE: "Mamba" is written, "Mamba-2" never
+
+
 def test_a_name_in_mixed_case_is_read_whole_not_as_its_stem(bundled: Settings) -> None:
     # NOTE: ML-Mamba compares itself with "MobileVLM v2"; six letters of the name, "mobile", had this answered from
     # papers on phones (BlueLM-V-3B, MELTing point, MiniCPM-V), and a figure asked of it with their figures
