@@ -14,6 +14,9 @@ from typing import Any
 from rag.models import RagError
 
 log = logging.getLogger("rag")
+# A comparison shows as a table in a terminal this many columns wide per column, else paper by paper: in 80 columns
+# the table's six columns are 13 characters wide, a word per line.
+TABLE_COLUMN_WIDTH = 30
 
 
 def _emit(obj: Any) -> None:
@@ -184,7 +187,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     from rag.api import compare
-    from rag.export import write_comparison
+    from rag.export import comparison_markdown, write_comparison
 
     settings = _settings(args)
     requests = [] if (args.papers and not (args.text or args.batch)) else list(_inputs(args, "request"))
@@ -196,7 +199,9 @@ def cmd_compare(args: argparse.Namespace) -> int:
         elif args.json:
             _emit(table)
         else:
-            _stdout_console().print(_markdown(write_comparison(table, "md", None)))
+            console = _stdout_console()
+            by_paper = console.width < TABLE_COLUMN_WIDTH * (len(table.aspects) + 1)
+            console.print(_markdown(comparison_markdown(table, by_paper)))
     return 0
 
 

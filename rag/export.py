@@ -54,19 +54,22 @@ def md_cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ").strip()
 
 
-def comparison_markdown(table: Comparison) -> str:
-    """The matrix as a Markdown table (one row per paper), the synthesis, sources and unresolved names."""
+def comparison_markdown(table: Comparison, by_paper: bool = False) -> str:
+    """The matrix as a Markdown table (one row per paper), or `by_paper`, each paper's cells as a list (a terminal too
+    narrow for the table cut its words to "advancemen…"); then the synthesis, sources and unresolved names."""
     lines: list[str] = []
-    if table.rows:
+    cells = [[md_cell(row.cells[a].text + "".join(f" [{c}]" for c in row.cells[a].citations)) for a in table.aspects]
+             for row in table.rows]  # fmt: skip
+    if table.rows and by_paper:
+        for n, (row, texts) in enumerate(zip(table.rows, cells, strict=True), 1):
+            lines += [f"**{md_cell(row.name)} [{n}]**", ""]
+            lines += [f"- *{md_cell(a)}:* {text}" for a, text in zip(table.aspects, texts, strict=True)]
+            lines.append("")
+    elif table.rows:
         lines += ["| paper | " + " | ".join(md_cell(a) for a in table.aspects) + " |"]
         lines += ["| --- " * (len(table.aspects) + 1) + "|"]
-        for n, row in enumerate(table.rows, 1):
-            cells = []
-            for aspect in table.aspects:
-                cell = row.cells[aspect]
-                marks = "".join(f" [{c}]" for c in cell.citations)
-                cells.append(md_cell(cell.text + marks))
-            lines.append(f"| {md_cell(row.name)} [{n}] | " + " | ".join(cells) + " |")
+        for n, (row, texts) in enumerate(zip(table.rows, cells, strict=True), 1):
+            lines.append(f"| {md_cell(row.name)} [{n}] | " + " | ".join(texts) + " |")
         lines.append("")
     if table.synthesis:
         lines += [f"**Synthesis.** {table.synthesis}", ""]

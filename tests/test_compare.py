@@ -809,3 +809,20 @@ def test_a_name_an_abstract_writes_once_where_it_cites_others_is_not_its_own(
     from rag.compare import _cites
 
     assert _cites(name, abstract) is cited
+
+
+def test_a_comparison_reads_paper_by_paper_in_a_terminal_too_narrow_for_its_table(bundled_home: Path) -> None:
+    """In 80 columns the table's six columns were 13 characters wide: "Recent advancemen…", a word per line."""
+    from tests.servers import cli_env, run_cli
+
+    printed = {}
+    for width in ("80", "200"):
+        env = cli_env(RAG_HOME=str(bundled_home))
+        env["COLUMNS"] = width
+        result = run_cli("compare", "Compare GPipe, Zero Bubble and 2BP", env=env)
+        assert result.returncode == 0, result.stderr
+        printed[width] = result.stdout
+    narrow, wide = printed["80"], printed["200"]
+    assert "…" not in narrow and max(map(len, narrow.splitlines())) <= 80
+    assert re.search(r"^GPipe \[1\]", narrow, re.M) and re.search(r"^ • approach: To address", narrow, re.M)
+    assert re.search(r"^ paper +problem addressed +approach", wide, re.M)  # NOTE: wide enough, the table
