@@ -95,7 +95,15 @@ _GENERIC = {
               # NOTE: and whether it speaks of something at all ("Which papers mention Gemma models?")
               "mention", "discuss", "involve", "talk",
               # NOTE: and what it uses ("Which of GPipe and 2BP uses less memory?" never mentions "uses")
-              "use")
+              "use",
+              # NOTE: and conversation, which no abstract writes ("Does WebLLM actually run chat models right inside my
+              # browser?" never mentions "actually", "right", "inside"): fillers, hedges and prepositions that
+              # scikit-learn's stop words lack
+              # (not those whose stem is a word of the field's: "literally" and "literature", "probably" and
+              # "probability")
+              "actually", "really", "just", "basically", "simply", "quite", "pretty", "truly", "right", "maybe",
+              "anyway", "kind", "lot", "bunch", "stuff", "thing", "guess", "wonder", "know", "want", "like", "got",
+              "get", "inside", "outside", "beneath", "underneath", "near", "despite", "unlike", "versus")
 }  # fmt: skip
 
 

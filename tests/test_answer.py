@@ -393,6 +393,9 @@ def test_a_named_paper_is_read_with_the_everyday_words_for_its_terms(bundled: Se
     answer = ask(f"{question} native speed?", bundled)
     assert not answer.refused and not answer.partial, answer.answer
     assert answer.citations[0].title.startswith("WebLLM") and "80% native performance" in answer.answer
+    # NOTE: nor is conversation asked for: "never mentions “actually”, “right”, “inside”"
+    answer = ask("Does WebLLM actually run chat models right inside my web browser?", bundled)
+    assert not answer.refused and not answer.partial, answer.answer
     # NOTE: what the abstract never mentions is still said, without the words it does mention in its own terms
     answer = ask("Does WebLLM run chat models on a TPU pod?", bundled)
     assert answer.partial and "it never mentions “TPU”, “pod”." in answer.answer
