@@ -98,9 +98,8 @@ _GENERIC = {
               "use",
               # NOTE: and conversation, which no abstract writes ("Does WebLLM actually run chat models right inside my
               # browser?" never mentions "actually", "right", "inside"): fillers, hedges and prepositions that
-              # scikit-learn's stop words lack
-              # (not those whose stem is a word of the field's: "literally" and "literature", "probably" and
-              # "probability")
+              # scikit-learn's stop words lack, but those whose stem is a word of the field's ("literally" is
+              # "litera", as "literature" is; "probably" is "probab")
               "actually", "really", "just", "basically", "simply", "quite", "pretty", "truly", "right", "maybe",
               "anyway", "kind", "lot", "bunch", "stuff", "thing", "guess", "wonder", "know", "want", "like", "got",
               "get", "inside", "outside", "beneath", "underneath", "near", "despite", "unlike", "versus")
