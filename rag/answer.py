@@ -33,6 +33,7 @@ from rag.text import (
     stem,
     system_names,
     uncontracted,
+    verbs_of_names,
     word_key,
 )
 from rag.tuned import OFF_TOPIC, PARTIAL_AT, REFUSE_AT, RELATED_UNTIL, UNREPORTED
@@ -453,13 +454,15 @@ class Answerer:
     def unreported(self, question: str, about: Sequence[Source]) -> list[str]:
         """The question's own words (as written) for what the abstracts of the papers it is about never mention; a
         hyphenated word is mentioned by its parts ("token-generation" by "token generation"), a name by none
-        ("Mamba-2" is not "Mamba")."""
+        ("Mamba-2" is not "Mamba"), and the verb a name takes is how the question asks ("How does Splitwise handle
+        …" never mentions "handle")."""
         text_words = set().union(*(_text_words(f"{s.paper.title} {s.paper.abstract}") for s in about))
         text_words |= self.everyday_words(about) | _GENERIC
+        asking = {word_key(verb) for verb in verbs_of_names(question)}
         seen: dict[str, str] = {}
         for word in re.findall(r"[A-Za-z][\w-]*", uncontracted(question)):
             key, parts = word_key(word), set() if coined(word) else content_words(word.replace("-", " "))
-            mentioned = key in text_words or (bool(parts) and parts <= text_words)
+            mentioned = key in text_words | asking or (bool(parts) and parts <= text_words)
             if key in _words(word) and not mentioned and key not in seen:
                 seen[key] = word
         return list(seen.values())

@@ -149,6 +149,16 @@ def names(text: str) -> list[str]:
     return [m for m in _NAME.findall(text) if m.lower() not in STOPWORDS and len(m) > 2]
 
 
+def verbs_of_names(text: str) -> set[str]:
+    """The verbs a name takes after "does", "did", "can", … ("How does Splitwise handle …" gives "handle"), lower-cased:
+    how the question asks, not what it asks for."""
+    out = set()
+    for name in names(text):
+        subject = rf"(?:the\s+)?{re.escape(name)}(?:['’]s\s+[\w-]+)?"
+        out.update(re.findall(rf"\b(?i:does|do|did|can|could|will|would)\s+{subject}\s+([a-z]+)\b", text))
+    return out
+
+
 def coined(name: str) -> bool:
     """Whether a name is coined, with a capital past its first letter or a digit ("FastMoE", "1F1B"), not a word that
     opens a sentence ("Roman")."""

@@ -410,10 +410,11 @@ def test_a_contraction_is_no_asked_for_word(bundled: Settings) -> None:
     assert answer.citations[0].title.startswith("GPipe") and "doesn" not in answer.answer.split(".")[0]
 
 
-def test_a_hyphenated_word_is_mentioned_by_its_parts_and_a_name_by_none(bundled: Settings) -> None:
+def test_a_hyphenated_word_is_mentioned_by_its_parts_a_name_by_none_and_its_verb_is_no_gap(bundled: Settings) -> None:
     # NOTE: Splitwise's abstract writes "token generation"; a note said it "never mentions “token-generation”"
     answer = ask("How does Splitwise handle the token-generation phase?", bundled)
     assert answer.citations[0].title.startswith("Splitwise") and "“token-generation”" not in answer.answer
+    assert "“handle”" not in answer.answer  # NOTE: the verb a name takes is how the question asks, not what
     answer = ask("How much perplexity or accuracy does LightMamba's 4-bit quantization lose on Mamba-2.8B?", bundled)
     assert answer.partial and "“Mamba-2" in answer.answer.split(".")[0]  # NOTE: "Mamba" is written, "Mamba-2" never
 
