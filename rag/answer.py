@@ -36,7 +36,7 @@ from rag.text import (
     verbs_of_names,
     word_key,
 )
-from rag.tuned import OFF_TOPIC, PARTIAL_AT, REFUSE_AT, RELATED_UNTIL, UNREPORTED
+from rag.tuned import OFF_TOPIC, PARTIAL_AT, REFUSE_AT, RELATED_UNTIL, SURE_AT, UNREPORTED
 
 log = logging.getLogger(__name__)
 
@@ -130,15 +130,21 @@ class Decision:
         if self.outcome == "answer":
             never = "neither mentions the other" if len(self.also) == 1 else "none mentions another"
             return f"The abstracts of {titles} do not compare them: {never}. What each reports:"
+        # NOTE: said as surely as the model is: "How many pictures can LongLLaVA chew through on one GPU?" (P 0.2 to
+        # 0.5 of the answerable questions it flags) was told the abstract "does not report this" over its own answer
+        sure = self.probabilities.get("unreported", 1.0) >= SURE_AT
         if self.also:
             lead, verb, rest = f"The abstracts of {titles}", "do", "What they do report:"
             never = "neither mentions" if len(self.also) == 1 else "none of them mentions"
         else:
             lead, verb, rest = f"The abstract of {titles}", "does", "What it does report:"
             never = "it never mentions"
+        if not sure:
+            verb, rest = "may", "The closest it comes:" if not self.also else "The closest they come:"
         if self.unreported:
             words = ", ".join(f"“{w}”" for w in self.unreported[:4])
-            return f"{lead} {verb} not report this: {never} {words}. {rest}"
+            report = "not report this" if sure else "not answer this as asked"
+            return f"{lead} {verb} {report}: {never} {words}. {rest}"
         if self.figure:
             return f"{lead} {verb} not state the figure asked for. {rest}"
         return f"{lead} may not answer this. {rest}"

@@ -188,6 +188,9 @@ UNREPORTED = Logistic(
 )
 REFUSE_AT = 0.50
 PARTIAL_AT = 0.18
+SURE_AT = 0.5  # a partial answer says the abstract "does not report" what was asked only when the model finds that
+# more likely than not; below, that it "may not answer this as asked": 10 of the 24 answerable casual dev questions
+# it flags, 6 of the 27 blind "not reported" dev questions it catches, and 1 of the 16 casual ones
 RELATED_UNTIL = 0.75  # a refusal names the closest papers only below this P(off-topic): between the threshold and
 # the off-topic dev questions' lowest and median, so most off-topic refusals name none
 

@@ -91,6 +91,15 @@ def test_a_figure_the_named_papers_abstract_lacks_is_a_partial_answer(bundled: S
     assert {c.title for c in answer.citations} == {"Muon is Scalable for LLM Training"}
 
 
+def test_a_partial_answer_is_as_sure_as_its_model(bundled: Settings) -> None:
+    # NOTE: the abstract states it (2048 TPUs at ~100% utilization) in words the question does not use
+    answer = ask("How many TPUs did Pathways actually get running flat out at basically full usage?", bundled)
+    assert answer.partial and "2048 TPUs" in answer.answer
+    first = answer.answer.split("\n")[0]
+    assert first.startswith("The abstract of “Pathways: Asynchronous Distributed Dataflow for ML” may not answer this")
+    assert "“flat”" in first and first.endswith("The closest it comes:")
+
+
 @pytest.mark.parametrize(
     ("question", "title"),
     [
