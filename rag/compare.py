@@ -85,6 +85,7 @@ MENTIONED = 0.7  # how surely a name an abstract mentions denotes that paper
 SPELLING = 0.85  # a name this similar to a paper's system name (difflib's ratio) is that name misspelt
 COMMON_IN = 2
 TOPIC_FALLBACK_K = 4
+WRITERS_SHOWN = 3  # the papers a name that is no paper's is shown with: the most relevant of those that write it
 
 DEFAULT_ASPECTS = (
     "problem addressed",
@@ -180,6 +181,10 @@ def system_name(title: str) -> str | None:
     """The system name a title leads with ('GPipe: Efficient ...' → 'GPipe'), if it has one."""
     head, sep, _ = title.partition(":")
     return head.strip() if sep and 0 < len(head.split()) <= 4 else None
+
+
+def no_match(name: str) -> str:
+    return f"{name!r} matches no indexed paper"
 
 
 def row_name(name: str, paper: Paper) -> str:
@@ -354,7 +359,7 @@ class NameResolver:
             ((max(self._score(v, k) for v in variants), k) for k in self.keys), key=lambda x: x[0], reverse=True
         )
         if not scored or scored[0][0] < RESOLVED:
-            why = f"{name!r} matches no indexed paper"
+            why = no_match(name)
         elif len(scored) > 1 and scored[0][0] < 1.0 and scored[1][0] >= scored[0][0] - AMBIGUOUS_MARGIN:
             why = f"{name!r} is ambiguous: “{scored[0][1].paper.title}” or “{scored[1][1].paper.title}”"
         else:
@@ -964,6 +969,10 @@ class Comparer:
             warnings = [f"paper id {pid!r} is not in the index; see `rag papers`" for pid in missing]
             return found, missing, warnings
         found, unresolved, reasons, unsure = self.resolver.resolve_request(request)
+        reasons = [
+            (self.writing(name) or why) if why == no_match(name) else why
+            for name, why in zip(unresolved, reasons, strict=True)
+        ]
         warnings = [f"not compared: {why}" for why in reasons]
         # NOTE: a request that names no paper, or one paper unsurely (a description, or words that a title merely
         # contains: "methods for efficient LLM inference"), with at most one unknown thing and only words the library
@@ -979,6 +988,28 @@ class Comparer:
             ]
             unresolved = []
         return found, unresolved, warnings
+
+    def writing(self, name: str) -> str | None:
+        """Why a name that matches no paper was not compared, when it names what papers write about rather than a
+        paper ("quantization", "offloading"): which of them do, so the researcher can name them. None when no paper
+        writes every word of it."""
+        wanted = set(self.retriever.lexical.tokens(name))
+        if not wanted or not all(self._known(w) for w in _words_as_written(name)):
+            return None  # NOTE: an unknown word more likely names an unknown system ("FlexGen")
+        writers = [
+            pid
+            for pid, _ in self.retriever.score(name).ranked()
+            if wanted <= set(self.retriever.lexical.tokens(f"{(p := self.retriever.papers[pid]).title} {p.abstract}"))
+        ]
+        if not writers:
+            return None
+        *rest, last = [
+            system_name(t) or f"“{t}”" for t in (self.retriever.papers[pid].title for pid in writers[:WRITERS_SHOWN])
+        ]
+        if not rest:
+            return f"{name!r} names no paper; only {last} writes of it"
+        closest = f"{', '.join(rest)} and {last}"
+        return f"{name!r} names no paper; {len(writers)} indexed papers write of it, the closest {closest}"
 
     def by_meaning(self, description: str, named: frozenset[str] = frozenset()) -> Match | None:
         """The one paper a description names by what it is about ("the Mixtral offloading paper"), if exactly one.

@@ -243,6 +243,19 @@ def test_an_unknown_name_in_a_description_is_not_guessed(bundled: Settings) -> N
     assert table.unresolved == ["FlashZip"]
 
 
+def test_a_name_of_what_papers_write_about_says_which_do(bundled: Settings) -> None:
+    from rag import api
+
+    table = api.compare("quantization vs pruning for LLM inference", bundled)
+    assert table.rows == [] and table.unresolved == ["quantization", "pruning"]
+    quantization, pruning = table.warnings
+    assert quantization.startswith("not compared: 'quantization' names no paper; ")
+    assert re.search(r"\d+ indexed papers write of it, the closest .*OliVe", quantization)
+    assert "“Compact Language Models via Pruning and Knowledge Distillation”" in pruning
+    unknown = api.compare("Compare FlashZip", bundled)  # NOTE: an unknown name is no topic
+    assert unknown.warnings == ["not compared: 'FlashZip' matches no indexed paper"]
+
+
 @pytest.mark.parametrize(
     ("request_text", "unresolved"),
     [
