@@ -33,6 +33,7 @@ from rag.text import (
     paper_words,
     points_elsewhere,
     stem,
+    system_names,
     word_key,
 )
 from rag.themes import vocabulary_of
@@ -86,6 +87,8 @@ SPELLING = 0.85  # a name this similar to a paper's system name (difflib's ratio
 COMMON_IN = 2
 TOPIC_FALLBACK_K = 4
 WRITERS_SHOWN = 3  # the papers a name that is no paper's is shown with: the most relevant of those that write it
+FAMILY_AT = 0.5  # a paper that writes such a name stands for it when the ranker finds it more likely than not about it
+FAMILY_ROWS = 3  # the most papers compared for one such name (the likeliest), when at least two stand for it
 
 DEFAULT_ASPECTS = (
     "problem addressed",
@@ -597,6 +600,22 @@ def _apposed(pieces: Sequence[str], name: str, description: str) -> bool:
     return at[0] >= 0 and at[1] == at[0] + 1 and bool(re.match(r"(?:the|a|an)\s", pieces[at[1]], re.IGNORECASE))
 
 
+_BEFORE_NAME = re.compile(r"(?:^|[,;(/]|\b(?:and|or|vs\.?|versus|against|with|between|of)|\s-)\s*$", re.IGNORECASE)
+_AFTER_NAME = re.compile(r"\s*(?:$|[,;?.!)/]|(?:and|or|vs\.?|versus|against)\b)", re.IGNORECASE)
+
+
+def _stands_alone(request: str, name: str) -> bool:
+    """Whether the request writes a name as a whole item of its list: between separators, joiners ("and", "vs", …)
+    or a purpose clause, not cut from a description ("… with separate planning, decision and reflection agents" was
+    read as a name "separate")."""
+    body = _LEAD.sub("", request)
+    for m in re.finditer(re.escape(name), body, re.IGNORECASE):
+        before, after = body[: m.start()], body[m.end() :]
+        if _BEFORE_NAME.search(before) and (_AFTER_NAME.match(after) or _PURPOSE.match(after)):
+            return True
+    return False
+
+
 def _pieces(request: str) -> list[str]:
     body = _LEAD.sub("", request).strip().rstrip("?.!")
     return [p.strip() for p in _outside_parentheses(re.compile(r"\s*[,;]\s*"), body) if p.strip()]
@@ -969,11 +988,7 @@ class Comparer:
             warnings = [f"paper id {pid!r} is not in the index; see `rag papers`" for pid in missing]
             return found, missing, warnings
         found, unresolved, reasons, unsure = self.resolver.resolve_request(request)
-        reasons = [
-            (self.writing(name) or why) if why == no_match(name) else why
-            for name, why in zip(unresolved, reasons, strict=True)
-        ]
-        warnings = [f"not compared: {why}" for why in reasons]
+        warnings = []
         # NOTE: a request that names no paper, or one paper unsurely (a description, or words that a title merely
         # contains: "methods for efficient LLM inference"), with at most one unknown thing and only words the library
         # uses, is a topic; unknown names ("FlashZip", "FlexGen and PowerInfer") are reported as such, not replaced by
@@ -986,30 +1001,42 @@ class Comparer:
             warnings = [
                 f"no paper names recognised in the request; compared the {len(found)} papers that best match it"
             ]
-            unresolved = []
-        return found, unresolved, warnings
+            return found, [], warnings
+        # NOTE: a name of what papers write about ("pruning", "offloading") stands for the papers most about it
+        missing = []
+        for name, why in zip(unresolved, reasons, strict=True):
+            writers = self.writers(name) if why == no_match(name) else []
+            taken = {p.paper_id for _, p in found}
+            family = [self.retriever.papers[pid] for pid, p in writers if p >= FAMILY_AT and pid not in taken]
+            family = family if _stands_alone(request, name) else []
+            if len(family) >= 2:  # NOTE: one paper about it is a description of that paper (by_meaning), or a misread
+                found += [(system_name(p.title) or p.title, p) for p in family[:FAMILY_ROWS]]
+                shown = join_names([system_name(p.title) or f"“{p.title}”" for p in family[:FAMILY_ROWS]])
+                warnings.append(f"{name!r} names no paper; compared the papers most about it: {shown}")
+                continue
+            missing.append(name)
+            if writers:
+                titles = [self.retriever.papers[pid].title for pid, _ in writers[:WRITERS_SHOWN]]
+                shown = join_names([system_name(t) or f"“{t}”" for t in titles])
+                many = f"{len(writers)} indexed papers write of it, the closest {shown}"
+                why = f"{name!r} names no paper; {many if len(writers) > 1 else f'only {shown} writes of it'}"
+            warnings.append(f"not compared: {why}")
+        return found, missing, warnings
 
-    def writing(self, name: str) -> str | None:
-        """Why a name that matches no paper was not compared, when it names what papers write about rather than a
-        paper ("quantization", "offloading"): which of them do, so the researcher can name them. None when no paper
-        writes every word of it."""
+    def writers(self, name: str) -> list[tuple[str, float]]:
+        """The papers that write every word of a name that may be of what papers write about rather than of a paper
+        ("quantization", "offloading"), with the ranker's calibrated relevance to it, likeliest first. None for a
+        name that may be a system's ("FlashZip", "Tutel": a capital inside a word, a digit, or a word no paper
+        writes)."""
         wanted = set(self.retriever.lexical.tokens(name))
-        if not wanted or not all(self._known(w) for w in _words_as_written(name)):
-            return None  # NOTE: an unknown word more likely names an unknown system ("FlexGen")
-        writers = [
-            pid
-            for pid, _ in self.retriever.score(name).ranked()
-            if wanted <= set(self.retriever.lexical.tokens(f"{(p := self.retriever.papers[pid]).title} {p.abstract}"))
+        if not wanted or system_names(name) or not all(self._known(w) for w in _words_as_written(name)):
+            return []
+        return [
+            (pid, p)
+            for pid, p in self.retriever.score(name).ranked()
+            if wanted
+            <= set(self.retriever.lexical.tokens(f"{(paper := self.retriever.papers[pid]).title} {paper.abstract}"))
         ]
-        if not writers:
-            return None
-        *rest, last = [
-            system_name(t) or f"“{t}”" for t in (self.retriever.papers[pid].title for pid in writers[:WRITERS_SHOWN])
-        ]
-        if not rest:
-            return f"{name!r} names no paper; only {last} writes of it"
-        closest = f"{', '.join(rest)} and {last}"
-        return f"{name!r} names no paper; {len(writers)} indexed papers write of it, the closest {closest}"
 
     def by_meaning(self, description: str, named: frozenset[str] = frozenset()) -> Match | None:
         """The one paper a description names by what it is about ("the Mixtral offloading paper"), if exactly one.

@@ -50,10 +50,12 @@ class ExtraAspect(BaseModel):
 
 class CompareItem(BaseModel):
     """One line of a comparison eval file: the request, the papers it names (titles) and, per paper and column,
-    phrases its cell should hold."""
+    phrases its cell should hold; or the kinds of approach it names ("quantization vs pruning"), each with the titles
+    of the papers about it (any of which may stand for it)."""
 
     request: str
-    gold: list[str]
+    gold: list[str] = Field(default_factory=list)
+    families: dict[str, list[str]] = Field(default_factory=dict)
     form: str = ""
     unresolved: list[str] = Field(default_factory=list)
     facts: dict[str, dict[str, list[str]]] = Field(default_factory=dict)
@@ -216,6 +218,8 @@ def evaluate_comparisons(path: Path, settings: Settings) -> EvalReport:
         table = compare(item.request, settings, aspects=[*DEFAULT_ASPECTS, extra.name] if extra else None)
         got = {normalise_title(r.title): r for r in table.rows}
         gold = [normalise_title(plain(t)) for t in item.gold]
+        families = [{normalise_title(plain(t)) for t in titles} for titles in item.families.values()]
+        about = set(gold).union(*families)
         facts = [
             (normalise_title(plain(title)), aspect, fact)
             for title, by_aspect in item.facts.items()
@@ -236,10 +240,14 @@ def evaluate_comparisons(path: Path, settings: Settings) -> EvalReport:
             {
                 "request": item.request,
                 "kind": item.form or "request",
-                "all_found": all(g in got for g in gold),
+                "all_found": all(g in got for g in gold) and all(family & set(got) for family in families),
                 "named": len(gold),
                 "found": sum(g in got for g in gold),
-                "wrongly_added": len(set(got) - set(gold)),
+                "families": len(families),
+                "families_found": sum(bool(family & set(got)) for family in families),
+                "rows": len(got),
+                "wrongly_added": len(set(got) - about),
+                "asked_for": len(set(got) & about),
                 "unknown": len(item.unresolved),
                 "unknown_reported": sum(any(u.lower() in x.lower() for x in table.unresolved) for u in item.unresolved),
                 "facts": len(facts),
@@ -280,7 +288,9 @@ def _summarise_comparisons(rows: list[dict[str, Any]]) -> dict[str, float | int 
     return {
         "every_name_found": _mean([float(r["all_found"]) for r in rows]),
         "names_found": share("found", "named"),
+        "kinds_found": share("families_found", "families"),
         "wrongly_added": sum(r["wrongly_added"] for r in rows),
+        "rows_asked_for": share("asked_for", "rows"),
         "unknown_reported": share("unknown_reported", "unknown"),
         "facts_in_right_cell": share("in_cell", "facts"),
         "facts_in_right_row": share("in_row", "facts"),

@@ -243,16 +243,35 @@ def test_an_unknown_name_in_a_description_is_not_guessed(bundled: Settings) -> N
     assert table.unresolved == ["FlashZip"]
 
 
-def test_a_name_of_what_papers_write_about_says_which_do(bundled: Settings) -> None:
+def test_a_name_of_what_papers_write_about_compares_the_papers_most_about_it(bundled: Settings) -> None:
     from rag import api
 
-    table = api.compare("quantization vs pruning for LLM inference", bundled)
-    assert table.rows == [] and table.unresolved == ["quantization", "pruning"]
-    quantization, pruning = table.warnings
-    assert quantization.startswith("not compared: 'quantization' names no paper; ")
-    assert re.search(r"\d+ indexed papers write of it, the closest .*OliVe", quantization)
-    assert "“Compact Language Models via Pruning and Knowledge Distillation”" in pruning
-    unknown = api.compare("Compare FlashZip", bundled)  # NOTE: an unknown name is no topic
+    table = api.compare(
+        "Compare speculative decoding, quantization and offloading for running LLMs on consumer GPUs", bundled
+    )
+    assert [r.title.split(":")[0] for r in table.rows] == [
+        "SpecExec",
+        "Efficient and Economic Large Language Model Inference with Attention Offloading",
+        "Fast Inference of Mixture-of-Experts Language Models with Offloading",
+    ]
+    assert (
+        "'offloading' names no paper; compared the papers most about it: “Efficient and Economic" in table.warnings[1]
+    )
+    # NOTE: no paper is more likely than not about "quantization" alone; the researcher is told which write of it
+    assert table.unresolved == ["quantization"]
+    assert re.search(
+        r"'quantization' names no paper; \d+ indexed papers write of it, the closest .*OliVe", table.warnings[0]
+    )
+
+
+def test_a_name_no_paper_stands_for_is_not_compared(bundled: Settings) -> None:
+    from rag import api
+
+    # NOTE: "ring" (of "ring attention") is about one paper at most; "FlashZip" is no word of the library
+    ring = api.compare("FlashAttention vs ring attention for long context", bundled)
+    assert ring.rows == [] and "ring" in ring.unresolved
+    unknown = api.compare("Compare FlashZip and GPipe", bundled)
+    assert [r.name for r in unknown.rows] == ["GPipe"]
     assert unknown.warnings == ["not compared: 'FlashZip' matches no indexed paper"]
 
 

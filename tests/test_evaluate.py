@@ -73,3 +73,25 @@ def test_eval_scores_comparison_requests_per_form(bundled_home: Path, tmp_path: 
     assert purpose["every_name_found"] == 1.0 and purpose["facts_in_right_cell"] == 1.0
     assert listed["unknown_reported"] == 1.0 and listed["facts_in_right_cell"] == 0.0
     assert report["metrics"]["wrongly_added"] == 0 and report["metrics"]["cut_cells"] == 0
+
+
+def test_eval_scores_requests_that_name_kinds_of_approach(bundled_home: Path, tmp_path: Path) -> None:
+    spec_exec = "SpecExec: Massively Parallel Speculative Decoding for Interactive LLM Inference on Consumer Devices"
+    offloading = [
+        "Efficient and Economic Large Language Model Inference with Attention Offloading",
+        "Fast Inference of Mixture-of-Experts Language Models with Offloading",
+    ]
+    pruning = ["Compact Language Models via Pruning and Knowledge Distillation"]
+    requests = [
+        {"request": "SpecExec vs offloading for running LLMs on consumer GPUs", "form": "vs", "gold": [spec_exec],
+         "families": {"offloading": offloading}},
+        # NOTE: labelled narrowly, so two of the four papers compared are not asked for
+        {"request": "offloading vs pruning", "form": "vs",
+         "families": {"pruning": pruning, "offloading": offloading[:1]}},
+    ]  # fmt: skip
+    path = write_jsonl(tmp_path / "kinds.jsonl", requests)
+    report = json.loads(run_cli("eval", str(path), "--json", env=cli_env(RAG_HOME=str(bundled_home))).stdout)
+    first, second = report["rows"]
+    assert first["all_found"] and first["families_found"] == 1 and first["wrongly_added"] == 0
+    assert second["families_found"] == 2 and second["rows"] == 4 and second["wrongly_added"] == 2
+    assert report["metrics"]["kinds_found"] == 1.0 and report["metrics"]["rows_asked_for"] == round(5 / 7, 3)
