@@ -975,8 +975,9 @@ class Comparer:
 
     def select(
         self, request: str, paper_ids: Sequence[str] | None
-    ) -> tuple[list[tuple[str, Paper]], list[str], list[str]]:
-        """The papers to compare, the names or ids not found, and warnings."""
+    ) -> tuple[list[tuple[str, Paper]], list[str], list[str], dict[str, str]]:
+        """The papers to compare, the names or ids not found, warnings, and the kind of approach named in the request
+        each paper stands for, by id ("offloading")."""
         if paper_ids:
             found, missing = [], []
             for pid in dict.fromkeys(paper_ids):
@@ -986,7 +987,7 @@ class Comparer:
                 else:
                     found.append((system_name(paper.title) or paper.title, paper))
             warnings = [f"paper id {pid!r} is not in the index; see `rag papers`" for pid in missing]
-            return found, missing, warnings
+            return found, missing, warnings, {}
         found, unresolved, reasons, unsure = self.resolver.resolve_request(request)
         warnings = []
         # NOTE: a request that names no paper, or one paper unsurely (a description, or words that a title merely
@@ -1001,9 +1002,10 @@ class Comparer:
             warnings = [
                 f"no paper names recognised in the request; compared the {len(found)} papers that best match it"
             ]
-            return found, [], warnings
+            return found, [], warnings, {}
         # NOTE: a name of what papers write about ("pruning", "offloading") stands for the papers most about it
         missing = []
+        kinds: dict[str, str] = {}
         for name, why in zip(unresolved, reasons, strict=True):
             writers = self.writers(name) if why == no_match(name) else []
             taken = {p.paper_id for _, p in found}
@@ -1011,6 +1013,7 @@ class Comparer:
             family = family if _stands_alone(request, name) else []
             if len(family) >= 2:  # NOTE: one paper about it is a description of that paper (by_meaning), or a misread
                 found += [(system_name(p.title) or p.title, p) for p in family[:FAMILY_ROWS]]
+                kinds.update((p.paper_id, name) for p in family[:FAMILY_ROWS])
                 shown = join_names([system_name(p.title) or f"“{p.title}”" for p in family[:FAMILY_ROWS]])
                 warnings.append(f"{name!r} names no paper; compared the papers most about it: {shown}")
                 continue
@@ -1021,7 +1024,7 @@ class Comparer:
                 many = f"{len(writers)} indexed papers write of it, the closest {shown}"
                 why = f"{name!r} names no paper; {many if len(writers) > 1 else f'only {shown} writes of it'}"
             warnings.append(f"not compared: {why}")
-        return found, missing, warnings
+        return found, missing, warnings, kinds
 
     def writers(self, name: str) -> list[tuple[str, float]]:
         """The papers that write every word of a name that may be of what papers write about rather than of a paper
@@ -1083,7 +1086,7 @@ class Comparer:
         """The comparison matrix for a request (or explicit paper ids), engine from the settings."""
         names = [a.strip() for a in (aspects or DEFAULT_ASPECTS) if a.strip()]
         specs = [aspect_for(a) for a in dict.fromkeys(names)]
-        found, unresolved, warnings = self.select(request, paper_ids)
+        found, unresolved, warnings, kinds = self.select(request, paper_ids)
         chunks = self.retriever.chunks_of([p.paper_id for _, p in found])
         by_paper: dict[str, list[Chunk]] = {}
         for chunk in chunks:
@@ -1098,6 +1101,7 @@ class Comparer:
                 title=paper.title,
                 name=row_name(name, paper),
                 cells=self.filler.fill(n, paper, by_paper.get(paper.paper_id, []), specs),
+                kind=kinds.get(paper.paper_id),
             )
             for n, (name, paper) in enumerate(found, 1)
         ]
@@ -1147,6 +1151,13 @@ class Comparer:
             w.lower() for t in titles for w in acronyms(t) if w.lower() not in names
         }
         parts: list[str] = []
+        kinds: dict[str, list[str]] = {}
+        for row in rows:
+            if row.kind:
+                kinds.setdefault(row.kind, []).append(cite[row.paper_id])
+        if kinds:  # NOTE: which papers stand for each kind of approach the request named ("offloading vs pruning")
+            said = "; ".join(f"for {kind}: {join_names(who)}" for kind, who in kinds.items())
+            parts.append(f"F{said[1:]}.")
         if len(rows) > 1:
             shared = self._shared_terms(docs, terms)
             everyone = [t for t, members in shared if len(members) == len(rows)]

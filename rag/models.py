@@ -114,6 +114,7 @@ class Row(BaseModel):
     title: str
     name: str
     cells: dict[str, Cell]
+    kind: str | None = None  # the kind of approach the request named that the paper stands for ("offloading")
 
 
 class Comparison(BaseModel):

@@ -257,6 +257,10 @@ def test_a_name_of_what_papers_write_about_compares_the_papers_most_about_it(bun
     assert (
         "'offloading' names no paper; compared the papers most about it: “Efficient and Economic" in table.warnings[1]
     )
+    assert [r.kind for r in table.rows] == [None, "offloading", "offloading"]
+    assert table.synthesis.startswith(
+        "For offloading: Efficient and Economic Large Language Model Inference with Attention Offloading [2] and Fast"
+    )
     # NOTE: no paper is more likely than not about "quantization" alone; the researcher is told which write of it
     assert table.unresolved == ["quantization"]
     assert re.search(

@@ -26,7 +26,9 @@ def matrix(table: Comparison) -> pd.DataFrame:
     """Aspects down, papers across: a few papers side by side read like a comparison, and any number of aspects
     (the user's own included) stays on screen."""
     columns = {
-        f"[{n}] {row.name}": [cell_text(row.cells.get(aspect)) for aspect in table.aspects]
+        f"[{n}] {row.name}" + (f" ({row.kind})" if row.kind else ""): [
+            cell_text(row.cells.get(aspect)) for aspect in table.aspects
+        ]
         for n, row in enumerate(table.rows, 1)
     }
     return pd.DataFrame(columns, index=pd.Index(table.aspects, name="aspect"))
