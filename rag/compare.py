@@ -1008,13 +1008,15 @@ class Comparer:
         kinds: dict[str, str] = {}
         for name, why in zip(unresolved, reasons, strict=True):
             writers = self.writers(name) if why == no_match(name) else []
-            taken = {p.paper_id for _, p in found}
-            family = [self.retriever.papers[pid] for pid, p in writers if p >= FAMILY_AT and pid not in taken]
+            family = [self.retriever.papers[pid] for pid, p in writers[:FAMILY_ROWS] if p >= FAMILY_AT]
             family = family if _stands_alone(request, name) else []
             if len(family) >= 2:  # NOTE: one paper about it is a description of that paper (by_meaning), or a misread
-                found += [(system_name(p.title) or p.title, p) for p in family[:FAMILY_ROWS]]
-                kinds.update((p.paper_id, name) for p in family[:FAMILY_ROWS])
-                shown = join_names([system_name(p.title) or f"“{p.title}”" for p in family[:FAMILY_ROWS]])
+                # NOTE: one already compared stands for it too ("knowledge distillation, pruning and quantization":
+                # Minitron's paper, found for the first, is the likeliest of the second)
+                taken = {p.paper_id for _, p in found}
+                found += [(system_name(p.title) or p.title, p) for p in family if p.paper_id not in taken]
+                kinds.update((p.paper_id, name) for p in family if p.paper_id not in taken)
+                shown = join_names([system_name(p.title) or f"“{p.title}”" for p in family])
                 warnings.append(f"{name!r} names no paper; compared the papers most about it: {shown}")
                 continue
             missing.append(name)

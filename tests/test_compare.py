@@ -268,6 +268,17 @@ def test_a_name_of_what_papers_write_about_compares_the_papers_most_about_it(bun
     )
 
 
+def test_a_paper_compared_for_one_name_stands_for_a_kind_too(bundled: Settings) -> None:
+    from rag import api
+
+    table = api.compare("Compare knowledge distillation, pruning and quantization for compressing LLMs", bundled)
+    titles = [r.title for r in table.rows]
+    assert "Compact Language Models via Pruning and Knowledge Distillation" in titles
+    sparse = next(r for r in table.rows if r.title.startswith("An Efficient Sparse Inference Software Accelerator"))
+    assert sparse.kind == "pruning" and "pruning" not in table.unresolved
+    assert not any(w.startswith("not compared: 'pruning'") for w in table.warnings)
+
+
 def test_a_name_no_paper_stands_for_is_not_compared(bundled: Settings) -> None:
     from rag import api
 
