@@ -133,14 +133,14 @@ _VERSUS = re.compile(r"\s+(?:vs\.?|versus|or|against)\s+", re.IGNORECASE)
 # NOTE: where a purpose clause may begin ("… as ways to …", "… for training …", "…: how does each …"); a request is
 # cut there only when what comes before it names papers and the whole does not.
 _PURPOSE = re.compile(
-    r"\s*[:?—–]|\s+-\s+|\s+(?:as|for|in|on|regarding|concerning|about|with\s+respect\s+to|when|to|at|under|"
+    r"\s*[:?—–]|\s+--?\s+|\s+(?:as|for|in|on|regarding|concerning|about|with\s+respect\s+to|when|to|at|under|"
     r"across|by|from|differ(?!s?\s+from)|compare|stack|perform|handle|and\s+(?:how|what|which|why)|which|that|if|"
     r"whether|because|since|given|while|whereas)\b",
     re.IGNORECASE,
 )
 # NOTE: where a clause begins, not a qualifier of the name before it ("… differ in …", "…: how …", "… that …")
 _CLAUSE = re.compile(
-    r"\s*[:?—–]|\s+-\s+|\s+(?:differ|compare|stack|perform|handle|and\s+(?:how|what|which|why)|which|that|if|whether|"
+    r"\s*[:?—–]|\s+--?\s+|\s+(?:differ|compare|stack|perform|handle|and\s+(?:how|what|which|why)|which|that|if|whether|"
     r"because|since|given|while|whereas|when)\b",
     re.IGNORECASE,
 )
@@ -217,6 +217,12 @@ def _singular(word: str) -> str:
     return word[:-1] if word.endswith("s") and len(word) > 3 else word
 
 
+def _in_title(text: str, title: str) -> bool:
+    """Whether every word of a text but stop words is a word of the title or an acronym of its words ("MoE")."""
+    words, initials = norm_words(title), _initials(norm_words(title))
+    return all(w in words or _singular(w) in initials for w in norm_words(text) if w not in STOPWORDS)
+
+
 def _recased(name: str, title: str) -> bool:
     """Whether a name cased like one ("ZeRO", "vLLM") is a plain word of the title cased otherwise ("Zero Bubble
     ..."), which does not denote it."""
@@ -290,6 +296,7 @@ class NameResolver:
         used = Counter(w for p in papers for w in set(re.findall(r"\b[a-z][a-z0-9-]*\b", p.abstract)))
         common = frozenset(compact(w) for w, n in used.items() if n >= COMMON_IN)
         self.keys = [self._keys(p, common) for p in papers]
+        self.vocabulary = frozenset(w for p in papers for w in norm_words(f"{p.title} {p.abstract}"))
         self.by_meaning = lru_cache(maxsize=256)(by_meaning) if by_meaning else None
 
     @staticmethod
@@ -354,6 +361,10 @@ class NameResolver:
             if similar.quick_ratio() >= SPELLING and (ratio := similar.ratio()) >= SPELLING:
                 return 0.6 * ratio
         return 0.0
+
+    def knows(self, name: str) -> bool:
+        """Whether every word of a name is a word of the indexed papers."""
+        return all(w in self.vocabulary for w in norm_words(name))
 
     def resolve(self, name: str, *, describe: bool = True, elsewhere: frozenset[str] = frozenset()) -> Match:
         """The paper a name denotes, by name or else (with `describe`) by meaning, or None and why not."""
@@ -459,6 +470,11 @@ class NameResolver:
             unread = piece[end : min((p for p in purposes if p >= end), default=len(piece))]
             if reading and (last := reading[-1][1].paper) and not _describes(last, unread):
                 continue
+            # NOTE: nor do words the library writes stop short of the rest of the name they begin: "CPU offloading"
+            # is not "CPU", "visual token compression" not "visual"; a word no paper writes is a name of its own
+            # ("GradWeave optimizers", "the FlashZip compression kernel")
+            if reading and reading[-1][1].paper is None and content_words(unread) and self.knows(reading[-1][0]):
+                continue
             value = (
                 sum(m.certainty - RESOLVED for _, m in reading if m.paper),
                 -sum(not m.paper and bool(_PURPOSE.search(name)) for name, m in reading),
@@ -506,9 +522,14 @@ class NameResolver:
                 reading = reading[: i + 1]
                 break
         papers = [m.paper.paper_id for _, m in reading if m.paper]
-        if match.paper is not None and (len(papers) < len(reading) or len(set(papers)) < len(papers)):
+        if (
+            match.paper is not None
+            and (len(papers) < len(reading) or len(set(papers)) < len(papers))
+            and all(m.paper or _in_title(part, match.paper.title) for part, m in reading)
+        ):
             # NOTE: "fast inference of MoE language models with offloading" is one title, not two names; its parts'
-            # surest match for the same paper is how surely it names it
+            # surest match for the same paper is how surely it names it. Not when a part that names nothing is no
+            # words of that title: "tensor parallelism and sequence parallelism" is not LightSeq's
             same = [m.certainty for _, m in reading if m.paper and m.paper.paper_id == match.paper.paper_id]
             return [(whole, replace(match, certainty=max([match.certainty, *same])))]
         return reading
@@ -1030,15 +1051,15 @@ class Comparer:
 
     def writers(self, name: str) -> list[tuple[str, float]]:
         """The papers that write every word of a name that may be of what papers write about rather than of a paper
-        ("quantization", "offloading"), with the ranker's calibrated relevance to it, likeliest first. None for a
-        name that may be a system's ("FlashZip", "Tutel": a capital inside a word, a digit, or a word no paper
-        writes)."""
+        ("quantization", "offloading"), with the ranker's calibrated relevance to it read as a request for every paper
+        about it ("which papers …"), likeliest first. None for a name that may be a system's ("FlashZip", "Tutel": a
+        capital inside a word, a digit, or a word no paper writes)."""
         wanted = set(self.retriever.lexical.tokens(name))
         if not wanted or system_names(name) or not all(self._known(w) for w in _words_as_written(name)):
             return []
         return [
             (pid, p)
-            for pid, p in self.retriever.score(name).ranked()
+            for pid, p in self.retriever.score(name, many=True).ranked()
             if wanted
             <= set(self.retriever.lexical.tokens(f"{(paper := self.retriever.papers[pid]).title} {paper.abstract}"))
         ]

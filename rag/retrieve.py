@@ -253,8 +253,9 @@ class Retriever:
         logits = RANKER.logit(ranker_features(scored.features, query)) if scored.ids else np.zeros(0)
         return {pid: float(r) for pid, r in zip(scored.ids, logits, strict=True)}
 
-    def score(self, query: str) -> Scored:
-        """Every candidate paper's features and relevance for the query."""
+    def score(self, query: str, *, many: bool | None = None) -> Scored:
+        """Every candidate paper's features and relevance for the query; `many` reads it as asking for every paper
+        about it, or not, whatever its wording (`ranker_features`)."""
         if not self._ids or not query.strip():
             return Scored([], np.zeros((0, 3)), np.zeros(0), {})
         vector = self.query_vector(query)
@@ -275,7 +276,7 @@ class Retriever:
             ],
             dtype=np.float64,
         ).reshape(len(ids), 3)
-        relevance = relevance_of(features, query)
+        relevance = relevance_of(features, query, many=many)
         return Scored(ids, features, relevance, {pid: position for pid, (_, position) in best.items()})
 
     def nearest_sentences(
@@ -319,7 +320,7 @@ class Retriever:
         return {ids[cid]: text for cid, text in self.store.chunk_texts(list(ids)).items()}
 
 
-def ranker_features(features: np.ndarray, query: str) -> np.ndarray:
+def ranker_features(features: np.ndarray, query: str, *, many: bool | None = None) -> np.ndarray:
     """The ranker's inputs: each signal standardised over its own best NORM_TOP values among the candidates, and the
     same three again for questions asking for many papers ("which papers ..."), which want more of the topic and
     less of one best match.
@@ -333,11 +334,11 @@ def ranker_features(features: np.ndarray, query: str) -> np.ndarray:
     best = -np.sort(-raw, axis=0)[:NORM_TOP]
     spread = best.std(axis=0)
     z = (raw - best.mean(axis=0)) / np.where(spread > 0, spread, 1.0)
-    return np.hstack([z, float(asks_for_many(query)) * z])
+    return np.hstack([z, float(asks_for_many(query) if many is None else many) * z])
 
 
-def relevance_of(features: np.ndarray, query: str) -> np.ndarray:
+def relevance_of(features: np.ndarray, query: str, *, many: bool | None = None) -> np.ndarray:
     """Relevance in (0, 1) of each candidate: the fitted logistic model over its features."""
     if not len(features):
         return np.zeros(0)
-    return RANKER.probabilities(ranker_features(features, query))
+    return RANKER.probabilities(ranker_features(features, query, many=many))

@@ -31,6 +31,10 @@ def test_relevance_reads_features_relative_to_the_pool() -> None:
 def test_questions_asking_for_many_papers_get_their_own_weights() -> None:
     one, many = ranker_features(POOL, "what is GPipe?"), ranker_features(POOL, "which papers study pipelines?")
     assert not one[:, 3:].any() and np.allclose(many[:, 3:], many[:, :3])
+    # NOTE: a caller that knows what it asks for says so, whatever the wording: a kind of approach ("pruning") asks for
+    # every paper about it
+    assert np.allclose(ranker_features(POOL, "pruning", many=True), many)
+    assert np.allclose(ranker_features(POOL, "which papers study pipelines?", many=False), one)
 
 
 def test_a_constant_feature_or_an_empty_pool_is_finite() -> None:
