@@ -193,7 +193,9 @@ def no_match(name: str) -> str:
 def row_name(name: str, paper: Paper) -> str:
     """How a comparison labels a paper: its title's system name, else the name as the title (or else the abstract)
     writes it ('megatronlm' → 'Megatron-LM', 'sets are all you need' → 'Sets are all you need'), else as typed. A
-    plain word the title holds names no paper ("the paper on jet tagging" found 'jet'): the title labels it."""
+    plain word the title holds names no paper ("the paper on jet tagging" found 'jet'): the title labels it; so do title
+    words after its opening that are written as no name ("Knowledge Distillation" is not "Compact Language Models via
+    Pruning and Knowledge Distillation"; "Reducing Activation Recomputation" opens its title)."""
     if system := system_name(paper.title):
         return system
     wanted = {compact(v) for v in _variants(name)} - {""}
@@ -204,7 +206,8 @@ def row_name(name: str, paper: Paper) -> str:
         for n in range(1, 13):
             for i in range(len(words) - n + 1):
                 if compact(span := " ".join(words[i : i + n])) in wanted:
-                    return span if any(ch.isupper() or ch.isdigit() for ch in span) else paper.title
+                    inside = text is paper.title and i > 0 and not system_names(span)
+                    return span if any(ch.isupper() or ch.isdigit() for ch in span) and not inside else paper.title
     return name
 
 

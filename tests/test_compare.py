@@ -345,6 +345,11 @@ def test_unknown_names_alone_are_reported_not_replaced_by_a_topic_search(
         ("Compare Megatron-LM's approach with GPipe", ["Megatron-LM", "GPipe"]),
         ("compare jet clasification on fpgas (sets are all you need) and GPipe", ["Sets are all you need", "GPipe"]),
         ("compare reducing activation recomputation and gpipe", ["Reducing Activation Recomputation", "GPipe"]),
+        # NOTE: words inside a title, not written as a name, are no label: the row was "Knowledge Distillation"
+        (
+            "Compare knowledge distillation and GPipe",
+            ["Compact Language Models via Pruning and Knowledge Distillation", "GPipe"],
+        ),
         (
             "Compare GPipe and the paper on jet tagging",
             ["GPipe", "Sets are all you need: Ultrafast jet classification on FPGAs for HL-LHC"],
