@@ -190,6 +190,15 @@ def no_match(name: str) -> str:
     return f"{name!r} matches no indexed paper"
 
 
+AMBIGUOUS = "{name!r} is ambiguous:"
+
+
+def _of_several(name: str, why: str) -> bool:
+    """Whether a name was found to match no paper, or several alike ("mixture of experts"), as a kind of approach
+    does."""
+    return why == no_match(name) or why.startswith(AMBIGUOUS.format(name=name))
+
+
 def row_name(name: str, paper: Paper) -> str:
     """How a comparison labels a paper: its title's system name, else the name as the title (or else the abstract)
     writes it ('megatronlm' → 'Megatron-LM', 'sets are all you need' → 'Sets are all you need'), else as typed. A
@@ -299,7 +308,6 @@ class NameResolver:
         used = Counter(w for p in papers for w in set(re.findall(r"\b[a-z][a-z0-9-]*\b", p.abstract)))
         common = frozenset(compact(w) for w, n in used.items() if n >= COMMON_IN)
         self.keys = [self._keys(p, common) for p in papers]
-        self.vocabulary = frozenset(w for p in papers for w in norm_words(f"{p.title} {p.abstract}"))
         self.by_meaning = lru_cache(maxsize=256)(by_meaning) if by_meaning else None
 
     @staticmethod
@@ -365,10 +373,6 @@ class NameResolver:
                 return 0.6 * ratio
         return 0.0
 
-    def knows(self, name: str) -> bool:
-        """Whether every word of a name is a word of the indexed papers."""
-        return all(w in self.vocabulary for w in norm_words(name))
-
     def resolve(self, name: str, *, describe: bool = True, elsewhere: frozenset[str] = frozenset()) -> Match:
         """The paper a name denotes, by name or else (with `describe`) by meaning, or None and why not."""
         variants = _variants(name)
@@ -378,7 +382,7 @@ class NameResolver:
         if not scored or scored[0][0] < RESOLVED:
             why = no_match(name)
         elif len(scored) > 1 and scored[0][0] < 1.0 and scored[1][0] >= scored[0][0] - AMBIGUOUS_MARGIN:
-            why = f"{name!r} is ambiguous: “{scored[0][1].paper.title}” or “{scored[1][1].paper.title}”"
+            why = f"{AMBIGUOUS.format(name=name)} “{scored[0][1].paper.title}” or “{scored[1][1].paper.title}”"
         else:
             certainty, keys = scored[0]
             written = [compact(v) for v in variants if compact(v) in keys.abstract_names]
@@ -473,10 +477,10 @@ class NameResolver:
             unread = piece[end : min((p for p in purposes if p >= end), default=len(piece))]
             if reading and (last := reading[-1][1].paper) and not _describes(last, unread):
                 continue
-            # NOTE: nor do words the library writes stop short of the rest of the name they begin: "CPU offloading"
-            # is not "CPU", "visual token compression" not "visual"; a word no paper writes is a name of its own
-            # ("GradWeave optimizers", "the FlashZip compression kernel")
-            if reading and reading[-1][1].paper is None and content_words(unread) and self.knows(reading[-1][0]):
+            # NOTE: nor does an unknown name stop short of the rest of its words ("CPU offloading" is not "CPU",
+            # "Disaggregated inference" not "Disaggregated") unless it is written as a system's name is ("GradWeave
+            # optimizers", "the FlashZip compression kernel")
+            if reading and reading[-1][1].paper is None and content_words(unread) and not system_names(reading[-1][0]):
                 continue
             value = (
                 sum(m.certainty - RESOLVED for _, m in reading if m.paper),
@@ -1031,7 +1035,7 @@ class Comparer:
         missing = []
         kinds: dict[str, str] = {}
         for name, why in zip(unresolved, reasons, strict=True):
-            writers = self.writers(name) if why == no_match(name) else []
+            writers = self.writers(name) if _of_several(name, why) else []
             family = [self.retriever.papers[pid] for pid, p in writers[:FAMILY_ROWS] if p >= FAMILY_AT]
             family = family if _stands_alone(request, name) else []
             if len(family) >= 2:  # NOTE: one paper about it is a description of that paper (by_meaning), or a misread
@@ -1041,10 +1045,11 @@ class Comparer:
                 found += [(system_name(p.title) or p.title, p) for p in family if p.paper_id not in taken]
                 kinds.update((p.paper_id, name) for p in family if p.paper_id not in taken)
                 shown = join_names([system_name(p.title) or f"“{p.title}”" for p in family])
-                warnings.append(f"{name!r} names no paper; compared the papers most about it: {shown}")
+                said = "names no paper" if why == no_match(name) else "names no one paper"
+                warnings.append(f"{name!r} {said}; compared the papers most about it: {shown}")
                 continue
             missing.append(name)
-            if writers:
+            if writers and why == no_match(name):
                 titles = [self.retriever.papers[pid].title for pid, _ in writers[:WRITERS_SHOWN]]
                 shown = join_names([system_name(t) or f"“{t}”" for t in titles])
                 many = f"{len(writers)} indexed papers write of it, the closest {shown}"

@@ -277,6 +277,9 @@ def test_a_name_of_what_papers_write_about_compares_the_papers_most_about_it(bun
         ),
         ("visual token compression vs knowledge distillation for small multimodal models", ["knowledge distillation"],
          ["visual token compression"]),
+        # NOTE: a capitalised English word that no paper writes is no system's name: it was "Disaggregated"
+        ("Disaggregated inference vs KV cache compression for cutting LLM serving costs", ["KV cache compression"],
+         ["Disaggregated inference"]),
         # NOTE: a run of words that covers most of LightSeq's title is one name only when each part of it is words of
         # that title; "tensor" is not
         ("Compare pipeline parallelism, tensor parallelism and sequence parallelism for training long-context "
@@ -298,6 +301,19 @@ def test_kinds_read_whole_are_compared(bundled: Settings) -> None:
     table = api.compare("visual token compression vs knowledge distillation for small multimodal models", bundled)
     compressing = [r.title.split(":")[0] for r in table.rows if r.kind == "visual token compression"]
     assert {"FlashSloth", "LookupViT"} <= set(compressing) and table.unresolved == []
+
+
+def test_a_name_several_titles_hold_alike_is_a_kind(bundled: Settings) -> None:
+    from rag import api
+
+    # NOTE: "mixture of experts" matches M³ViT's title as well as the Mixtral offloading paper's: reported as
+    # ambiguous, nothing was compared
+    table = api.compare("Mixture of experts vs hybrid parallelism for scaling LLM training", bundled)
+    assert len(table.rows) >= 2 and {r.kind for r in table.rows} == {"Mixture of experts"}
+    assert table.warnings[0].startswith("'Mixture of experts' names no one paper; compared the papers most about it")
+    assert "Mixture of experts" not in table.unresolved
+    # NOTE: a system's name several titles hold is no kind: "LLaVA" stays ambiguous
+    assert api.compare("Compare LLaVA and GPipe", bundled).unresolved == ["LLaVA"]
 
 
 def test_a_paper_compared_for_one_name_stands_for_a_kind_too(bundled: Settings) -> None:
