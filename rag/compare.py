@@ -813,10 +813,20 @@ _POINTS_BACK = re.compile(
 )
 
 
+# … or names, anywhere, a problem or finding the sentence before it stated ("We present FastCache, a novel serving
+# framework that effectively addresses these challenges …"; not "these challenges of …", which says which).
+_REFERS_BACK = re.compile(
+    r"\b(?:(?:this|these|those|such)\s+(?:[\w-]+\s+)?(?:challenges?|problems?|issues?|limitations?|bottlenecks?|"
+    r"drawbacks?|gaps?|shortcomings?|obstacles?|difficult(?:y|ies)|concerns?|questions?|observations?|insights?|"
+    r"findings?|trade-?offs?)\b(?!\s+(?:of|in|that|which|where|when|between|with|for)\b)|(?:above|afore)-?mentioned\b)",
+    re.IGNORECASE,
+)
+
+
 def needs_previous(sentence: str) -> bool:
     """Whether a sentence read alone needs the one before it."""
     text = tidy(sentence)
-    if _NAMED_BEFORE.match(text) or _POINTS_BACK.match(text):
+    if _NAMED_BEFORE.match(text) or _POINTS_BACK.match(text) or _REFERS_BACK.search(text):
         return True
     return leans_on_previous(text) and not _OF_ITSELF.match(text)
 
@@ -1062,7 +1072,7 @@ class Comparer:
         ("quantization", "offloading"), with the ranker's calibrated relevance to it read as a request for every paper
         about it ("which papers …"), likeliest first. None for a name that may be a system's ("FlashZip", "Tutel": a
         capital inside a word, a digit, or a word no paper writes)."""
-        wanted = set(self.retriever.lexical.tokens(name))
+        wanted = set(self.retriever.lexical.read(name))
         if not wanted or system_names(name) or not all(self._known(w) for w in _words_as_written(name)):
             return []
         return [

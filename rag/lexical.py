@@ -214,6 +214,12 @@ class LexicalIndex:
         whole = {w for w in bm25_tokens(text) if len(w) > 6 and w.isalpha() and w in self.vocab}  # stems are shorter
         return self.fold(terms(text, whole))
 
+    def read(self, text: str) -> list[str]:
+        """The text's terms (`tokens`) less a hyphenated one no paper writes, which its parts, also among them, stand
+        for: "low-bit quantization" is read as "low", "bit" and "quantization", as the papers that write "low bit"
+        or "4-bit" do."""
+        return [t for t in self.tokens(text) if "-" not in t or t in self.vocab]
+
     def fold(self, words: Sequence[str]) -> list[str]:
         """Terms (rag.lexical.terms) as the index holds them, acronyms folded."""
         return fold_acronyms(words, self.acronyms, self._long_forms)

@@ -100,7 +100,7 @@ def topic_signals(retriever: Retriever, topic: str) -> dict[str, float]:
     lexical = retriever.lexical
     # NOTE: a hyphenated word no paper uses ("low-bit") is read by its parts, which the tokens hold beside it; as a
     # word of its own, the rarest weight, it made "low-bit quantization" look uncovered (P 0.28)
-    words = {w for w in lexical.tokens(topic) if "-" not in w or w in lexical.vocab}
+    words = set(lexical.read(topic))
     weight = {w: lexical.weight(w) for w in words}
     total = sum(weight.values()) or 1.0
 
