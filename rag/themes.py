@@ -15,7 +15,9 @@ from rag.text import STOPWORDS, stem
 
 log = logging.getLogger(__name__)
 
-TERM_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9]*(?:-[a-zA-Z0-9]+)*\b"
+# A word, hyphenated or not; a name with a dot inside stays whole ("ML.ENERGY", "LLM.int8": cut at the dot, a review
+# named a theme "ENERGY benchmark"), though not "e.g.", whose parts are single letters.
+TERM_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9]*(?:-[a-zA-Z0-9]+|(?<=[a-zA-Z0-9]{2})\.[a-zA-Z0-9]{2,})*\b"
 # A term takes the word before it when its papers write that word before it this often (whole_phrase). Not tuned: read
 # off the 34 dev review topics' theme names (BENCHMARKS.md, sixteenth session).
 WHOLE_PHRASE_SHARE = 0.75
@@ -136,7 +138,8 @@ def vocabulary_of(texts: Sequence[str]) -> set[str]:
     before it ('visual and language' gives no 'visual')."""
     vocabulary: set[str] = set()
     for text in texts:
-        for segment in re.split(r"[:;,.?!()\[\]/]|\s[-–—]\s", text.lower()):  # NOTE: "GPU/TPUs" is no phrase
+        # NOTE: "GPU/TPUs" is no phrase; a dot ends one only where no word goes on ("ML.ENERGY Benchmark")
+        for segment in re.split(r"[:;,?!()\[\]/]|\.(?![a-z0-9])|\s[-–—]\s", text.lower()):
             words = re.findall(TERM_PATTERN, segment)
             for i, word in enumerate(words):
                 following = words[i + 1] if i + 1 < len(words) else None

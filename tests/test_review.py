@@ -202,6 +202,9 @@ def test_title_phrases_end_where_a_title_phrase_ends() -> None:
     assert {"language models", "speculative decoding", "llm serving", "scratch", "models", "decoding"} <= words
     assert not {"large language", "models scratch", "decoding llm", "efficient", "large", "speculative"} & words
     assert "visual" not in words and "gpu tpus" not in words and {"gpu", "tpus"} <= words
+    # NOTE: a name with a dot inside is one word: "The ML.ENERGY Benchmark" named a theme "ENERGY benchmark"
+    dotted = vocabulary_of(["The ML.ENERGY Benchmark: Toward Automated Inference Energy Measurement", "Models. Data"])
+    assert "ml.energy benchmark" in dotted and "energy benchmark" not in dotted and "models" in dotted
 
 
 def test_sections_cite_only_listed_references(draft: ReviewDraft) -> None:
