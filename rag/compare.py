@@ -779,11 +779,12 @@ def states_figure(text: str) -> bool:
 
 _ITSELF = r"(?:paper|work|survey|study|tutorial|article|report)\b"  # what "this …" names when a paper speaks of itself
 _DISCOURSE = re.compile(
-    r"^(?:in this (?:paper|work|study)|in addition|additionally|furthermore|moreover|specifically|as a result|"
-    r"overall|to this end|in particular|finally|besides|notably|however|thus|therefore|hence|consequently|"
+    r"^(?:in (?:this|our) (?:paper|work|study|article)|in addition|additionally|furthermore|moreover|specifically|"
+    r"as a result|overall|to this end|in particular|finally|besides|notably|however|thus|therefore|hence|consequently|"
     r"nevertheless|unfortunately|in contrast|first(?: of all)?|second|third|firstly|secondly|thirdly|next|then|"
     r"further|also|accordingly|ultimately|concretely|to be specific|by doing so|yet|meanwhile|nonetheless|conversely|"
-    r"similarly|likewise|instead|as such|among them|"
+    r"similarly|likewise|instead|as such|among them|alternatively|last(?:ly)?|to summarize|in summary|essentially|"
+    r"(?:more |most )?importantly|especially|particularly|"
     r"(?:to (?:address|tackle|solve|overcome|mitigate|circumvent)|(?:inspired|motivated) by|based on|building on) "
     r"(?:this|these|that|those|such|it)(?: \w+)?"
     # NOTE: a phrase that points back before its comma: "In light of this", "Addressing these issues", "With this

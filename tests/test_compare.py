@@ -540,6 +540,10 @@ def test_the_synthesis_says_in_words_which_columns_an_abstract_does_not_state(bu
       "Scant attention has been directed towards the visual signals."),
      ("Addressing these issues, we introduce TinyGPT-V.", "We introduce TinyGPT-V."),
      ("With this design, harder samples get more compute.", "Harder samples get more compute."),
+     ("Especially, it could process nearly a thousand images.", "It could process nearly a thousand images."),
+     ("More importantly, the gains hold at scale.", "The gains hold at scale."),
+     ("In our paper, we review MLLM benchmarks.", "We review MLLM benchmarks."),
+     ("In this survey, we review MLLM benchmarks.", "In this survey, we review MLLM benchmarks."),
      ("In this technical report, we tackle MoE training.", "In this technical report, we tackle MoE training."),
      ("Instead of new components, SAIL adapts attention.", "Instead of new components, SAIL adapts attention.")],
 )  # fmt: skip
