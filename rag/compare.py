@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import logging
 import re
+import threading
 import unicodedata
 from collections import Counter
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from functools import cached_property, lru_cache
 
@@ -273,11 +275,27 @@ class _Keys:
     paper: Paper
     system: str
     title_words: tuple[str, ...]
+    title_set: frozenset[str]  # the same, for lookups
     title_content: tuple[str, ...]  # the title's words but stop words
     title_initials: frozenset[str]  # the initials of each run of two to five title words ('llm', 'moe')
     title_tokens: frozenset[str]
     abstract_names: frozenset[str]
     cited_names: frozenset[str]  # of those, the ones it writes once and not as its own (another's work it cites)
+
+
+@dataclass(frozen=True)
+class _Variant:
+    """A name as NameResolver._score reads it, read once for every paper."""
+
+    name: str
+    compact: str
+    words: tuple[str, ...]  # its content words
+    singular: tuple[str, ...]  # each of them in the singular
+
+    @classmethod
+    def of(cls, name: str) -> _Variant:
+        words = tuple(w for w in norm_words(name) if w not in STOPWORDS)
+        return cls(name, compact(name), words, tuple(_singular(w) for w in words))
 
 
 @dataclass(frozen=True)
@@ -302,13 +320,17 @@ class NameResolver:
     def __init__(self, papers: Sequence[Paper], by_meaning: Describer | None = None) -> None:
         """`by_meaning` is asked for a name that matches no paper by name: a description ("the Mixtral offloading
         paper")."""
-        # NOTE: an English word is not a name for a paper whose title or abstract capitalises it ("limited",
-        # "energy", "Memory"): a single word counts as a name only if fewer than COMMON_IN abstracts use it in lower
-        # case
+        self.keys = _keys_of(papers)
+        self.by_meaning = lru_cache(maxsize=256)(by_meaning) if by_meaning else None
+
+    @staticmethod
+    def keys_of(papers: Sequence[Paper]) -> list[_Keys]:
+        """What each paper may be called. NOTE: an English word is not a name for a paper whose title or abstract
+        capitalises it ("limited", "energy", "Memory"): a single word counts as a name only if fewer than COMMON_IN
+        abstracts use it in lower case."""
         used = Counter(w for p in papers for w in set(re.findall(r"\b[a-z][a-z0-9-]*\b", p.abstract)))
         common = frozenset(compact(w) for w, n in used.items() if n >= COMMON_IN)
-        self.keys = [self._keys(p, common) for p in papers]
-        self.by_meaning = lru_cache(maxsize=256)(by_meaning) if by_meaning else None
+        return [NameResolver._keys(p, common) for p in papers]
 
     @staticmethod
     def _keys(paper: Paper, common: frozenset[str]) -> _Keys:
@@ -335,6 +357,7 @@ class NameResolver:
             paper=paper,
             system=compact(system_name(paper.title) or ""),
             title_words=norm_words(paper.title),
+            title_set=frozenset(norm_words(paper.title)),
             title_content=tuple(w for w in norm_words(paper.title) if w not in STOPWORDS),
             title_initials=_initials(norm_words(paper.title)),
             title_tokens=frozenset(r for r in runs if r),
@@ -343,30 +366,36 @@ class NameResolver:
         )
 
     @staticmethod
-    def _score(name: str, keys: _Keys) -> float:
-        """How surely `name` (one of its `_variants`) denotes the paper (0 to 1)."""
-        nc = compact(name)
+    def _score(variant: _Variant, keys: _Keys) -> float:
+        """How surely a name (one of its `_variants`) denotes the paper (0 to 1)."""
+        name, nc, words = variant.name, variant.compact, variant.words
         if not nc:
             return 0.0
         if keys.system and nc == keys.system:
             return 1.0
         if nc in keys.title_tokens and not _recased(name, keys.paper.title):
             return 0.95
-        words = [w for w in norm_words(name) if w not in STOPWORDS]
         if len(words) >= 2:
             n = len(words)
-            title, content = keys.title_words, keys.title_content
-            if any(tuple(words) == content[i : i + n] for i in range(len(content) - n + 1)):
+            title, content = keys.title_set, keys.title_content
+            if words[0] in title and any(words == content[i : i + n] for i in range(len(content) - n + 1)):
                 # NOTE: four words of a title in its order are as sure as its system name: "compact language models
                 # via pruning and knowledge distillation" is not COMPACT, whose name is its first word
                 return 1.0 if n >= 4 else 0.9
             # NOTE: an acronym counts as the title words it stands for ("LLMs", "MoE")
-            covered = sum(w in title or _singular(w) in keys.title_initials for w in words) / n
+            initials = keys.title_initials
+            covered = sum(w in title or one in initials for w, one in zip(words, variant.singular, strict=True)) / n
             if covered >= 0.75:
                 return 0.75 * covered
         if nc in keys.abstract_names and not nc.isdigit():
             return MENTIONED
-        if keys.system and len(nc) >= 4:
+        # NOTE: two strings this unlike in length cannot be SPELLING alike (difflib's real_quick_ratio, without
+        # building a matcher for every paper)
+        if (
+            keys.system
+            and len(nc) >= 4
+            and 2 * min(len(nc), len(keys.system)) >= SPELLING * (len(nc) + len(keys.system))
+        ):
             similar = difflib.SequenceMatcher(None, nc, keys.system)
             # NOTE: quick_ratio bounds ratio from above and costs a fraction of it
             if similar.quick_ratio() >= SPELLING and (ratio := similar.ratio()) >= SPELLING:
@@ -376,8 +405,11 @@ class NameResolver:
     def resolve(self, name: str, *, describe: bool = True, elsewhere: frozenset[str] = frozenset()) -> Match:
         """The paper a name denotes, by name or else (with `describe`) by meaning, or None and why not."""
         variants = _variants(name)
+        read = [_Variant.of(v) for v in variants]
         scored = sorted(
-            ((max(self._score(v, k) for v in variants), k) for k in self.keys), key=lambda x: x[0], reverse=True
+            ((max(self._score(v, k) for v in read), k) for k in self.keys),
+            key=lambda x: x[0],
+            reverse=True,
         )
         if not scored or scored[0][0] < RESOLVED:
             why = no_match(name)
@@ -558,6 +590,21 @@ class NameResolver:
         return name, match if match.paper else self.resolve(name, elsewhere=elsewhere)
 
 
+_keys_cache: dict[str, list[_Keys]] = {}
+_keys_lock = threading.Lock()
+
+
+def _keys_of(papers: Sequence[Paper]) -> list[_Keys]:
+    """NameResolver.keys_of these papers, read once per distinct set of papers in the process: reading every abstract
+    for the names it cites took a second, which each comparison paid."""
+    key = hashlib.sha1("\n".join(f"{p.paper_id}:{p.content_hash}" for p in papers).encode()).hexdigest()
+    with _keys_lock:
+        if key not in _keys_cache:
+            _keys_cache.clear()  # NOTE: one library at a time; a re-ingest makes the old keys stale
+            _keys_cache[key] = NameResolver.keys_of(papers)
+        return _keys_cache[key]
+
+
 # Where an abstract cites others' work: after "from", "such as", "compared with" … (a few names may come between:
 # "such as TinyLaVA and MobileVLM v2"), or in a bracketed list ("(GShard, Switch Transformer, Base Layers …)").
 _CITING = (
@@ -566,16 +613,46 @@ _CITING = (
 )
 
 
+_CITED_BEFORE = re.compile(_CITING + r"\Z", re.IGNORECASE)
+
+
 def _cites(name: str, abstract: str) -> bool:
     """Whether an abstract writes a name only as another's work it cites: once, where it cites ("vision modules from
-    BLIP-2 or CLIP", "methods such as TinyLaVA and MobileVLM v2"); not "our own automation infrastructure, MELT"."""
-    spelled = rf"(?<![\w-]){re.escape(name)}(?![\w-])"
-    if len(re.findall(rf"(?<![\w-]){re.escape(name)}", abstract)) != 1:
+    BLIP-2 or CLIP", "methods such as TinyLaVA and MobileVLM v2"), or in a bracketed list; not "our own automation
+    infrastructure, MELT".
+
+    NOTE: found with str.find, not a pattern per name: compiling one for each name of each abstract took a second."""
+    if len(list(_occurrences(name, abstract))) != 1:
         return False
-    return bool(
-        re.search(_CITING + spelled, abstract, re.IGNORECASE)
-        or re.search(rf"\([^()]*,[^()]*{spelled}[^()]*\)|\([^()]*{spelled}[^()]*,[^()]*\)", abstract)
-    )
+    lower = abstract.lower()
+    # NOTE: where it cites, in any case ("from large language Models" cites "Models")
+    if any(
+        _ends_word(lower, i + len(name)) and _CITED_BEFORE.search(lower[max(0, i - 200) : i])
+        for i in _occurrences(name.lower(), lower)
+    ):
+        return True
+    start = next(_occurrences(name, abstract))
+    end = start + len(name)
+    opened, closed = abstract.rfind("(", 0, start), abstract.find(")", end)
+    inside = opened > abstract.rfind(")", 0, start) and closed != -1 and "(" not in abstract[end:closed]
+    return inside and _ends_word(abstract, end) and "," in abstract[opened + 1 : closed]
+
+
+def _occurrences(name: str, text: str) -> Iterator[int]:
+    """Where a name starts in a text, not inside a word (nor after a hyphen)."""
+    at = text.find(name)
+    while at != -1:
+        if at == 0 or not _word_char(text[at - 1]):
+            yield at
+        at = text.find(name, at + 1)
+
+
+def _ends_word(text: str, end: int) -> bool:
+    return end == len(text) or not _word_char(text[end])
+
+
+def _word_char(char: str) -> bool:
+    return char.isalnum() or char in "_-"
 
 
 def _surely_named(name: str, match: Match) -> bool:

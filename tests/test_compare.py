@@ -921,6 +921,8 @@ def test_llm_compare_with_llama_shows_only_verified_text(bundled: Settings, llam
         # that counted any once-written name not presented ("we propose X") as cited
         ("MELT", "We have created our own automation infrastructure, MELT, which supports headless execution.", False),
         ("GPipe", "We introduce GPipe, a library. GPipe scales networks, unlike methods from GPipe.", False),
+        ("Vision", "Vision encoders cost the most; we borrow from vision transformers.", True),  # in any case
+        ("LLaVA", "It tunes LLaVA-1.5 (a strong, open model) from LLaVA-style data.", False),  # twice, by its parts
     ],
 )
 def test_a_name_an_abstract_writes_once_where_it_cites_others_is_not_its_own(
