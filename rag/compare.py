@@ -424,9 +424,10 @@ class NameResolver:
         described = self.by_meaning(name, elsewhere) if describe and self.by_meaning else None
         return described or Match(None, 0.0, why)
 
-    def resolve_request(self, request: str) -> tuple[list[tuple[str, Paper]], list[str], list[str], int]:
-        """Resolved (name, paper) pairs in request order, unresolved names, the reasons, and how many of the papers
-        were found unsurely: by what the request says of them, or by a name that is not their title's or system's."""
+    def resolve_request(self, request: str) -> tuple[list[tuple[str, Paper]], list[str], list[str], dict[str, str]]:
+        """Resolved (name, paper) pairs in request order, unresolved names, the reasons, and the papers found unsurely,
+        by id, with the words that found them: what the request says of them, or a name that is not their title's or
+        system's."""
         pieces = _pieces(request)
         # NOTE: ", with respect to memory", ", especially regarding accuracy", ", whats the difference": not names; nor
         # is a question that opens the request and names no paper ("Which is better for phones, MiniCPM-V or …?")
@@ -459,7 +460,7 @@ class NameResolver:
         found: list[tuple[str, Paper]] = []
         unresolved: list[str] = []
         reasons: list[str] = []
-        unsure = 0
+        unsure: dict[str, str] = {}
         for name, match in readings:
             keeper = surest[match.paper.paper_id][0] if match.paper else name
             another = keeper != name and match.mentioned and compact(name) != compact(keeper)
@@ -482,7 +483,8 @@ class NameResolver:
             elif keeper == name and all(p.paper_id != match.paper.paper_id for _, p in found):
                 # NOTE: a paper found by what it is about is shown by its title, not by the words that describe it
                 found.append((match.paper.title if match.described else name, match.paper))
-                unsure += match.described or match.certainty <= DESCRIBED_AT_MOST
+                if match.described or match.certainty <= DESCRIBED_AT_MOST:
+                    unsure[match.paper.paper_id] = name
         return found, unresolved, reasons, unsure
 
     def read(self, piece: str, elsewhere: frozenset[str] = frozenset()) -> Reading:
@@ -653,6 +655,19 @@ def _ends_word(text: str, end: int) -> bool:
 
 def _word_char(char: str) -> bool:
     return char.isalnum() or char in "_-"
+
+
+def _written_as_a_term(name: str, text: str) -> bool:
+    """Whether a text writes a name's words together in lower case, as a term of the field ("pipeline parallelism",
+    "Knowledge distillation" opening a sentence), not as a name ("Megatron-LM" for "megatron lm")."""
+    words = norm_words(name)
+    if not words:
+        return False
+    first, *rest = words
+    pattern = rf"(?<![\w-])[{first[0].upper()}{first[0]}]{re.escape(first[1:])}" + "".join(
+        rf"[\s-]+{re.escape(w)}" for w in rest
+    )
+    return re.search(pattern + r"s?(?![\w-])", text) is not None
 
 
 def _surely_named(name: str, match: Match) -> bool:
@@ -1105,13 +1120,13 @@ class Comparer:
             warnings = [f"paper id {pid!r} is not in the index; see `rag papers`" for pid in missing]
             return found, missing, warnings, {}
         found, unresolved, reasons, unsure = self.resolver.resolve_request(request)
-        warnings = []
+        found, kinds, warnings = self._kinds_in_titles(request, found, unsure)
         # NOTE: a request that names no paper, or one paper unsurely (a description, or words that a title merely
         # contains: "methods for efficient LLM inference"), with at most one unknown thing and only words the library
         # uses, is a topic; unknown names ("FlashZip", "FlexGen and PowerInfer") are reported as such, not replaced by
         # whatever a topic search finds
         words = content_words(_LEAD.sub("", request))
-        topic = not found or (len(found) == 1 and unsure == 1)
+        topic = not found or (len(found) == 1 and len(unsure) == 1)
         if topic and len(unresolved) <= 1 and len(words) >= 2 and all(w in self.retriever.idf for w in words):
             hits = self.retriever.search(_LEAD.sub("", request), k=TOPIC_FALLBACK_K)
             found = [(system_name(h.title) or h.title, self.retriever.papers[h.paper_id]) for h in hits]
@@ -1121,7 +1136,6 @@ class Comparer:
             return found, [], warnings, {}
         # NOTE: a name of what papers write about ("pruning", "offloading") stands for the papers most about it
         missing = []
-        kinds: dict[str, str] = {}
         for name, why in zip(unresolved, reasons, strict=True):
             writers = self.writers(name) if _of_several(name, why) else []
             family = [self.retriever.papers[pid] for pid, p in writers[:FAMILY_ROWS] if p >= FAMILY_AT]
@@ -1144,6 +1158,43 @@ class Comparer:
                 why = f"{name!r} names no paper; {many if len(writers) > 1 else f'only {shown} writes of it'}"
             warnings.append(f"not compared: {why}")
         return found, missing, warnings, kinds
+
+    def _kinds_in_titles(
+        self, request: str, found: list[tuple[str, Paper]], typed: Mapping[str, str]
+    ) -> tuple[list[tuple[str, Paper]], dict[str, str], list[str]]:
+        """The papers found, with a kind of approach that one paper's title holds ("knowledge distillation" in
+        Minitron's, "pipeline parallelism" in Zero Bubble's) read as it is read when no title holds it: the papers most
+        about it, that one among them. Not a paper's system name or whole title, nor words that describe one paper
+        ("LightSeq, the sequence parallelism paper"), nor words fewer than two abstracts write as a term of the field
+        ("decoupled momentum", DeMo's alone; "megatron lm", which abstracts write as a name).
+        `typed` holds the words that found a paper, by id, where they are not the name it is shown by (its title, for
+        one found by what they describe)."""
+        out: list[tuple[str, Paper]] = []
+        kinds: dict[str, str] = {}
+        warnings: list[str] = []
+        for shown, paper in found:
+            name = typed.get(paper.paper_id, shown)
+            own = {compact(paper.title), compact(system_name(paper.title) or paper.title)}
+            family: list[Paper] = []
+            if compact(name) not in own and _stands_alone(request, name) and self._a_term(name):
+                # NOTE: the paper the words found is one of them, if not among the likeliest
+                likeliest = [self.retriever.papers[pid] for pid, p in self.writers(name) if p >= FAMILY_AT]
+                family = [paper, *(p for p in likeliest if p != paper)][:FAMILY_ROWS]
+                family.sort(key=lambda p: likeliest.index(p) if p in likeliest else -1)
+            if len(family) < 2:
+                out.append((shown, paper))
+                continue
+            taken = {p.paper_id for _, p in out}
+            fresh = [p for p in family if p.paper_id not in taken]
+            out += [(system_name(p.title) or p.title, p) for p in fresh]
+            kinds.update((p.paper_id, name) for p in fresh)
+            listed = join_names([system_name(p.title) or f"“{p.title}”" for p in family])
+            warnings.append(f"{name!r} names no one paper; compared the papers most about it: {listed}")
+        return out, kinds, warnings
+
+    def _a_term(self, name: str) -> bool:
+        """Whether two abstracts or more write a name's words as a term of the field (`_written_as_a_term`)."""
+        return sum(_written_as_a_term(name, p.abstract) for p in self.retriever.papers.values()) >= 2
 
     def writers(self, name: str) -> list[tuple[str, float]]:
         """The papers that write every word of a name that may be of what papers write about rather than of a paper

@@ -249,17 +249,21 @@ def test_a_name_of_what_papers_write_about_compares_the_papers_most_about_it(bun
     table = api.compare(
         "Compare speculative decoding, quantization and offloading for running LLMs on consumer GPUs", bundled
     )
-    assert [r.title.split(":")[0] for r in table.rows] == [
-        "SpecExec",
+    # NOTE: "speculative decoding", words of SpecExec's title that HADES writes too, is a kind as the others are (the
+    # two are as likely about it: either may come first)
+    assert {r.title.split(":")[0] for r in table.rows[:2]} == {"HADES", "SpecExec"}
+    assert [r.title.split(":")[0] for r in table.rows[2:]] == [
         "LightMamba",
         "OliVe",
         "Faster Inference of LLMs using FP8 on the Intel Gaudi",
         "Efficient and Economic Large Language Model Inference with Attention Offloading",
         "Fast Inference of Mixture-of-Experts Language Models with Offloading",
     ]
-    assert table.warnings[1].startswith("'offloading' names no paper; compared the papers most about it: “Efficient")
-    assert [r.kind for r in table.rows] == [None, *["quantization"] * 3, "offloading", "offloading"]
-    assert table.synthesis.startswith("For quantization: LightMamba [2], OliVe [3] and Faster Inference of LLMs")
+    assert table.warnings[2].startswith("'offloading' names no paper; compared the papers most about it: “Efficient")
+    kinds = ["speculative decoding"] * 2 + ["quantization"] * 3 + ["offloading"] * 2
+    assert [r.kind for r in table.rows] == kinds
+    assert table.synthesis.startswith("For speculative decoding: ")
+    assert "; for quantization: LightMamba [3], OliVe [4] and Faster Inference of LLMs" in table.synthesis
     # NOTE: a one-word kind is read as a request for every paper about it ("which papers …"); as a question for one
     # paper no paper was more likely than not about "quantization" (LightMamba 0.44), and none was compared for it
     assert table.unresolved == []
@@ -326,6 +330,22 @@ def test_a_name_several_titles_hold_alike_is_a_kind(bundled: Settings) -> None:
     assert "Mixture of experts" not in table.unresolved
     # NOTE: a system's name several titles hold is no kind: "LLaVA" stays ambiguous
     assert api.compare("Compare LLaVA and GPipe", bundled).unresolved == ["LLaVA"]
+
+
+def test_a_kind_one_title_holds_is_a_kind(bundled: Settings) -> None:
+    from rag import api
+
+    # NOTE: "pipeline parallelism" is words of Zero Bubble's title: found as that paper alone, and unsurely, it made
+    # the request a topic search ("no paper names recognised")
+    table = api.compare("pipeline parallelism vs tensor parallelism", bundled)
+    assert {r.kind for r in table.rows} == {"pipeline parallelism", "tensor parallelism"}, table.warnings
+    pipeline = [r.title for r in table.rows if r.kind == "pipeline parallelism"]
+    assert "Zero Bubble Pipeline Parallelism" in pipeline and len(pipeline) >= 2
+    assert table.warnings[0].startswith("'pipeline parallelism' names no one paper; compared the papers most about")
+    # NOTE: words that describe one paper name it, and a paper's own name is no kind
+    table = api.compare("Compare LightSeq, the sequence parallelism paper, and GPipe", bundled)
+    assert [(r.name, r.kind) for r in table.rows] == [("LightSeq", None), ("GPipe", None)]
+    assert [r.kind for r in api.compare("Compare Zero Bubble and 2BP", bundled).rows] == [None, None]
 
 
 def test_a_paper_compared_for_one_name_stands_for_a_kind_too(bundled: Settings) -> None:
