@@ -1178,9 +1178,12 @@ class Comparer:
             family: list[Paper] = []
             if compact(name) not in own and _stands_alone(request, name) and self._a_term(name):
                 # NOTE: the paper the words found is one of them, if not among the likeliest
-                likeliest = [self.retriever.papers[pid] for pid, p in self.writers(name) if p >= FAMILY_AT]
-                family = [paper, *(p for p in likeliest if p != paper)][:FAMILY_ROWS]
-                family.sort(key=lambda p: likeliest.index(p) if p in likeliest else -1)
+                # NOTE: and not a paper the request names otherwise ("knowledge distillation and LLaVA-KD")
+                others = {p.paper_id for _, p in found} - {paper.paper_id}
+                likeliest = [pid for pid, p in self.writers(name) if p >= FAMILY_AT and pid not in others]
+                ids = [paper.paper_id, *(pid for pid in likeliest if pid != paper.paper_id)][:FAMILY_ROWS]
+                ids.sort(key=lambda pid: likeliest.index(pid) if pid in likeliest else -1)
+                family = [paper if pid == paper.paper_id else self.retriever.papers[pid] for pid in ids]
             if len(family) < 2:
                 out.append((shown, paper))
                 continue

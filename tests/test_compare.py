@@ -346,6 +346,11 @@ def test_a_kind_one_title_holds_is_a_kind(bundled: Settings) -> None:
     table = api.compare("Compare LightSeq, the sequence parallelism paper, and GPipe", bundled)
     assert [(r.name, r.kind) for r in table.rows] == [("LightSeq", None), ("GPipe", None)]
     assert [r.kind for r in api.compare("Compare Zero Bubble and 2BP", bundled).rows] == [None, None]
+    # NOTE: a paper the request names is compared once, as itself, not also as one of a kind's papers
+    table = api.compare("Compare knowledge distillation and LLaVA-KD", bundled)
+    rows = [(r.title.split(":")[0], r.kind) for r in table.rows]
+    assert ("LLaVA-KD", None) in rows and len({t for t, _ in rows}) == len(rows) >= 3, rows
+    assert {k for _, k in rows} == {"knowledge distillation", None}
 
 
 def test_a_paper_compared_for_one_name_stands_for_a_kind_too(bundled: Settings) -> None:
