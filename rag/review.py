@@ -153,15 +153,11 @@ def _z(values: np.ndarray) -> np.ndarray:
 
 # --- topic relevance ------------------------------------------------------------------------------
 
-# NOTE: not "to", which joins a head to its complement ("Alternative optimizers to AdamW", "Offloading model parameters
-# to CPU memory", "Adapting multimodal LLMs to specialized domains"); as a divider it made "AdamW large-scale LLM
-# pretraining" a facet of its own, which every paper on training at scale addresses (60 dev topics: recall 0.860 →
-# 0.866, precision 0.668 → 0.676; each of the four that hold "to" cites as many gold papers or more, and fewer others)
-_FACET_SPLIT = re.compile(r"\s+(?:for|on|with|via|using|under|in|inside|within)\s+", re.IGNORECASE)
+_FACET_SPLIT = re.compile(r"\s+(?:for|to|on|with|via|using|under|in|inside|within)\s+", re.IGNORECASE)
 
 
 def facets(topic: str) -> list[str]:
-    """The parts of a topic a relevant paper must all address: 'X for Y' gives X and Y, but 'X to Y' is one part.
+    """The parts of a topic a relevant paper must all address: 'X for Y' gives X and Y.
 
     A part with fewer than two content words ('Systems for ...') joins its neighbour.
     """

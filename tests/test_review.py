@@ -100,9 +100,7 @@ def test_a_covered_topic_naming_a_technique_and_its_setting_is_drafted(bundled: 
     [("Mixture-of-experts architectures in multimodal large language models",
       ["Mixture-of-experts architectures", "multimodal large language models"]),
      ("Speculative decoding for faster LLM inference", ["Speculative decoding", "faster LLM inference"]),
-     ("in-browser machine learning", ["in-browser machine learning"]),
-     ("Alternative optimizers to AdamW for large-scale LLM pretraining",
-      ["Alternative optimizers to AdamW", "large-scale LLM pretraining"])],
+     ("in-browser machine learning", ["in-browser machine learning"])],
 )  # fmt: skip
 def test_a_topic_is_read_as_its_subject_and_setting(topic: str, parts: list[str]) -> None:
     from rag.review import facets
