@@ -657,17 +657,23 @@ def _word_char(char: str) -> bool:
     return char.isalnum() or char in "_-"
 
 
-def _written_as_a_term(name: str, text: str) -> bool:
-    """Whether a text writes a name's words together in lower case, as a term of the field ("pipeline parallelism",
-    "Knowledge distillation" opening a sentence), not as a name ("Megatron-LM" for "megatron lm")."""
-    words = norm_words(name)
+def _as_a_term(name: str) -> re.Pattern[str] | None:
+    """A name's words as a text writes them as a term of the field: together, and each in the case the name writes it
+    but for its first letter ("pipeline parallelism", "Knowledge distillation" opening a sentence, "3D parallelism"),
+    not as a name ("Megatron-LM" for "megatron lm")."""
+    words = _WORDS.findall(name)
     if not words:
-        return False
-    first, *rest = words
-    pattern = rf"(?<![\w-])[{first[0].upper()}{first[0]}]{re.escape(first[1:])}" + "".join(
-        rf"[\s-]+{re.escape(w)}" for w in rest
-    )
-    return re.search(pattern + r"s?(?![\w-])", text) is not None
+        return None
+
+    def written(word: str) -> str:
+        if any(c.isupper() or c.isdigit() for c in word[1:]):
+            return re.escape(word)
+        return f"[{re.escape(word[0].upper())}{re.escape(word[0].lower())}]{re.escape(word[1:])}"
+
+    return re.compile(r"(?<![\w-])" + r"[\s-]+".join(written(w) for w in words) + r"s?(?![\w-])")
+
+
+_WORDS = re.compile(r"[^\W_]+")
 
 
 def _surely_named(name: str, match: Match) -> bool:
@@ -1196,8 +1202,16 @@ class Comparer:
         return out, kinds, warnings
 
     def _a_term(self, name: str) -> bool:
-        """Whether two abstracts or more write a name's words as a term of the field (`_written_as_a_term`)."""
-        return sum(_written_as_a_term(name, p.abstract) for p in self.retriever.papers.values()) >= 2
+        """Whether two abstracts or more write a name's words as a term of the field (`_as_a_term`)."""
+        pattern = _as_a_term(name)
+        if pattern is None:
+            return False
+        # NOTE: its longest word looked for first, as plain text (but its first letter, which may be a capital): the
+        # pattern, opening with a lookbehind, is tried at every position of every abstract (7 ms a name over the 168
+        # bundled ones; 0.1 to 0.6 ms so)
+        longest = max(_WORDS.findall(name), key=len)[1:]
+        writing = (p for p in self.retriever.papers.values() if longest in p.abstract and pattern.search(p.abstract))
+        return next(writing, None) is not None and next(writing, None) is not None
 
     def writers(self, name: str) -> list[tuple[str, float]]:
         """The papers that write every word of a name that may be of what papers write about rather than of a paper

@@ -346,6 +346,10 @@ def test_a_kind_one_title_holds_is_a_kind(bundled: Settings) -> None:
     table = api.compare("Compare LightSeq, the sequence parallelism paper, and GPipe", bundled)
     assert [(r.name, r.kind) for r in table.rows] == [("LightSeq", None), ("GPipe", None)]
     assert [r.kind for r in api.compare("Compare Zero Bubble and 2BP", bundled).rows] == [None, None]
+    # NOTE: a term is read in the case the request writes it: abstracts write "3D parallelism", and "Megatron-LM"
+    table = api.compare("Compare 3D parallelism and GPipe", bundled)
+    assert [r.kind for r in table.rows].count("3D parallelism") >= 2, table.warnings
+    assert [r.kind for r in api.compare("megascale vs torchtitan vs megatron lm", bundled).rows] == [None] * 3
     # NOTE: a paper the request names is compared once, as itself, not also as one of a kind's papers
     table = api.compare("Compare knowledge distillation and LLaVA-KD", bundled)
     rows = [(r.title.split(":")[0], r.kind) for r in table.rows]
