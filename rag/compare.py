@@ -1183,13 +1183,13 @@ class Comparer:
             own = {compact(paper.title), compact(system_name(paper.title) or paper.title)}
             family: list[Paper] = []
             if compact(name) not in own and _stands_alone(request, name) and self._a_term(name):
-                # NOTE: the paper the words found is one of them, if not among the likeliest
-                # NOTE: and not a paper the request names otherwise ("knowledge distillation and LLaVA-KD")
+                # NOTE: the paper the words found is one of them, first if not among the likeliest; a paper the request
+                # names otherwise is not ("knowledge distillation and LLaVA-KD")
                 others = {p.paper_id for _, p in found} - {paper.paper_id}
-                likeliest = [pid for pid, p in self.writers(name) if p >= FAMILY_AT and pid not in others]
-                ids = [paper.paper_id, *(pid for pid in likeliest if pid != paper.paper_id)][:FAMILY_ROWS]
-                ids.sort(key=lambda pid: likeliest.index(pid) if pid in likeliest else -1)
-                family = [paper if pid == paper.paper_id else self.retriever.papers[pid] for pid in ids]
+                likeliest = [pid for pid, p in self.writers(name) if p >= FAMILY_AT and pid not in others][:FAMILY_ROWS]
+                if paper.paper_id not in likeliest:
+                    likeliest = [paper.paper_id, *likeliest[: FAMILY_ROWS - 1]]
+                family = [paper if pid == paper.paper_id else self.retriever.papers[pid] for pid in likeliest]
             if len(family) < 2:
                 out.append((shown, paper))
                 continue
