@@ -409,7 +409,8 @@ class Reviewer:
         """Cited papers in themes, best paper first within each, and the parts the topic lists that head them.
 
         A part the topic lists is a theme of the papers that address it most (`_heads`), in the topic's order; the
-        other papers, or all when the topic lists none, are grouped by embedding clusters, biggest first.
+        other papers, or all when the topic lists none, are grouped by embedding clusters, the most relevant first
+        (their papers' mean relevance; ordered by size, a draft could open on its least relevant theme).
         """
         parts = listed_parts(topic)
         groups: list[list[_Scored]] = [[] for _ in parts]
@@ -429,7 +430,8 @@ class Reviewer:
             rest.sort(key=lambda c: c.paper.paper_id)
             vectors = np.stack([c.vector for c in rest])
             labels = cluster(vectors, max_k=min(MAX_THEMES, max(1, len(rest) // 3)))
-            groups += [[c for c, label in zip(rest, labels, strict=True) if label == k] for k in sorted(set(labels))]
+            clusters = [[c for c, label in zip(rest, labels, strict=True) if label == k] for k in sorted(set(labels))]
+            groups += sorted(clusters, key=lambda g: -float(np.mean([c.score for c in g])))
         return [sorted(g, key=lambda c: -c.score) for g in groups if g], named
 
     def _heads(self, parts: Sequence[str], items: Sequence[_Scored]) -> dict[str, int | None]:

@@ -194,6 +194,17 @@ def test_the_parts_a_topic_lists_head_its_themes_in_its_order(bundled: Settings)
     assert any("Distill" in t or "LLAVADI" in t for t in sections["Knowledge distillation"]), sections
 
 
+def test_a_draft_opens_with_its_most_relevant_theme(bundled: Settings) -> None:
+    """Themes were ordered by size, so this draft opened on the training systems its setting ("large model training")
+    brings in (Megatron-LM, parallelization layouts, Redco), and came to the pipeline schedules it is about second."""
+    from rag import api
+
+    draft = api.review("Pipeline parallelism for large model training", bundled)
+    titles = {r.paper_id: r.title for r in draft.references}
+    first = [titles[pid] for pid in draft.sections[1].paper_ids]
+    assert any(t.startswith("Zero Bubble") for t in first) and any(t.startswith("2BP") for t in first), draft.outline
+
+
 def test_title_phrases_end_where_a_title_phrase_ends() -> None:
     from rag.themes import vocabulary_of
 
