@@ -18,6 +18,8 @@ from rag.models import Answer, Citation, Claim, Paper, SearchHit, Turn
 from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import (
+    LIMIT_WORDS,
+    asks_for_limits,
     asks_for_link,
     asks_for_many,
     asks_for_quantity,
@@ -30,10 +32,12 @@ from rag.text import (
     names,
     points_elsewhere,
     quantity_heads,
+    states_limit,
     stem,
     system_names,
     uncontracted,
     verbs_of_names,
+    without_limit_words,
     word_key,
 )
 from rag.tuned import OFF_TOPIC, PARTIAL_AT, REFUSE_AT, RELATED_UNTIL, SURE_AT, UNREPORTED
@@ -118,6 +122,7 @@ class Decision:
     figure: bool = False  # whether the question asks for a figure
     also: list[int] = field(default_factory=list)  # other sources the question names ("How does A differ from B?")
     apart: bool = False  # whether the abstracts of the sources it names never mention each other
+    limits: bool = False  # whether the question asks for limitations
 
     @property
     def named(self) -> list[int]:
@@ -147,6 +152,8 @@ class Decision:
             return f"{lead} {verb} {report}: {never} {words}. {rest}"
         if self.figure:
             return f"{lead} {verb} not state the figure asked for. {rest}"
+        if self.limits:
+            return f"{lead} {verb} not state a limitation or drawback. {rest}"
         return f"{lead} may not answer this. {rest}"
 
 
@@ -159,6 +166,7 @@ class Evidence:
     score: float
     lexical: float
     similarity: float
+    limit: bool = False  # whether the sentence states a limitation (Answerer._score)
 
 
 def _words(text: str) -> set[str]:
@@ -184,15 +192,16 @@ def rarest_held(asked: set[str], weight: dict[str, float], words: set[str]) -> f
     return sum(w in words for w in tied) / len(tied)
 
 
-def _background(paper: Paper, chunks: Sequence[Chunk]) -> list[float]:
-    """P(background) of each of a paper's chunks, in order: its sentence's, when the chunks are the paper's sentences
-    (a sentence too long for one chunk is stored in pieces; those papers get none)."""
+def _roles(paper: Paper, chunks: Sequence[Chunk]) -> list[tuple[float, float]]:
+    """P(background) and P(problem) of each of a paper's chunks, in order: its sentence's, when the chunks are the
+    paper's sentences (a sentence too long for one chunk is stored in pieces; those papers get none)."""
     from rag.index import roles_of, sentences_of
     from rag.roles import COLUMNS
 
     if [c.text for c in chunks] != sentences_of(paper):
-        return [0.0] * len(chunks)
-    return [float(p) for p in roles_of(paper)[:, COLUMNS.index("background")]]
+        return [(0.0, 0.0)] * len(chunks)
+    probs = roles_of(paper)
+    return [(float(b), float(p)) for b, p in probs[:, [COLUMNS.index("background"), COLUMNS.index("problem")]]]
 
 
 def contextualise(question: str, history: Sequence[Turn]) -> tuple[str, list[str]]:
@@ -249,7 +258,7 @@ class Answerer:
     ) -> tuple[list[SearchHit], list[Source], list[Evidence]]:
         """Retrieve papers, number them as sources, and score every sentence they contain."""
         query, earlier = self.standalone(question, history)
-        hits = self.retriever.search(query, k=max(k, len(earlier)))
+        hits = self.retriever.search(without_limit_words(query) or query, k=max(k, len(earlier)))
         if earlier:
             # NOTE: "which of them ..." means the papers of the last answer; put those first.
             known = {h.paper_id: h for h in hits}
@@ -270,10 +279,10 @@ class Answerer:
             for n, h in enumerate(hits, 1)
         ]
         vector = self.retriever.query_vector(question)
-        background = {pid: _background(records[pid], chunks) for pid, chunks in by_paper.items()}
+        roles = {pid: _roles(records[pid], chunks) for pid, chunks in by_paper.items()}
         # NOTE: a question for papers ("Which papers report results on MME?") asks for what the name names
         naming = [] if asks_for_many(question) else [_title_name(question, s) or "" for s in sources]
-        evidence = self._score(question, hits, by_paper, vector, background, _words(" ".join(naming)))
+        evidence = self._score(question, hits, by_paper, vector, roles, _words(" ".join(naming)))
         return hits, sources, evidence
 
     def standalone(self, question: str, history: Sequence[Turn]) -> tuple[str, list[str]]:
@@ -304,12 +313,15 @@ class Answerer:
 
     def _score(
         self, question: str, hits: Sequence[SearchHit], by_paper: dict[str, list[Chunk]], vector: np.ndarray,
-        background: dict[str, list[float]], naming: set[str],
+        roles: dict[str, list[tuple[float, float]]], naming: set[str],
     ) -> list[Evidence]:  # fmt: skip
         # NOTE: a sentence is chosen for what the question asks, not for the names it gives its papers: "Which of
         # GPipe and 2BP uses less memory?" quoted each paper's sentences that say "GPipe" or "2BP", none on memory
         # (unless the names are all it asks about: "What does MMAD measure?")
         q_words = _words(question) - naming if _words(question) - naming - _GENERIC else _words(question)
+        wants_limits = asks_for_limits(question)
+        if wants_limits:  # NOTE: an abstract that states GPipe's limit never calls it a "drawback"
+            q_words = q_words - LIMIT_WORDS or q_words
         weight = {w: self.retriever.word_weight(w) for w in q_words}
         total = sum(weight.values()) or 1.0
         wants_figure = asks_for_quantity(question)
@@ -319,19 +331,25 @@ class Answerer:
         for n, hit in enumerate(hits, 1):
             prior = hit.score / top
             chunks = by_paper.get(hit.paper_id, [])
-            for chunk, scene in zip(chunks, background.get(hit.paper_id) or [0.0] * len(chunks), strict=True):
+            for chunk, (scene, problem) in zip(
+                chunks, roles.get(hit.paper_id) or [(0.0, 0.0)] * len(chunks), strict=True
+            ):
                 if _INSTRUCTION.search(chunk.text):
                     continue
                 sim = float(chunk.embedding @ vector) if chunk.embedding is not None else 0.0
                 lexical = sum(weight[w] for w in q_words & _text_words(chunk.text)) / total
                 score = 0.55 * sim + 0.25 * lexical + 0.20 * prior - BACKGROUND_PENALTY * scene
-                if leans_on_previous(chunk.text):
+                # NOTE: the problem a paper meets is a limitation of the work before it, which a question naming no
+                # paper asks for ("the downsides of mixture of experts"), not of the paper a question names
+                limit = states_limit(chunk.text) or (problem >= 0.5 and not naming)
+                # NOTE: a limitation is often stated against what came before ("However, MoE models …"): it reads alone
+                if leans_on_previous(chunk.text) and not (wants_limits and limit):
                     score -= LEANING_PENALTY
                 if points_elsewhere(chunk.text):
                     score += LINK_PENALTY if wants_link else -LINK_PENALTY
                 if wants_figure and has_figure(chunk.text):
                     score += FIGURE_BONUS
-                out.append(Evidence(chunk, n, score, lexical, sim))
+                out.append(Evidence(chunk, n, score, lexical, sim, limit))
         return sorted(out, key=lambda e: e.score, reverse=True)
 
     def decide(self, question: str, hits: Sequence[SearchHit], evidence: Sequence[Evidence],
@@ -358,7 +376,8 @@ class Answerer:
         apart = bool(also) and not any(
             _mentioned(names[m], sources[n - 1].paper) for n in names for m in names if m != n and names[m]
         )
-        return Decision(outcome, probabilities, about, unreported, asks_for_quantity(question), also, apart)
+        limits = asks_for_limits(question)
+        return Decision(outcome, probabilities, about, unreported, asks_for_quantity(question), also, apart, limits)
 
     def about(
         self, question: str, evidence: Sequence[Evidence], sources: Sequence[Source]
@@ -395,7 +414,8 @@ class Answerer:
             n for n in names(question) if any(re.search(rf"(?<![\w-]){re.escape(n)}", t, re.I) for t in titles)
         )
         naming += "".join(f" {_title_name(question, sources[n - 1]) or ''}" for n in about_all)
-        asked = q_words - _words(naming) - _GENERIC
+        limits = asks_for_limits(question)
+        asked = q_words - _words(naming) - _GENERIC - (LIMIT_WORDS if limits else set())
         weight = {w: self.retriever.word_weight(w) for w in q_words}
         total = sum(weight.values()) or 1.0
         asked_total = sum(weight[w] for w in asked) or 1.0
@@ -424,6 +444,8 @@ class Answerer:
                   for head in heads]  # fmt: skip
         if quantity and not heads:  # NOTE: "by what percentage …": any figure the paper states may be the one
             stated = [any(has_figure(e.chunk.text) for e in own)]
+        if limits:  # NOTE: what is asked for is a limitation, whatever the question calls it
+            stated = [any(e.limit for e in own)]
         return {
             "asked-for things the paper states": sum(stated) / len(stated) if stated else 1.0,
             "names an indexed paper": float(named),
@@ -463,7 +485,7 @@ class Answerer:
         ("Mamba-2" is not "Mamba"), and the verb a name takes is how the question asks ("How does Splitwise handle
         …" never mentions "handle")."""
         text_words = set().union(*(_text_words(f"{s.paper.title} {s.paper.abstract}") for s in about))
-        text_words |= self.everyday_words(about) | _GENERIC
+        text_words |= self.everyday_words(about) | _GENERIC | (LIMIT_WORDS if asks_for_limits(question) else set())
         asking = {word_key(verb) for verb in verbs_of_names(question)}
         seen: dict[str, str] = {}
         for word in re.findall(r"[A-Za-z][\w-]*", uncontracted(question)):
@@ -517,6 +539,7 @@ class Answerer:
             return []
         best = evidence[0]
         many = asks_for_many(question)
+        limits = asks_for_limits(question)
         chosen: list[Evidence] = [best]
 
         def fits(e: Evidence) -> bool:
@@ -527,8 +550,10 @@ class Answerer:
                 and float(e.chunk.embedding @ c.chunk.embedding) > REDUNDANT
                 for c in chosen
             )
-            # NOTE: a sentence leaning on the one before it is quoted only as the best evidence itself.
-            return e not in chosen and words <= MAX_WORDS and not redundant and not leans_on_previous(e.chunk.text)
+            # NOTE: a sentence leaning on the one before it is quoted only as the best evidence itself (or a
+            # limitation asked for: Answerer._score)
+            alone = not leans_on_previous(e.chunk.text) or (limits and e.limit)
+            return e not in chosen and words <= MAX_WORDS and not redundant and alone
 
         if asks_for_quantity(question):
             figure = next(iter(self.figures(question, evidence, ())), None) if quantity_heads(question) else None

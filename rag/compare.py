@@ -28,6 +28,7 @@ from rag.retrieve import Retriever
 from rag.roles import ASPECT_ROLE, COLUMNS, ROLES, cell_features
 from rag.store import Chunk
 from rag.text import (
+    LIMITATION_CUES,
     STOPWORDS,
     content_words,
     has_figure,
@@ -813,24 +814,7 @@ ASPECTS: dict[str, Aspect] = {
     "limitations": Aspect(
         "limitations",
         "limitations, drawbacks, trade-offs or open problems of the proposed work",
-        _cues(
-            r"limitation",
-            r"limited to",
-            r"drawback",
-            r"future work",
-            r"trade-?off",
-            r"at the cost of",
-            r"does not",
-            r"do not",
-            r"cannot",
-            r"fails? to",
-            r"only (?:applies|works|supports)",
-            r"caveat",
-            r"open (?:problem|question)",
-            r"remains? (?:unclear|open|challenging)",
-            r"degrad",
-            r"sacrific",
-        ),
+        _cues(*LIMITATION_CUES),
         early=-0.1,
         threshold=0.6,
         said="limitations",

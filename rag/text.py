@@ -296,6 +296,61 @@ def asks_for_link(question: str) -> bool:
     return bool(_ASKS_FOR_LINK.search(question))
 
 
+# A question that asks what a method gives up: "What are the drawbacks of GPipe?", "What's the catch with Zero
+# Bubble?". Not "catch" as a verb ("catch bugs") nor a trade-off studied for itself is asked the same way, but a
+# trade-off a method makes is.
+_ASKS_FOR_LIMITS = re.compile(
+    r"\b(?:limitations?|drawbacks?|downsides?|weakness(?:es)?|shortcomings?|disadvantages?|pitfalls?|caveats?|cons)\b"
+    r"|\b(?:the|a|any) catch\b|\bfalls? short\b|\b(?:give|gives|giving) up\b|\btrade-?offs?\b",
+    re.IGNORECASE,
+)
+# The words such a question asks with, which are not what it asks about (an abstract that states GPipe's limit never
+# calls it a "drawback").
+LIMIT_WORDS = frozenset(
+    stem(w)
+    for w in ("limitation", "limitations", "drawback", "downside", "weakness", "weaknesses", "shortcoming",
+              "disadvantage", "pitfall", "caveat", "cons", "catch", "fall", "falls", "short", "give", "gives",
+              "giving", "trade", "off", "tradeoff", "tradeoffs")
+)  # fmt: skip
+# Words with which an abstract states a limitation of its own or of the work before it (the comparison's limitations
+# column reads the same).
+LIMITATION_CUES = (
+    r"limitation",
+    r"limited to",
+    r"drawback",
+    r"future work",
+    r"trade-?off",
+    r"at the cost of",
+    r"does not",
+    r"do not",
+    r"cannot",
+    r"fails? to",
+    r"only (?:applies|works|supports)",
+    r"caveat",
+    r"open (?:problem|question)",
+    r"remains? (?:unclear|open|challenging)",
+    r"degrad",
+    r"sacrific",
+)
+_STATES_LIMIT = re.compile(r"\b(?:" + "|".join(LIMITATION_CUES) + r")", re.IGNORECASE)
+
+
+def asks_for_limits(question: str) -> bool:
+    """Whether a question asks for what a method gives up: its limitations, drawbacks, trade-offs."""
+    return bool(_ASKS_FOR_LIMITS.search(question))
+
+
+def without_limit_words(question: str) -> str:
+    """The question less its words that ask for limitations: what it asks about, for search ("the limitations of
+    DeMo" found a paper on "LLMs' limitations" before DeMo)."""
+    return re.sub(r"\s+", " ", _ASKS_FOR_LIMITS.sub(" ", question)).strip()
+
+
+def states_limit(sentence: str) -> bool:
+    """Whether a sentence states a limitation, by its words (LIMITATION_CUES)."""
+    return bool(_STATES_LIMIT.search(sentence))
+
+
 def has_figure(text: str) -> bool:
     """Whether a sentence states a figure beyond years and list markers."""
     if _WORD_FIGURE.search(text):

@@ -533,3 +533,40 @@ def test_system_names_are_mixed_case_or_carry_digits(text: str, expected: list[s
     from rag.text import system_names
 
     assert system_names(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("question", "asks"),
+    [
+        ("What are the limitations of DeMo?", True),
+        ("What's the catch with Zero Bubble?", True),
+        ("What does mmMamba give up for its linear complexity?", True),
+        ("Which trade-off between memory and throughput does Zero Bubble make?", True),
+        ("Can machine learning catch bugs in Verilog?", False),
+        ("What is the memory limit of a single accelerator?", False),
+    ],
+)
+def test_a_question_for_limitations_is_told_from_one_using_the_words(question: str, asks: bool) -> None:
+    from rag.text import asks_for_limits
+
+    assert asks_for_limits(question) is asks
+
+
+def test_a_named_paper_whose_abstract_states_no_limitation_says_so(bundled: Settings) -> None:
+    """ "What are the limitations of DeMo?" was answered first from a paper on "LLMs' limitations" for chip design, and
+    a named paper's abstract was said never to mention "limitations", as if the word were what was asked about."""
+    answer = ask("What are the limitations of DeMo?", bundled)
+    assert answer.citations[0].title.startswith("DeMo"), answer.answer
+    assert answer.partial and "not state a limitation or drawback" in answer.answer, answer.answer
+    assert "never mentions" not in answer.answer
+
+
+def test_a_question_for_the_drawbacks_of_a_technique_quotes_a_drawback_first(bundled: Settings) -> None:
+    """Answered before with how Octavius combines mixture-of-experts with LoRA; the drawbacks of a technique are
+    often stated against the work before, as the problem a paper meets ("Although the Mixture of Experts (MoE)
+    architecture has been employed …, these efforts typically involve fewer experts and limited modalities")."""
+    answer = ask("What are the downsides of mixture of experts?", bundled)
+    assert not answer.refused and not answer.partial, answer.answer
+    first = answer.answer.split("\n\n")[0]
+    drawbacks = ("fewer experts and limited modalities", "difficult to run without high-end GPUs")
+    assert any(d in first for d in drawbacks), answer.answer
