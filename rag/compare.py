@@ -161,8 +161,8 @@ _TWO_WORD_NAME = re.compile(
 _CASED_NAME = re.compile(r"[A-Za-z]*(?:[a-z][A-Z]|[A-Z]{2}[a-z])[A-Za-z]*")
 _PARENTHESIS = re.compile(r"\s*\([^()]*\)")
 _ASIDE = re.compile(
-    r"^(?:and\s+|but\s+|so\s+)?(?:especially|particularly|notably|mainly|including|in\s+particular|what(?:'?s|\s+is|\s+are)|"
-    r"how|why|which\s+(?:is|one))\b",
+    r"^(?:and\s+|but\s+|or\s+|so\s+)?(?:especially|particularly|notably|mainly|including|in\s+particular|what(?:'?s)?|how|why|which|"
+    r"who|does|do|did|is|are|was|were|can|could|would|should|will|isn'?t|aren'?t|doesn'?t|don'?t|both|they|we|you)\b",
     re.I,
 )
 

@@ -201,7 +201,8 @@ def fact_found(fact: str, text: str) -> bool:
 
 def evaluate_comparisons(path: Path, settings: Settings) -> EvalReport:
     """Run every comparison request of the file and score it per request form: named papers found, unknown names
-    reported, papers added that were not named, phrases found in the right cell (and anywhere in the right row), a
+    reported (and words reported as unknown names that the request does not give as names), papers added that were not
+    named, phrases found in the right cell (and anywhere in the right row), a
     user-added column, cell length and cells cut mid-sentence."""
     from rag.api import compare
     from rag.compare import DEFAULT_ASPECTS, NOT_STATED
@@ -250,6 +251,11 @@ def evaluate_comparisons(path: Path, settings: Settings) -> EvalReport:
                 "asked_for": len(set(got) & about),
                 "unknown": len(item.unresolved),
                 "unknown_reported": sum(any(u.lower() in x.lower() for x in table.unresolved) for u in item.unresolved),
+                # NOTE: and words reported as names when they name nothing ("Which needs less memory")
+                "wrongly_unknown": sum(
+                    not any(u.lower() in x.lower() or x.lower() in u.lower() for u in item.unresolved)
+                    for x in table.unresolved
+                ),
                 "facts": len(facts),
                 "in_cell": sum(in_cell),
                 "in_row": sum(in_row),
@@ -292,6 +298,7 @@ def _summarise_comparisons(rows: list[dict[str, Any]]) -> dict[str, float | int 
         "wrongly_added": sum(r["wrongly_added"] for r in rows),
         "rows_asked_for": share("asked_for", "rows"),
         "unknown_reported": share("unknown_reported", "unknown"),
+        "wrongly_unknown": sum(r["wrongly_unknown"] for r in rows),
         "facts_in_right_cell": share("in_cell", "facts"),
         "facts_in_right_row": share("in_row", "facts"),
         "added_column_right": share("extra_ok", "extra"),

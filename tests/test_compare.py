@@ -114,6 +114,14 @@ def test_split_names(request_text: str, names: list[str]) -> None:
             "Should I use SpecExec or LLMA if I only care about lossless speedups?",
             ["SpecExec", "Inference with Reference"],
         ),
+        # NOTE: a question or a remark beside the names is no name: each of these was reported "Not resolved"
+        ("Which needs less bandwidth, DeMo or DiLoCo?", ["DeMo", "DiLoCo"]),
+        ("webllm vs asanai, both run in the browser right?", ["WebLLM", "asanAI"]),
+        (
+            "Are MME and SEED-Bench-2 measuring the same abilities, or does one also test images?",
+            ["MME", "SEED-Bench-2"],
+        ),
+        ("octavius vs hidellava, arent they all lora experts?", ["Octavius", "HiDe-LLaVA"]),
     ],
 )
 def test_resolve_request_splits_lists(resolver: NameResolver, request_text: str, systems: list[str]) -> None:

@@ -63,15 +63,18 @@ def test_eval_scores_comparison_requests_per_form(bundled_home: Path, tmp_path: 
         {"request": "2BP vs FlashZip", "form": "list", "gold": [two_bp], "unresolved": ["FlashZip"],
          # NOTE: a phrase the abstract never states: the figures must notice
          "facts": {two_bp: {"approach": ["quantum annealing of the pipeline"]}}},
+        # NOTE: an unknown name the file does not expect is counted apart
+        {"request": "2BP vs FlashZip", "form": "unexpected", "gold": [two_bp]},
     ]  # fmt: skip
     path = write_jsonl(tmp_path / "compare.jsonl", requests)
     result = run_cli("eval", str(path), "--json", env=cli_env(RAG_HOME=str(bundled_home)))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
-    assert report["questions"] == 2 and report["unit"] == "comparison requests"
+    assert report["questions"] == 3 and report["unit"] == "comparison requests"
     purpose, listed = report["by_kind"]["purpose"], report["by_kind"]["list"]
     assert purpose["every_name_found"] == 1.0 and purpose["facts_in_right_cell"] == 1.0
     assert listed["unknown_reported"] == 1.0 and listed["facts_in_right_cell"] == 0.0
+    assert listed["wrongly_unknown"] == 0 and report["by_kind"]["unexpected"]["wrongly_unknown"] == 1
     assert report["metrics"]["wrongly_added"] == 0 and report["metrics"]["cut_cells"] == 0
 
 
