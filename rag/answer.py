@@ -215,6 +215,20 @@ def contextualise(question: str, history: Sequence[Turn]) -> tuple[str, list[str
     return f"{question} {last.question}", list(last.paper_ids)
 
 
+_IT = re.compile(r"\b(it)(s?)\b", re.IGNORECASE)
+
+
+def resolved(question: str, history: Sequence[Turn], titles: dict[str, str]) -> str:
+    """A follow-up that says "it" of the one paper the last answer cited, read as if it named that paper: "What are
+    its limitations?" after "What is DeMo?" reads "What are DeMo's limitations?" (it quoted another paper's "LLMs'
+    limitations"). The answer then is the one the question it stands for gets."""
+    cited = history[-1].paper_ids if history else []
+    if len(cited) != 1 or cited[0] not in titles:
+        return question
+    name = system_name(titles[cited[0]]) or titles[cited[0]]
+    return _IT.sub(lambda m: name + ("'s" if m[2] else ""), question)
+
+
 def _title_name(question: str, source: Source) -> str | None:
     """The name the source's title leads with ("Pathways: …", "2BP: …", "asanAI: …"), when the question uses it: in
     any case when it is coined ("MLE-Bench" for "MLE-bench"), as written when it is a capitalised word ("Pathways";
@@ -258,6 +272,7 @@ class Answerer:
     ) -> tuple[list[SearchHit], list[Source], list[Evidence]]:
         """Retrieve papers, number them as sources, and score every sentence they contain."""
         query, earlier = self.standalone(question, history)
+        question = resolved(question, history, self.retriever.papers.titles)  # NOTE: read as it resolves
         hits = self.retriever.search(without_limit_words(query) or query, k=max(k, len(earlier)))
         if earlier:
             # NOTE: "which of them ..." means the papers of the last answer; put those first.
@@ -600,8 +615,15 @@ class Answerer:
 
     def extractive(self, question: str, k: int | None = None, history: Sequence[Turn] = ()) -> Answer:
         """Answer by quoting the sentences that answer the question, verbatim, each with its citation."""
-        k = k or self.settings.top_k
-        hits, sources, evidence = self.gather(question, k, history)
+        hits, sources, evidence = self.gather(question, k or self.settings.top_k, history)
+        answer = self._quote(resolved(question, history, self.retriever.papers.titles), hits, sources, evidence)
+        answer.question = question
+        return answer
+
+    def _quote(
+        self, question: str, hits: Sequence[SearchHit], sources: Sequence[Source], evidence: Sequence[Evidence]
+    ) -> Answer:
+        """The extractive answer from what was gathered for the question (a follow-up read as it resolves)."""
         decision = self.decide(question, hits, evidence, sources)
         if decision.outcome == "refuse":
             return self.refusal(question, hits, "extractive", decision)
@@ -664,7 +686,7 @@ class Answerer:
         """Stream the model's answer, then yield the verified Answer (extractive fallback on failure)."""
         k = k or self.settings.top_k
         hits, sources, evidence = self.gather(question, k, history)
-        decision = self.decide(question, hits, evidence, sources)
+        decision = self.decide(resolved(question, history, self.retriever.papers.titles), hits, evidence, sources)
         if decision.outcome == "refuse":
             # NOTE: nothing relevant was retrieved, so there is nothing the model may cite.
             yield self.refusal(question, hits, f"llm:{self.settings.llm_model}", decision)

@@ -179,9 +179,7 @@ def cmd_chat(args: argparse.Namespace) -> int:
             continue
         answer = ask(question, settings, k=args.k, history=history)
         _print_answer(answer, args.json)
-        history.append(
-            Turn(question, [c.paper_id for c in answer.citations] or [h.paper_id for h in answer.related[:3]])
-        )
+        history.append(Turn.after(answer))
     return 0
 
 

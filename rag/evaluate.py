@@ -145,10 +145,9 @@ def evaluate(path: Path, settings: Settings, k: int | None = None) -> EvalReport
         golds.append([g for g in found if g])
     rows: list[dict[str, Any]] = []
     for item, gold in zip(items, golds, strict=True):
-        history = []
+        history: list[Turn] = []
         for earlier in item.history:
-            prior = ask(earlier, settings, k=k)
-            history.append(Turn(earlier, [c.paper_id for c in prior.citations] + [h.paper_id for h in prior.related]))
+            history.append(Turn.after(ask(earlier, settings, k=k, history=history)))
         query, _ = contextualise(item.question, history)
         ranked = [h.paper_id for h in retriever.search(query, k=10)]
         start = time.perf_counter()

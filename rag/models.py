@@ -94,6 +94,11 @@ class Turn:
     question: str
     paper_ids: list[str] = field(default_factory=list)
 
+    @classmethod
+    def after(cls, answer: Answer) -> Turn:
+        """The turn a follow-up reads: the papers the answer cites, else (a refusal) the three it found closest."""
+        return cls(answer.question, [c.paper_id for c in answer.citations] or [h.paper_id for h in answer.related[:3]])
+
 
 # --- comparisons ---------------------------------------------------------------------------------
 

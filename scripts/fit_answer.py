@@ -47,7 +47,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold
 from sklearn.preprocessing import StandardScaler
 
-from rag.answer import Answerer, contextualise
+from rag.answer import Answerer, contextualise, resolved
 from rag.api import ask, get_retriever
 from rag.config import get_settings
 from rag.corpus import normalise_title
@@ -97,10 +97,9 @@ def questions(retriever: Retriever, files: Sequence[str] = ()) -> list[dict[str,
             continue  # NOTE: written before the split by paper, it asks about papers of both sides
         elif gold & excluded:
             raise SystemExit(f"a dev question is about a held-out paper: {item['question']}")
-        history = []
+        history: list[Turn] = []
         for earlier in item.get("history", []):
-            prior = ask(earlier, retriever.settings)
-            history.append(Turn(earlier, [c.paper_id for c in prior.citations] + [h.paper_id for h in prior.related]))
+            history.append(Turn.after(ask(earlier, retriever.settings, history=history)))
         query, _ = contextualise(item["question"], history)
         out.append({**item, "gold_ids": gold, "query": query, "turns": history})
     return out
@@ -205,8 +204,9 @@ def _signals(retriever: Retriever, items: Sequence[dict[str, Any]]) -> tuple[lis
     signals, named = [], []
     for item in items:
         hits, sources, evidence = answerer.gather(item["question"], retriever.settings.top_k, item["turns"])
-        about, is_named, also = answerer.about(item["question"], evidence, sources)
-        signals.append(answerer.signals(item["question"], hits, evidence, sources, about, is_named, also))
+        question = resolved(item["question"], item["turns"], retriever.papers.titles)  # NOTE: as Answerer reads it
+        about, is_named, also = answerer.about(question, evidence, sources)
+        signals.append(answerer.signals(question, hits, evidence, sources, about, is_named, also))
         named.append(is_named)
     return signals, np.array(named)
 

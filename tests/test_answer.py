@@ -65,10 +65,46 @@ def test_the_readme_follow_up_is_about_the_earlier_answers_papers(bundled: Setti
     from rag.models import Turn
 
     first = ask("Which papers accelerate LLM inference on custom hardware?", bundled)
-    earlier = [c.paper_id for c in first.citations] + [h.paper_id for h in first.related]
-    follow_up = ask("And which of them use FPGAs?", bundled, history=[Turn(first.question, earlier)])
+    follow_up = ask("And which of them use FPGAs?", bundled, history=[Turn.after(first)])
     assert not follow_up.refused
     assert all("FPGA" in get_retriever(bundled).papers[c.paper_id].abstract for c in follow_up.citations[:1])
+
+
+def test_a_follow_up_says_it_of_the_one_paper_the_last_answer_cited() -> None:
+    from rag.answer import resolved
+    from rag.models import Turn
+
+    titles = {"1": "DeMo: Decoupled Momentum Optimization", "2": "Zero Bubble Pipeline Parallelism"}
+    assert resolved("What are its limitations?", [Turn("What is DeMo?", ["1"])], titles) == (
+        "What are DeMo's limitations?"
+    )
+    zero_bubble = "Does Zero Bubble Pipeline Parallelism beat 1F1B?"
+    assert resolved("Does it beat 1F1B?", [Turn("q", ["2"])], titles) == zero_bubble
+    # NOTE: of two papers, or none, "it" says nothing sure; "with" holds no "it"
+    assert resolved("What are its limitations?", [Turn("q", ["1", "2"])], titles) == "What are its limitations?"
+    assert resolved("What is it?", [], titles) == "What is it?"
+    assert resolved("Which work with it?", [Turn("q", ["1"])], titles) == "Which work with DeMo?"
+
+
+@pytest.mark.parametrize(
+    ("first", "follow_up", "direct"),
+    [
+        ("What is DeMo?", "What are its limitations?", "What are the limitations of DeMo?"),
+        ("How does GPipe work?", "What are its drawbacks?", "What are the drawbacks of GPipe?"),
+    ],
+)
+def test_a_follow_up_is_answered_as_the_question_it_stands_for(
+    bundled: Settings, first: str, follow_up: str, direct: str
+) -> None:
+    from rag.models import Turn
+
+    earlier = ask(first, bundled)
+    answer = ask(follow_up, bundled, history=[Turn.after(earlier)])
+    alone = ask(direct, bundled)
+    # NOTE: "What are its limitations?" quoted GPT4AIGChip's "LLMs' limitations"
+    assert answer.question == follow_up and not answer.refused
+    assert [c.title for c in answer.citations] == [c.title for c in alone.citations] == [earlier.citations[0].title]
+    assert answer.partial == alone.partial
 
 
 @pytest.mark.parametrize("question", EXAMPLES)

@@ -112,7 +112,7 @@ def run(question: str, config: Settings, history: list[Turn]) -> Answer | None:
 
 
 def turns(chat: list[Answer]) -> list[Turn]:
-    return [Turn(a.question, [c.paper_id for c in a.citations] or [h.paper_id for h in a.related[:3]]) for a in chat]
+    return [Turn.after(a) for a in chat]
 
 
 config = settings()
