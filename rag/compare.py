@@ -849,7 +849,8 @@ def aspect_for(name: str) -> Aspect:
 
 
 _EMBEDDED_DIGITS = re.compile(r"\b(?=[\w.-]*[A-Za-z])(?=[\w.-]*\d)[\w.-]+\b")
-_UNIT = re.compile(r"^\d+(?:\.\d+)?(?:x|times|fold|k|m|b|gb|mb|tb|ms|s|w|mw)$", re.IGNORECASE)
+# NOTE: a range too: "1.24-2.01x", "2-8x" are figures
+_UNIT = re.compile(r"^(?:\d+(?:\.\d+)?[-–])?\d+(?:\.\d+)?(?:x|times|fold|k|m|b|gb|mb|tb|ms|s|w|mw)$", re.IGNORECASE)
 
 
 def states_figure(text: str) -> bool:
@@ -1484,7 +1485,10 @@ class Comparer:
         return checked.text
 
 
-_LEAD_IN = re.compile(r"^(?:[\w-]+\s+){0,3}?(?:show|demonstrate|indicate|confirm|find|reveal)s?\s+that\s+", re.I)
+# NOTE: after a phrase that sets the scene, too: "Through comprehensive experiments on …, we show that LightSeq …"
+_LEAD_IN = re.compile(
+    r"^(?:[^,]*,\s+)?(?:[\w-]+\s+){0,3}?(?:show|demonstrate|indicate|confirm|find|reveal)s?\s+that\s+", re.I
+)
 FIGURE_CLAUSE_WORDS = 30  # a longer sentence is cut at ';' or ', while/whereas/but' to its clause with the figure
 
 
@@ -1502,7 +1506,10 @@ def cell_sentences(cell: Cell, paper: Paper) -> list[str]:
 
 def _figure_clause(sentences: Sequence[str]) -> str:
     """The sentence (or clause of a long one) among a results cell's sentences that states a figure, without its lead-in
-    ('Experiments show that X outperforms Y by up to 23%' → 'X outperforms Y by up to 23%'), or ''."""
+    ('Experiments show that X outperforms Y by up to 23%' → 'X outperforms Y by up to 23%'), or ''. A factor or a
+    percentage first: "We evaluate LightSeq on Llama-7B … with sequence lengths from 32K to 512K" states the set-up's
+    sizes, the next sentence what it found ("up to 1.24-2.01x end-to-end speedup")."""
+    clauses = []
     for sentence in sentences:
         sentence = _LEAD_IN.sub("", sentence.strip())
         pieces = [sentence]
@@ -1511,8 +1518,14 @@ def _figure_clause(sentences: Sequence[str]) -> str:
         for piece in pieces:
             piece = piece.strip().rstrip(",;:.")
             if states_figure(piece) and len(piece.split()) <= FIGURE_CLAUSE_WORDS:
-                return piece[:1].upper() + piece[1:]
-    return ""
+                clauses.append(piece[:1].upper() + piece[1:])
+    found = (c for c in clauses if _FACTOR.search(c) and not _CONTINUES.match(c))
+    return next(found, clauses[0] if clauses else "")
+
+
+# A clause split from its sentence that opens with a conjunction ("but also confirm its better deployment efficiency")
+# has no subject of its own: quoted first, it reads as a fragment
+_CONTINUES = re.compile(r"(?:but|while|whereas)\b", re.IGNORECASE)
 
 
 # "We present Redco, a lightweight tool …", "we propose LightMamba that co-designs …", "this paper introduces …"

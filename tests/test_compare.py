@@ -690,6 +690,19 @@ def test_synthesis_is_cited_sentences_with_figures_as_stated(table: Comparison) 
     assert largest and largest.groups() == ("1.70x", "up to 23%"), table.synthesis
 
 
+def test_synthesis_reports_what_a_paper_found_not_its_set_up(bundled: Settings) -> None:
+    """LightSeq's results cell opens with its set-up ("… with sequence lengths from 32K to 512K"); what it found is
+    the next sentence's "up to 1.24-2.01x end-to-end speedup", after "Through comprehensive experiments …, we show
+    that". Muon's cell opens with "two crucial techniques: (1) … (2) …" before "~2× computational efficiency"."""
+    from rag import api
+
+    request = "How do LightSeq and DeepSpeed Ulysses differ in handling long sequences?"
+    synthesis = api.compare(request, bundled).synthesis
+    assert "LightSeq [1] reports “LightSeq achieves up to 1.24-2.01x end-to-end speedup" in synthesis, synthesis
+    synthesis = api.compare("Muon vs DeMo", bundled).synthesis
+    assert "Muon [1] reports “Muon achieves ~2× computational efficiency compared to AdamW" in synthesis, synthesis
+
+
 @pytest.mark.parametrize(
     ("text", "found"),
     [
