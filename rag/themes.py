@@ -130,6 +130,12 @@ _PHRASE_END = {"for", "with", "via", "in", "on", "using", "and", "or", "of", "fr
                "towards", "toward", "as", "is", "are", "beyond", "without", "under", "across", "into"}  # fmt: skip
 
 
+# A copula and what it says of the subject, up to the next preposition ("is scalable" in "Muon is Scalable for LLM
+# Training")
+_ENDS = "|".join(sorted(_PHRASE_END))
+_PREDICATE = re.compile(rf"\b(?:is|are|was|were|be)\b(?:\s+(?!(?:{_ENDS})\b)\S+)*")
+
+
 def vocabulary_of(texts: Sequence[str]) -> set[str]:
     """The noun phrases of the texts (titles, say) of one or two words, lower-cased as distinctive_terms counts them:
     the words that end a title's phrase (at its end, at punctuation or before a preposition), alone and with the word
@@ -140,6 +146,8 @@ def vocabulary_of(texts: Sequence[str]) -> set[str]:
     for text in texts:
         # NOTE: "GPU/TPUs" is no phrase; a dot ends one only where no word goes on ("ML.ENERGY Benchmark")
         for segment in re.split(r"[:;,?!()\[\]/]|\.(?![a-z0-9])|\s[-–—]\s", text.lower()):
+            # NOTE: what "is" says of the subject is no phrase ("Muon is Scalable …" named a theme "Scalable")
+            segment = _PREDICATE.sub(" ", segment)
             words = re.findall(TERM_PATTERN, segment)
             for i, word in enumerate(words):
                 following = words[i + 1] if i + 1 < len(words) else None
@@ -222,9 +230,10 @@ def theme_names(ranked: Sequence[Sequence[str]]) -> list[str]:
     names: list[str] = []
     for terms in ranked:
         rest, name = list(terms), theme_name(terms)
-        while name in names and rest:
-            used = " ".join(names).lower()
-            rest = [t for t in rest if t.lower() not in used]
+        # NOTE: a name is taken when another has its words, in any number ("Language model" beside "Language models")
+        while any(term_stems(name) == term_stems(n) for n in names) and rest:
+            taken = set().union(*(term_stems(n) for n in names))
+            rest = [t for t in rest if not term_stems(t) <= taken]
             name = theme_name(rest) if rest else name
         names.append(name)
     return unique_names(names)

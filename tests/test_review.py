@@ -216,6 +216,17 @@ def test_title_phrases_end_where_a_title_phrase_ends() -> None:
     # NOTE: a name with a dot inside is one word: "The ML.ENERGY Benchmark" named a theme "ENERGY benchmark"
     dotted = vocabulary_of(["The ML.ENERGY Benchmark: Toward Automated Inference Energy Measurement", "Models. Data"])
     assert "ml.energy benchmark" in dotted and "energy benchmark" not in dotted and "models" in dotted
+    # NOTE: what "is" says of a subject is no phrase: "Muon is Scalable for LLM Training" named a theme "Scalable"
+    said = vocabulary_of(["Muon is Scalable for LLM Training", "DNN is not all you need: Parallelizing ML"])
+    assert {"llm training", "training", "muon", "dnn"} <= said and not {"scalable", "need", "you need"} & said
+
+
+def test_themes_are_not_named_alike() -> None:
+    """A review of "reducing communication in distributed training" had themes "Language models" and "Language
+    model"; the second takes its next term."""
+    from rag.themes import theme_names
+
+    assert theme_names([["language models", "training"], ["language model", "MoE"]]) == ["Language models", "MoE"]
 
 
 def test_sections_cite_only_listed_references(draft: ReviewDraft) -> None:
