@@ -867,7 +867,7 @@ _DISCOURSE = re.compile(
     r"nevertheless|unfortunately|in contrast|first(?: of all)?|second|third|firstly|secondly|thirdly|next|then|"
     r"further|also|accordingly|ultimately|concretely|to be specific|by doing so|yet|meanwhile|nonetheless|conversely|"
     r"similarly|likewise|instead|as such|among them|alternatively|last(?:ly)?|to summarize|in summary|essentially|"
-    r"(?:more |most )?importantly|especially|particularly|"
+    r"(?:more |most )?importantly|especially|particularly|for example|for instance|"
     r"(?:to (?:address|tackle|solve|overcome|mitigate|circumvent)|(?:inspired|motivated) by|based on|building on) "
     r"(?:this|these|that|those|such|it)(?: \w+)?"
     # NOTE: a phrase that points back before its comma: "In light of this", "Addressing these issues", "With this
