@@ -194,6 +194,24 @@ def test_the_parts_a_topic_lists_head_its_themes_in_its_order(bundled: Settings)
     assert any("Distill" in t or "LLAVADI" in t for t in sections["Knowledge distillation"]), sections
 
 
+def test_each_part_a_topic_lists_is_cited_as_a_topic_is(bundled: Settings) -> None:
+    """The cut for the whole topic follows its best parts (pruning and sparsity, far above the rest): the draft cited
+    one paper on distillation, LLAVADI, and left out LLaVA-KD, a framework for distilling multimodal LLMs, and a sparse
+    inference accelerator. Each part's papers are now cut at the same fraction of that part's best two."""
+    from rag import api
+
+    topic = (
+        "Model compression beyond quantization for LLMs and multimodal LLMs: pruning, sparsity, knowledge distillation"
+        " and binarization"
+    )
+    draft = api.review(topic, bundled)
+    titles = {r.paper_id: r.title for r in draft.references}
+    sections = {s.heading: [titles[pid] for pid in s.paper_ids] for s in draft.sections[1:]}
+    distilling = sections["Knowledge distillation"]
+    assert any(t.startswith("LLaVA-KD") for t in distilling) and any(t.startswith("LLAVADI") for t in distilling)
+    assert any(t.startswith("An Efficient Sparse Inference") for t in titles.values()), sections
+
+
 def test_a_draft_opens_with_its_most_relevant_theme(bundled: Settings) -> None:
     """Themes were ordered by size, so this draft opened on the training systems its setting ("large model training")
     brings in (Megatron-LM, parallelization layouts, Redco), and came to the pipeline schedules it is about second."""
