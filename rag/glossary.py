@@ -72,10 +72,15 @@ class Glossary:
     phrasings: dict[tuple[str, ...], tuple[str, ...]]
     everyday: dict[tuple[str, ...], tuple[str, ...]] = field(default_factory=dict)
     plain: dict[tuple[str, ...], str] = field(default_factory=dict)  # each form of a term → its first phrasing
+    # The field's noun phrases, lower-cased: each term, and its other forms that are an acronym or several words ("moe",
+    # "vision tokens"); a single lower-case word among them is often an adjective ("multimodal" for "multimodal
+    # learning")
+    phrases: frozenset[str] = frozenset()
 
     @classmethod
     def of(cls, entries: Iterable[Entry]) -> Glossary:
         """The glossary of these entries (lines of a glossary file)."""
+        entries = list(entries)
         phrasings: dict[tuple[str, ...], dict[str, None]] = {}
         everyday: dict[tuple[str, ...], dict[str, None]] = {}
         plain: dict[tuple[str, ...], str] = {}
@@ -93,6 +98,11 @@ class Glossary:
             {key: tuple(found) for key, found in phrasings.items()},
             {key: tuple(t) for key, t in everyday.items()},
             plain,
+            frozenset(
+                form.lower()
+                for entry in entries
+                for form in (entry.term, *(a for a in entry.also if " " in a or a != a.lower()))
+            ),
         )
 
     @cached_property

@@ -175,6 +175,11 @@ class Retriever:
     def lexical(self) -> LexicalIndex:
         return self._snapshot.lexical
 
+    @property
+    def field_phrases(self) -> frozenset[str]:
+        """The glossary's terms as noun phrases, lower-cased ("kv cache", "speculative decoding", "moe")."""
+        return self._glossary.phrases
+
     def indexed_words(self, paper_id: str) -> set[str]:
         """The terms BM25 holds for a paper: its own, and the everyday words for the glossary's terms it uses."""
         return set(self.lexical.fold(self._glossary.with_everyday_terms(indexed_terms(self.papers[paper_id]))))

@@ -206,3 +206,15 @@ def test_search_says_how_it_read_the_query(bundled: Settings) -> None:
     assert found["read_as"] == {"graphics cards": "GPU"} and len(found["results"]) == 2
     shown = search("a [red] helper for several graphics cards")
     assert "a [red] helper" in shown and "Searched with “graphics cards” also read as GPU." in shown
+
+
+def test_the_glossary_names_the_fields_noun_phrases() -> None:
+    """Review themes may be named by them: each term, and its other forms that are an acronym or several words, not a
+    lone lower-case word, which is often an adjective ("multimodal" named a theme "Multimodal")."""
+    from rag.glossary import Entry, Glossary
+
+    entries = [
+        Entry(term="mixture of experts", also=["MoE", "sparse MoE", "experts"], everyday=["many small expert nets"]),
+        Entry(term="multimodal learning", also=["multimodal"], everyday=["pictures and text together"]),
+    ]
+    assert Glossary.of(entries).phrases == {"mixture of experts", "moe", "sparse moe", "multimodal learning"}

@@ -133,13 +133,15 @@ def test_a_narrow_review_cites_its_papers_not_their_neighbourhood(bundled: Setti
     assert not any(word in t for t in cited for word in ("LLM", "Language Model", "Large Models")), cited
 
 
-def test_theme_names_are_title_phrases_their_papers_use(draft: ReviewDraft) -> None:
+def test_theme_names_are_phrases_their_papers_use(draft: ReviewDraft) -> None:
+    """Each is a phrase of a title or a term of the glossary, and its papers write it."""
+    from rag.glossary import glossary
     from rag.themes import vocabulary_of
 
     assert draft.refusal == ""
     records = bundled_records(0, 168)
     papers = {r["id"]: f"{r['title']}. {r['abstract']}" for r in records}
-    phrases = vocabulary_of([r["title"] for r in records])
+    phrases = vocabulary_of([r["title"] for r in records]) | glossary().phrases
     for section in draft.sections[1:]:
         name = section.heading.lower()
         assert name in phrases and " and " not in name, section.heading
@@ -237,6 +239,15 @@ def test_title_phrases_end_where_a_title_phrase_ends() -> None:
     # NOTE: what "is" says of a subject is no phrase: "Muon is Scalable for LLM Training" named a theme "Scalable"
     said = vocabulary_of(["Muon is Scalable for LLM Training", "DNN is not all you need: Parallelizing ML"])
     assert {"llm training", "training", "muon", "dnn"} <= said and not {"scalable", "need", "you need"} & said
+
+
+def test_a_theme_is_named_by_a_term_of_the_field(bundled: Settings) -> None:
+    """Titles alone gave a theme of this draft the name "Techniques" (from "Applications and Techniques for Fast
+    Machine Learning in Science"); its papers write of gradient checkpointing, a term of the glossary."""
+    from rag import api
+
+    outline = api.review("distributed LLM training", bundled).outline
+    assert "Techniques" not in outline and "Gradient checkpointing" in outline, outline
 
 
 def test_themes_are_not_named_alike() -> None:
