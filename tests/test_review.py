@@ -291,12 +291,14 @@ def test_each_paper_is_quoted_first_on_the_topic_it_is_cited_for(bundled: Settin
     draft = api.review("KV cache compression for LLM inference", bundled)
     n = next(r.n for r in draft.references if r.title.startswith("AccLLM"))
     paragraph = next(p for s in draft.sections[1:] for p in s.text.split("\n\n") if p.endswith(f"[{n}]."))
-    assert paragraph.startswith("At the algorithmic level") and "4-bit KV cache" in paragraph
+    presents, on_topic, *_ = re.split(r"(?<=\][.!?])\s+", paragraph)
+    assert presents.startswith("We propose AccLLM") and on_topic.startswith("At the algorithmic level")
+    assert "4-bit KV cache" in on_topic
 
 
 def test_a_quoted_sentence_that_leans_on_the_one_before_comes_with_it() -> None:
     """mllm-NPU's "Specifically, it re-constructs the prompt …" read "It re-constructs …" with no "it" before it."""
-    from rag.review import in_context
+    from rag.compare import with_context
 
     abstract = [
         "LLMs run slowly on phones.",
@@ -304,8 +306,40 @@ def test_a_quoted_sentence_that_leans_on_the_one_before_comes_with_it() -> None:
         "Specifically, it re-constructs the prompt and model.",
         "This paper reports 22x faster prefill.",
     ]
-    assert in_context(abstract, [abstract[3], abstract[2]]) == abstract[1:]
-    assert in_context(abstract, [abstract[3]]) == abstract[3:]
+    assert with_context(abstract, [3, 2]) == [1, 2, 3]
+    assert with_context(abstract, [3]) == [3]
+
+
+def test_a_paragraph_presents_its_paper_before_its_details(bundled: Settings) -> None:
+    """EE-LLM's paragraph opened "Built upon Megatron-LM, EE-LLM implements …" and never said what EE-LLM is; ARMOR's
+    quoted "(3) For the training algorithm …" twice around an uncited "(2) …", and a sentence broke at "e.g. LLaVA"
+    (a blind judge's reading of eleven dev drafts)."""
+    from rag import api
+    from rag.compare import system_name, tidy
+    from rag.index import sentences_of
+    from rag.review import presenting
+
+    draft = api.review("MLLM architecture design", bundled)
+    papers = {r.n: r for r in draft.references}
+    abstracts = {p.title: p for p in api.get_retriever(bundled).papers.values()}
+    presented = 0
+    for section in draft.sections[1:]:
+        for paragraph in section.text.split("\n\n"):
+            if paragraph.startswith("This theme covers"):
+                continue
+            sentences = re.split(r"(?<=\][.!?])\s+", paragraph)
+            numbers = {int(m) for s in sentences for m in re.findall(r"\[(\d+)\]", s)}
+            assert len(numbers) == 1 and all(re.search(r"\[\d+\][.!?]$", s) for s in sentences), paragraph
+            paper = abstracts[papers[numbers.pop()].title]
+            own = [tidy(s) for s in sentences_of(paper)]
+            quoted = [re.sub(r" \[\d+\](?=[.!?]$)", "", s) for s in sentences]
+            assert all(q in own for q in quoted) and len(set(quoted)) == len(quoted), paragraph
+            if system_name(paper.title) and presenting(sentences_of(paper), paper.title):
+                assert own[presenting(sentences_of(paper), paper.title)[0]] in quoted
+                presented += 1
+    assert presented >= 10
+    ee = api.review("early-exit inference", bundled)
+    assert any(p.startswith("We present EE-LLM, a framework") for s in ee.sections for p in s.text.split("\n\n"))
 
 
 def test_a_sentence_that_informs_both_approach_and_results_is_quoted_once(bundled: Settings) -> None:
