@@ -204,7 +204,7 @@ def evaluate_comparisons(path: Path, settings: Settings) -> EvalReport:
     named, phrases found in the right cell (and anywhere in the right row), a
     user-added column, cell length and cells cut mid-sentence."""
     from rag.api import compare
-    from rag.compare import DEFAULT_ASPECTS, NOT_STATED
+    from rag.compare import DEFAULT_ASPECTS, NOT_STATED, own_cell
 
     items = []
     for n, line in numbered_lines(path, "eval file"):
@@ -226,7 +226,9 @@ def evaluate_comparisons(path: Path, settings: Settings) -> EvalReport:
             for aspect, phrases in by_aspect.items()
             for fact in phrases
         ]
-        in_cell = [t in got and aspect in got[t].cells and fact_found(fact, got[t].cells[aspect].text)
+        # NOTE: a cell that points to another column of its row ("see “evaluation and reported results”") holds what
+        # that column shows
+        in_cell = [t in got and aspect in got[t].cells and fact_found(fact, own_cell(got[t], aspect).text)
                    for t, aspect, fact in facts]  # fmt: skip
         in_row = [t in got and any(fact_found(fact, c.text) for c in got[t].cells.values()) for t, _, fact in facts]
         extra_ok = []
@@ -234,7 +236,7 @@ def evaluate_comparisons(path: Path, settings: Settings) -> EvalReport:
             row = got.get(normalise_title(plain(title)))
             cell = row.cells[extra.name].text if row is not None and extra is not None else ""
             extra_ok.append(cell == NOT_STATED if fact is None else fact_found(fact, cell))
-        cells = [c.text for r in table.rows for c in r.cells.values()]
+        cells = [c.text for r in table.rows for c in r.cells.values() if not c.same_as]
         stated = [c for c in cells if c != NOT_STATED]
         rows.append(
             {

@@ -110,6 +110,7 @@ class Cell(BaseModel):
     citations: list[int] = Field(default_factory=list)
     quote: str = ""
     origin: str = "extractive"
+    same_as: str = ""  # the column of its row whose sentences this cell's are (its text points there), if any
 
 
 class Row(BaseModel):
