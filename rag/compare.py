@@ -45,6 +45,7 @@ from rag.tuned import CELLS, STATED_AT
 log = logging.getLogger(__name__)
 
 NOT_STATED = "not stated in the abstract"
+PROBLEM = "problem addressed"
 APPROACH = "approach"
 RESULTS = "evaluation and reported results"
 # A default column's cell: its likeliest sentence, then the runners-up (RUNNER_UP), while the cell stays within
@@ -982,7 +983,23 @@ class CellFiller:
         if learned:
             probs = roles_of(paper)
             likely = {a.name: CELLS[a.name].probabilities(cell_features(texts, probs, a.name)) for a in learned}
-            once, pointing = shown_once(choose_sentences(texts, likely, roles=role_columns(probs)))
+            picked = choose_sentences(texts, likely, roles=role_columns(probs))
+            shown = {i for rows in picked.values() for i in rows}
+            if picked.get(APPROACH):
+                # NOTE: the approach opens where the paper presents itself, in place of its last runners-up if the
+                # cell would run over: "In gamma-MoD, a novel metric is proposed …" never said what gamma-MoD is. A
+                # blind judge preferred such cells in 26 of the 37 dev rows they changed, the others in 9
+                for i in presenting(texts, paper.title):
+                    if i not in shown:
+                        rows = [i, *picked[APPROACH]]
+                        while len(rows) > 2 and sum(len(texts[j].split()) for j in rows) > CELL_WORDS:
+                            rows.pop()
+                        picked[APPROACH] = rows
+            if picked.get(PROBLEM) == [] and 0 not in shown and probs[0, COLUMNS.index("background")] >= ROLE_STATED:
+                picked[PROBLEM] = [0]  # NOTE: an abstract that opens on its background states what it addresses
+                # there ("Training large neural networks typically requires sharing gradients … through specialized
+                # high-speed interconnects"): DeMo's problem read "not stated"
+            once, pointing = shown_once(picked)
             for name, chosen in once.items():
                 cells[name] = self._cell(n, texts, chosen)
             for name, owner in pointing.items():
@@ -1066,6 +1083,27 @@ def choose_sentences(
         if values[name][i] >= LEFT_OVER * values[name].max() and words <= CELL_WORDS:
             chosen[name].append(i)
     return chosen
+
+
+_PRESENTS = re.compile(
+    r"\b(?:we|this (?:paper|work|study|article))\s+(?:\w+\s+)?(?:propose|present|introduce|develop|design|build|"
+    r"describe)s?\b",
+    re.IGNORECASE,
+)
+
+
+def presenting(sentences: Sequence[str], title: str) -> list[int]:
+    """The row of the sentence in which a paper presents itself: the first to write the system name its title leads
+    with, else the first that says "we propose / present / introduce …" ("We present EE-LLM, a framework for …";
+    "We propose mmMamba, a framework for developing linear-complexity native multimodal state space models …")."""
+    name = system_name(title)
+    written = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])") if name else None
+    for pattern in (written, _PRESENTS):
+        if pattern is not None:
+            found = [i for i, text in enumerate(sentences) if pattern.search(text)]
+            if found:
+                return found[:1]
+    return []
 
 
 def shown_once(chosen: Mapping[str, list[int]]) -> tuple[dict[str, list[int]], dict[str, str]]:

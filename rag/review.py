@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from rag import grounding, prompts
 from rag.citations import Source, gate
-from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, system_name, tidy, with_context
+from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, presenting, system_name, tidy, with_context
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
 from rag.index import sentences_of
@@ -648,17 +648,6 @@ def _messages(system: Prompt, user: Prompt, topic: str, theme: str, sources: str
         {"role": "system", "content": system.render()},
         {"role": "user", "content": user.render(topic=topic, theme=theme, sources=sources)},
     ]
-
-
-def presenting(sentences: Sequence[str], title: str) -> list[int]:
-    """The row of the sentence in which a paper presents its system (the first to write the name its title leads
-    with: "We present EE-LLM, a framework for …"), if it has one: a paragraph that opened "Built upon Megatron-LM,
-    EE-LLM implements …" never said what EE-LLM is."""
-    name = system_name(title)
-    if not name:
-        return []
-    written = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])")
-    return next(([i] for i, text in enumerate(sentences) if written.search(text)), [])
 
 
 def _markers(numbers: Iterable[int]) -> str:

@@ -315,9 +315,8 @@ def test_a_paragraph_presents_its_paper_before_its_details(bundled: Settings) ->
     quoted "(3) For the training algorithm …" twice around an uncited "(2) …", and a sentence broke at "e.g. LLaVA"
     (a blind judge's reading of eleven dev drafts)."""
     from rag import api
-    from rag.compare import system_name, tidy
+    from rag.compare import presenting, system_name, tidy
     from rag.index import sentences_of
-    from rag.review import presenting
 
     draft = api.review("MLLM architecture design", bundled)
     papers = {r.n: r for r in draft.references}
