@@ -83,6 +83,7 @@ SENTENCE_POOL = 5000
 DUPLICATE_SIMILARITY = 0.97
 OFF_THEME_SIMILARITY = 0.35
 MAX_THEMES = 5
+THEME_PAPERS = 6  # a readable section holds about this many papers (chosen before measuring, not tuned)
 # A section quotes first each paper's sentence holding this much of the topic's weight of words (rag.lexical's IDF).
 # Set by reading drafts, not tuned: 'KV cache' is 0.74 of "KV cache compression for LLM inference", 'LLM' 0.04.
 ON_TOPIC_SHARE = 0.3
@@ -435,7 +436,11 @@ class Reviewer:
             # (which move a little when unrelated papers are added), the themes depend only on which papers are cited
             rest.sort(key=lambda c: c.paper.paper_id)
             vectors = np.stack([c.vector for c in rest])
-            labels = cluster(vectors, max_k=min(MAX_THEMES, max(1, len(rest) // 3)))
+            # NOTE: at least one theme per THEME_PAPERS papers: silhouette alone put 28 of 34 papers of "MLLM
+            # architecture design" in one theme; a blind judge preferred the outlines this gives in 6 of the 8 dev
+            # drafts it changes, the old ones in 2 (thirty-fourth session)
+            most = min(MAX_THEMES, max(1, len(rest) // 3))
+            labels = cluster(vectors, max_k=most, min_k=round(len(rest) / THEME_PAPERS))
             clusters = [[c for c, label in zip(rest, labels, strict=True) if label == k] for k in sorted(set(labels))]
             groups += sorted(clusters, key=lambda g: -float(np.mean([c.score for c in g])))
         return [sorted(g, key=lambda c: -c.score) for g in groups if g], named

@@ -23,9 +23,9 @@ TERM_PATTERN = r"(?u)\b[a-zA-Z][a-zA-Z0-9]*(?:-[a-zA-Z0-9]+|(?<=[a-zA-Z0-9]{2})\
 WHOLE_PHRASE_SHARE = 0.75
 
 
-def cluster(vectors: np.ndarray, max_k: int = 6, clusters: int | None = None) -> np.ndarray:
+def cluster(vectors: np.ndarray, max_k: int = 6, clusters: int | None = None, min_k: int = 2) -> np.ndarray:
     """Cluster labels for unit-length vectors: k-means, with `clusters` clusters when given, else their number
-    picked by cosine silhouette (2..max_k).
+    picked by cosine silhouette (min_k..max_k).
 
     Fewer than four vectors make one cluster; labels are renumbered by cluster size, largest first.
     """
@@ -36,7 +36,8 @@ def cluster(vectors: np.ndarray, max_k: int = 6, clusters: int | None = None) ->
     from sklearn.metrics import silhouette_score
 
     best: tuple[float, np.ndarray] | None = None
-    for k in [min(clusters, n - 1)] if clusters else range(2, min(max_k, n - 1) + 1):
+    top = min(max_k, n - 1)
+    for k in [min(clusters, n - 1)] if clusters else range(min(max(2, min_k), top), top + 1):
         labels = KMeans(n_clusters=k, n_init=4, random_state=0).fit_predict(vectors)
         if len(set(labels)) < 2:
             continue

@@ -181,6 +181,30 @@ def test_a_draft_of_one_theme_names_it_after_the_topic(bundled: Settings) -> Non
     assert "theme" not in draft.sections[1].text, draft.sections[1].text
 
 
+def test_a_long_draft_has_a_theme_per_few_papers() -> None:
+    """ "MLLM architecture design" cited 34 papers in two themes, "Vision" (28) and "ML" (6): silhouette alone
+    prefers two clusters; at least one theme per THEME_PAPERS papers, as silhouette picks among those counts."""
+    from rag.themes import cluster
+
+    rng = np.random.default_rng(0)
+    centres = np.eye(8)[:4] + 0.3
+    vectors = np.concatenate([centres[k] + 0.35 * rng.normal(size=(n, 8)) for k, n in enumerate([22, 4, 4, 4])])
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    assert len(set(cluster(vectors, max_k=5, min_k=round(34 / 6)))) == 5
+    assert len(set(cluster(vectors, max_k=5, min_k=9))) == 5  # never past max_k
+    assert len(set(cluster(vectors[:3], max_k=5, min_k=2))) == 1  # too few to split
+
+
+def test_no_theme_swallows_a_long_draft(bundled: Settings) -> None:
+    from rag import api
+    from rag.review import MAX_THEMES, THEME_PAPERS
+
+    draft = api.review("MLLM architecture design", bundled)
+    sizes = [len(s.paper_ids) for s in draft.sections[1:]]
+    assert sum(sizes) >= 20 and max(sizes) <= sum(sizes) / 2, sizes
+    assert len(sizes) >= min(MAX_THEMES, round(sum(sizes) / THEME_PAPERS)), sizes
+
+
 def test_the_parts_a_topic_lists_head_its_themes_in_its_order(bundled: Settings) -> None:
     """A researcher who lists what a review should cover expects its sections to follow that list. Pruning's paper
     scores far above the rest, so the cut left LLaVA-KD and LLAVADI out: a listed part no cited paper addresses
