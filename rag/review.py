@@ -660,7 +660,10 @@ def _markers(numbers: Iterable[int]) -> str:
 
 
 def _title(topic: str) -> str:
-    return f"{topic[:1].upper() + topic[1:]}: a literature review" if topic else "Literature review"
+    if not topic:
+        return "Literature review"
+    # NOTE: a topic with a colon of its own read "…: pruning, sparsity, …: a literature review"
+    return f"{topic[:1].upper() + topic[1:]}{' — ' if ':' in topic else ': '}a literature review"
 
 
 def _cite(sentence: str, n: int) -> str:

@@ -620,3 +620,11 @@ def test_llm_review_with_llama(bundled: Settings, llama_server: str) -> None:
     assert len({s.heading for s in draft.sections}) == len(draft.sections)
     assert_citations_point_to_references(draft, settings)
     assert write_review(draft, "md", None).startswith(f"# {draft.title}")
+
+
+def test_a_title_has_one_colon() -> None:
+    from rag.review import _title
+
+    assert _title("low-bit quantization") == "Low-bit quantization: a literature review"
+    topic = "Model compression: pruning and sparsity"
+    assert _title(topic) == f"{topic} — a literature review"
