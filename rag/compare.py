@@ -999,7 +999,7 @@ class CellFiller:
                 picked[PROBLEM] = [0]  # NOTE: an abstract that opens on its background states what it addresses
                 # there ("Training large neural networks typically requires sharing gradients … through specialized
                 # high-speed interconnects"): DeMo's problem read "not stated"
-            once, pointing = shown_once(picked)
+            once, pointing = shown_once(picked, texts)
             for name, chosen in once.items():
                 cells[name] = self._cell(n, texts, chosen)
             for name, owner in pointing.items():
@@ -1106,16 +1106,23 @@ def presenting(sentences: Sequence[str], title: str) -> list[int]:
     return []
 
 
-def shown_once(chosen: Mapping[str, list[int]]) -> tuple[dict[str, list[int]], dict[str, str]]:
-    """Each sentence in one column of its row, the first (in the table's order) that shows it, and each later column
-    left with none: the column that shows its best sentence, which it points to. A blind judge of sixteen dev
-    comparisons found the same sentence in two cells of 34 of their 44 rows, most often the results under
-    "efficiency/cost claims" too (thirty-fourth session)."""
+def shown_once(
+    chosen: Mapping[str, list[int]], texts: Sequence[str] = ()
+) -> tuple[dict[str, list[int]], dict[str, str]]:
+    """Each sentence in one column of its row, the first (in the table's order) that shows it, or, for one that needs
+    the sentence before it (`needs_previous`), that one's; and each later column left with none: the column that shows
+    its best sentence, which it points to. A blind judge of sixteen dev comparisons found the same sentence in two
+    cells of 34 of their 44 rows, most often the results under "efficiency/cost claims" too (thirty-fourth session);
+    Zero Bubble's "This number can be further pushed to 31% …" brought its results sentence into a second cell."""
     owner: dict[int, str] = {}
     for name, picked in chosen.items():
         for i in picked:
             owner.setdefault(i, name)
-    once = {name: [i for i in picked if owner[i] == name] for name, picked in chosen.items()}
+    for i in sorted(owner):
+        if i - 1 in owner and owner[i - 1] != owner[i] and i < len(texts) and needs_previous(texts[i]):
+            owner[i] = owner[i - 1]
+    rows = list(dict.fromkeys(i for picked in chosen.values() for i in picked))
+    once = {name: [i for i in rows if owner[i] == name] for name in chosen}
     return once, {name: owner[picked[0]] for name, picked in chosen.items() if picked and not once[name]}
 
 
