@@ -404,6 +404,7 @@ def test_jsonl_lines_end_at_line_breaks_only(tmp_path: Path) -> None:
         ("We introduce {De}coupled {Mo}mentum (DeMo)", "We introduce Decoupled Momentum (DeMo)"),
         ("Large Language Models~(MLLMs) is crucial", "Large Language Models (MLLMs) is crucial"),
         ("existing strategies (\\eg, average pool)", "existing strategies (e.g., average pool)"),
+        ("among models with leq 4B parameters", "among models with ≤ 4B parameters"),
         # NOTE: English and mathematics stay as written
         ("reduces memory by 2.4 times, while", "reduces memory by 2.4 times, while"),
         ("sometimes (~100% utilisation) over {0, 1}", "sometimes (~100% utilisation) over {0, 1}"),
