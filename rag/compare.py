@@ -30,6 +30,7 @@ from rag.store import Chunk
 from rag.text import (
     LIMITATION_CUES,
     STOPWORDS,
+    announces,
     content_words,
     has_figure,
     leans_on_previous,
@@ -913,10 +914,15 @@ _REFERS_BACK = re.compile(
 )
 
 
+# … or goes on with a list the one before it began: "(II) Improving the performance with given budgets.", "(3) Strong
+# Performance: …" (a blind judge read orphan "(2)" and "(3)" items with no "(1)" in two dev drafts)
+_LIST_ITEM = re.compile(r"^\(?(?:ii|iii|iv|vi{0,3}|ix|x|[2-9]|[b-h])\)\s", re.IGNORECASE)
+
+
 def needs_previous(sentence: str) -> bool:
     """Whether a sentence read alone needs the one before it."""
     text = tidy(sentence)
-    if _NAMED_BEFORE.match(text) or _POINTS_BACK.match(text) or _REFERS_BACK.search(text):
+    if _NAMED_BEFORE.match(text) or _POINTS_BACK.match(text) or _REFERS_BACK.search(text) or _LIST_ITEM.match(text):
         return True
     return leans_on_previous(text) and not _OF_ITSELF.match(text)
 
@@ -1058,8 +1064,10 @@ def choose_sentences(
     # NOTE: a sentence that points back ("It uses …", "These tokens …") counts half when sentences are ranked (not
     # when deciding whether the column is stated): read alone in a cell, it needs the one before it. One that gives a
     # link ("The code is available at https://…") informs no default column (a column the user adds for code may
-    # show it)
-    standalone = np.array([0.0 if points_elsewhere(t) else 0.5 if leans_on_previous(t) else 1.0 for t in texts])
+    # show it), nor does one that only announces a list ("We contribute in three significant ways.")
+    standalone = np.array(
+        [0.0 if points_elsewhere(t) or announces(t) else 0.5 if leans_on_previous(t) else 1.0 for t in texts]
+    )
     values = {name: p * standalone for name, p in likely.items()}
     roles = roles or {}
     said = {name: p.max() >= stated_at[name] or (name in roles and roles[name].max() >= ROLE_STATED)
@@ -1100,7 +1108,7 @@ def presenting(sentences: Sequence[str], title: str) -> list[int]:
     written = re.compile(rf"(?<![\w-]){re.escape(name)}(?![\w-])") if name else None
     for pattern in (written, _PRESENTS):
         if pattern is not None:
-            found = [i for i, text in enumerate(sentences) if pattern.search(text)]
+            found = [i for i, text in enumerate(sentences) if pattern.search(text) and not announces(text)]
             if found:
                 return found[:1]
     return []

@@ -22,7 +22,7 @@ from rag.models import Coverage, CoverageItem, Paper, Reason, Reference, ReviewD
 from rag.prompts import Prompt
 from rag.retrieve import NORM_TOP, Retriever
 from rag.store import Chunk
-from rag.text import coined, system_names
+from rag.text import announces, coined, system_names
 from rag.themes import cluster, distinctive_terms, heading, theme_names, unique_names, vocabulary_of
 from rag.tuned import COVERED
 
@@ -567,7 +567,7 @@ class Reviewer:
 
         if not total or any(share(q) >= ON_TOPIC_SHARE for q in quoted):
             return None
-        best = max(sentences_of(paper), key=share, default=None)
+        best = max((s for s in sentences_of(paper) if not announces(s)), key=share, default=None)
         return best if best is not None and share(best) >= ON_TOPIC_SHARE else None
 
     # --- LLM engine -----------------------------------------------------------------------------

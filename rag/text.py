@@ -279,6 +279,26 @@ def leans_on_previous(sentence: str) -> bool:
     return bool(_LEANS.match(sentence.strip()))
 
 
+# A sentence that says how many things follow and no more: "The design of Redco emphasizes two key aspects.", "In this
+# work, we contribute in three significant ways." (6 of the bundled abstracts' 1,414 sentences). Quoted alone it read as
+# a promise the quote breaks: a blind judge found "two key aspects" followed by one (thirty-fourth session).
+_ANNOUNCES = re.compile(
+    r"\b(?:two|three|four|five|six|several|a few|multiple|the following)\s+(?:[\w-]+\s+){0,2}?(?:ways|aspects|"
+    r"contributions|perspectives|scenarios|parts|components|steps|stages|directions|questions|challenges|"
+    r"recommendations|objectives|areas|phases|levels|innovations|folds?|respects|dimensions|findings|insights|lessons|"
+    r"highlights|features|techniques|strategies|modules|principles)\b(?:\s+(?!such\b|including\b|like\b)[\w-]+){0,5}"
+    r"\s*[.!]$",
+    re.IGNORECASE,
+)
+ANNOUNCES_WORDS = 16  # longer, a sentence says more than a count
+
+
+def announces(sentence: str) -> bool:
+    """Whether a sentence only announces a list that the sentences after it give ("… in three significant ways.")."""
+    text = sentence.strip()
+    return len(text.split()) <= ANNOUNCES_WORDS and bool(_ANNOUNCES.search(text))
+
+
 _LINK = re.compile(r"https?://|\bgithub\b|\bhugging ?face\b", re.IGNORECASE)
 _ASKS_FOR_LINK = re.compile(
     r"\b(github|repo|repository|download|url|website|hugging ?face|(source|the|their|its) code|code release)\b"

@@ -639,6 +639,12 @@ def test_a_cell_drops_an_opener_that_points_to_a_sentence_not_shown(sentence: st
         ("This paper presents GPipe, a pipeline parallelism library.", False),
         ("In this paper, we present the design of MegaScale.", False),
         ("We evaluate on benchmarks such as MME and SEED-Bench.", False),
+        # an item that goes on with a list the sentence before began (a blind judge read "(2)" and "(3)" with no "(1)")
+        ("(II) Improving the performance with given budgets.", True),
+        ("(3) Strong Performance: BlueLM-V-3B has attained the highest average score of 66.1 on OpenCompass.", True),
+        ("2) We demonstrate the detailed methods of constructing instruction-tuning datasets.", True),
+        ("(1) Small Size: BlueLM-V-3B features a language model with 2.7B parameters.", False),
+        ("(a) A list's first item begins nothing new.", False),
     ],
 )
 def test_a_sentence_that_points_back_is_known(sentence: str, needs: bool) -> None:
@@ -660,6 +666,43 @@ def test_a_cell_sentence_that_points_back_comes_with_the_one_before_it_while_the
     assert with_context(abstract, [2]) == [1, 2]
     assert with_context(abstract, [3]) == [1, 2, 3]  # NOTE: and so on back, while each needs the one before
     assert with_context(abstract, [2], words=15) == [2]  # the cell would run over
+
+
+@pytest.mark.parametrize(
+    ("sentence", "only"),
+    [
+        ("The design of Redco emphasizes two key aspects.", True),
+        ("In this work, we contribute in three significant ways.", True),
+        ("We distill this large study into several key recommendations for the most efficient training.", True),
+        ("Our clusters are optimized for three key objectives: throughput, cost, and power.", False),
+        ("Finally, we identify several key challenges for LM-based agents such as long-term planning.", False),
+        ("The framework consists of three phases: research idea generation and experiment implementation.", False),
+        ("We evaluate two routing strategies on six downstream tasks and find that the sparse all-MLP wins.", False),
+    ],
+)
+def test_a_sentence_that_only_announces_a_list_is_known(sentence: str, only: bool) -> None:
+    from rag.text import announces
+
+    assert announces(sentence) is only
+
+
+def test_a_sentence_that_only_announces_a_list_fills_no_cell() -> None:
+    """FP8-on-Gaudi: "We contribute in three significant ways." opened its approach cell, the third way left out."""
+    texts = [
+        "Low-precision data types are essential.",
+        "In this work, we present three significant contributions.",
+        "First, we analyze the quantization options of FP8.",
+        "Second, we quantify the throughput improvements of FP8.",
+    ]
+    likely = {
+        "problem addressed": np.array([0.9, 0.1, 0.1, 0.1]),
+        "approach": np.array([0.1, 0.95, 0.6, 0.3]),
+        "evaluation and reported results": np.array([0.0, 0.2, 0.1, 0.9]),
+        "efficiency/cost claims": np.array([0.0, 0.1, 0.1, 0.5]),
+    }
+    chosen = choose_sentences(texts, likely)
+    assert 1 not in {i for picked in chosen.values() for i in picked} and chosen["approach"][0] == 2
+    assert presenting(texts, "Faster Inference of LLMs using FP8 on the Intel Gaudi") == []
 
 
 def test_two_columns_show_the_same_sentences_only_when_one_has_nothing_else_to_show() -> None:
