@@ -251,8 +251,8 @@ _SUPERSCRIPT = str.maketrans("0123456789+-", "⁰¹²³⁴⁵⁶⁷⁸⁹⁺⁻"
 def plain(text: str) -> str:
     """LaTeX left in an abstract as a reader would write it: '2.4\\times' and '2times' → '2.4×' and '2×',
     'leq 4B' → '≤ 4B', 'na\\"ive' → 'naïve', 'sim!2times' and 'sim75\\%' → '~2×' and '~75%', '{\\Lambda}' → 'Λ',
-    'M^{3}ViT' → 'M³ViT', '{De}coupled' → 'Decoupled', 'Models~(MLLMs)' → 'Models (MLLMs)'. English is left alone:
-    '2.4 times', 'sometimes', 'sim2real'."""
+    'M^{3}ViT' → 'M³ViT', '{De}coupled' → 'Decoupled', 'Models~(MLLMs)' → 'Models (MLLMs)', '``what"' → '“what”'.
+    English is left alone: '2.4 times', 'sometimes', 'sim2real'."""
     accented = re.sub(r"""\\(["'`^~])\{?([A-Za-z])\}?""", lambda m: m.group(2) + _ACCENTS[m.group(1)], text)
     text = unicodedata.normalize("NFC", accented)
     # NOTE: "sim" left of a figure that lost its backslash: 'sim75\\%' (Dynamic-LLaVA), not 'sim2real'
@@ -264,6 +264,7 @@ def plain(text: str) -> str:
     text = re.sub(r"\^\{?([0-9+-]+)\}?", lambda m: m.group(1).translate(_SUPERSCRIPT), text)
     text = re.sub(r"\\([A-Za-z]+|[%&_])", lambda m: _MACROS.get(m.group(1), m.group(1)), text)
     text = re.sub(r"\{([^\W\d_][^{}]*)\}", r"\1", text)  # NOTE: BibTeX's case guards, not sets like {0, 1}
+    text = re.sub(r"``([^`'\"]+)(?:''|\")", r"“\1”", text)  # NOTE: TeX's quotes: ARMOR's ``what or how to generate"
     return re.sub(r"(?<=[A-Za-z])~(?=[A-Z(\[])", " ", text)
 
 
