@@ -29,12 +29,13 @@ def _inputs(args: argparse.Namespace, field: str = "text") -> Iterator[str]:
     """The positional text, or each non-empty line of --batch (JSON Lines or plain text)."""
     from rag.api import read_texts
 
+    text = " ".join(args.text or ()).strip()
     if args.batch:
         yield from read_texts(args.batch, field)
-    elif args.text:
-        yield " ".join(args.text)
-    else:
-        raise RagError("give the text as an argument or --batch FILE")
+    elif text:
+        yield text
+    else:  # NOTE: `rag search ""` printed an empty table and exited 0
+        raise RagError(f"give the {'query' if field == 'text' else field} as an argument or --batch FILE")
 
 
 def _settings(args: argparse.Namespace) -> Any:

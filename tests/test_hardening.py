@@ -501,6 +501,18 @@ def test_one_id_claimed_by_two_files_is_an_error_naming_both(small_home: Path, t
     assert Store(Settings(home=home)).count_papers() == 3
 
 
+@pytest.mark.parametrize(
+    ("command", "text", "field"),
+    [("search", "", "query"), ("ask", "   ", "question"), ("compare", "", "request"), ("review", " ", "topic")],
+)
+def test_an_empty_query_is_one_line_and_touches_no_index(tmp_path: Path, command: str, text: str, field: str) -> None:
+    """`rag search ""` printed an empty table and exited 0."""
+    home = tmp_path / "home"
+    result = run_cli(command, text, env=cli_env(RAG_HOME=str(home)))
+    one_line_error(result, f"give the {field} as an argument or --batch FILE")
+    assert not home.exists() or not any(home.iterdir())
+
+
 @pytest.mark.parametrize(("title", "kind"), [("NaN", "a number"), ("Infinity", "a number"), ('{"a": 1}', "an object")])
 def test_a_title_that_is_not_text_is_named_with_its_record(tmp_path: Path, title: str, kind: str) -> None:
     path = tmp_path / "odd.jsonl"
