@@ -19,12 +19,14 @@ from rag.retrieve import Retriever
 from rag.store import Chunk
 from rag.text import (
     LIMIT_WORDS,
+    announces,
     asks_for_limits,
     asks_for_link,
     asks_for_many,
     asks_for_quantity,
     coined,
     content_words,
+    continues_list,
     families,
     has_figure,
     leans_on_previous,
@@ -566,8 +568,13 @@ class Answerer:
                 for c in chosen
             )
             # NOTE: a sentence leaning on the one before it is quoted only as the best evidence itself (or a
-            # limitation asked for: Answerer._score)
-            alone = not leans_on_previous(e.chunk.text) or (limits and e.limit)
+            # limitation asked for: Answerer._score); so is a sentence that only announces a list ("We contribute in
+            # three significant ways.") and a list's later item ("(II) Improving the performance with given budgets.")
+            # unless a sentence just before it is quoted (LAMM's "1) …" and "2) …" have a sentence between them)
+            text = e.chunk.text
+            after = any(c.source == e.source and 0 < e.chunk.position - c.chunk.position <= 2 for c in chosen)
+            orphan = continues_list(text) and not after
+            alone = not (leans_on_previous(text) or announces(text) or orphan) or (limits and e.limit)
             return e not in chosen and words <= MAX_WORDS and not redundant and alone
 
         if asks_for_quantity(question):

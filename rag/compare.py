@@ -32,6 +32,7 @@ from rag.text import (
     STOPWORDS,
     announces,
     content_words,
+    continues_list,
     has_figure,
     leans_on_previous,
     paper_words,
@@ -914,15 +915,14 @@ _REFERS_BACK = re.compile(
 )
 
 
-# … or goes on with a list the one before it began: "(II) Improving the performance with given budgets.", "(3) Strong
-# Performance: …" (a blind judge read orphan "(2)" and "(3)" items with no "(1)" in two dev drafts)
-_LIST_ITEM = re.compile(r"^\(?(?:ii|iii|iv|vi{0,3}|ix|x|[2-9]|[b-h])\)\s", re.IGNORECASE)
+# … or goes on with a list the one before it began (rag.text.continues_list: a blind judge read orphan "(2)" and "(3)"
+# items with no "(1)" in two dev drafts)
 
 
 def needs_previous(sentence: str) -> bool:
     """Whether a sentence read alone needs the one before it."""
     text = tidy(sentence)
-    if _NAMED_BEFORE.match(text) or _POINTS_BACK.match(text) or _REFERS_BACK.search(text) or _LIST_ITEM.match(text):
+    if _NAMED_BEFORE.match(text) or _POINTS_BACK.match(text) or _REFERS_BACK.search(text) or continues_list(text):
         return True
     return leans_on_previous(text) and not _OF_ITSELF.match(text)
 

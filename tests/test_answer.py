@@ -487,6 +487,29 @@ def _titles(line: str) -> list[str]:
     return [c["title"] for c in json.loads(line)["citations"]]
 
 
+def test_an_answer_quotes_no_list_it_cuts_and_no_promise_of_one(bundled: Settings) -> None:
+    """Answers quoted "We distill this large study into several key recommendations …" and none of them, and
+    BlueLM-V-3B's "(2) Fast Speed: …" with no "(1)" (dev lay questions)."""
+    from rag import api
+
+    layouts = api.ask(
+        "What is the most efficient way to configure model splitting and memory-saving options when training a large "
+        "text model on hundreds of chips, for example whether processing a single example per device per step is "
+        "best, based on a large set of controlled experiments?",
+        bundled,
+    ).answer
+    assert "micro-batch size of 1" in layouts and "several key recommendations" not in layouts
+    fly = api.ask("Can a picture-reading chatbot adjust its own weights on the fly for each input?", bundled).answer
+    assert "Fast Speed" not in fly or "Small Size" in fly
+    lamm = api.ask(
+        "Is there an assistant-style training collection and evaluation that extends picture-chatting AI from flat "
+        "photos to depth-scanner data made of scattered dots in space, along with a setup for adding further input "
+        "types?",
+        bundled,
+    ).answer
+    assert "2) We demonstrate" in lamm and "1) We present" in lamm  # NOTE: an item after its list's start stays
+
+
 def test_rag_chat_reads_a_follow_up_in_the_light_of_the_last_answer(bundled_home: Path) -> None:
     result = subprocess.run(
         [str(VENV_BIN / "rag"), "chat", "--json"], input=f"{FIRST}\n{FOLLOW_UP}\n", capture_output=True, text=True,
