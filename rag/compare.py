@@ -1597,11 +1597,18 @@ def _figure_clause(sentences: Sequence[str]) -> str:
         if len(sentence.split()) > FIGURE_CLAUSE_WORDS:
             pieces = re.split(r";\s+|,\s+(?=(?:while|whereas|but)\b)", sentence)
         for piece in pieces:
-            piece = piece.strip().rstrip(",;:.")
+            piece = _ITEM_MARK.sub("", piece.strip().rstrip(",;:."))
             if states_figure(piece) and len(piece.split()) <= FIGURE_CLAUSE_WORDS:
                 clauses.append(piece[:1].upper() + piece[1:])
     found = (c for c in clauses if _FACTOR.search(c) and not _CONTINUES.match(c))
-    return next(found, clauses[0] if clauses else "")
+    # NOTE: then one that states more than a model's size: BlueLM-V-3B's "(1) Small Size: … 2.7B parameters" came
+    # before its "(2) Fast Speed: … 24.4 token/s"
+    measured = (c for c in clauses if states_figure(_SIZE.sub(" ", c)))
+    return next(found, next(measured, clauses[0] if clauses else ""))
+
+
+_ITEM_MARK = re.compile(r"^\(?(?:[ivx]+|\d|[a-h])\)\s+", re.IGNORECASE)  # "(2) Fast Speed: …" quoted as "Fast Speed: …"
+_SIZE = re.compile(r"\b\d+(?:\.\d+)?\s?(?:[KMBT]\b|(?:thousand|million|billion)\b)(?:\s+parameters)?", re.IGNORECASE)
 
 
 # A clause split from its sentence that opens with a conjunction ("but also confirm its better deployment efficiency")

@@ -811,6 +811,9 @@ def test_synthesis_reports_what_a_paper_found_not_its_set_up(bundled: Settings) 
     assert "LightSeq [1] reports “LightSeq achieves up to 1.24-2.01x end-to-end speedup" in synthesis, synthesis
     synthesis = api.compare("Muon vs DeMo", bundled).synthesis
     assert "Muon [1] reports “Muon achieves ~2× computational efficiency compared to AdamW" in synthesis, synthesis
+    # NOTE: and a finding before a model's size: BlueLM-V-3B's "(1) Small Size: … 2.7B parameters" came first
+    synthesis = api.compare("Mini-InternVL vs BlueLM-V-3B vs Mini-Monkey", bundled).synthesis
+    assert "BlueLM-V-3B [2] reports “Fast Speed: BlueLM-V-3B achieves a generation speed of 24.4 token/s" in synthesis
 
 
 @pytest.mark.parametrize(
