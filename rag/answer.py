@@ -503,11 +503,17 @@ class Answerer:
         …" never mentions "handle")."""
         text_words = set().union(*(_text_words(f"{s.paper.title} {s.paper.abstract}") for s in about))
         text_words |= self.everyday_words(about) | _GENERIC | (LIMIT_WORDS if asks_for_limits(question) else set())
+        # NOTE: and as BM25 reads it, stemmed with acronyms folded: "Can ML predict a program's IPC …?" was told an
+        # abstract titled "… Machine Learning …" that writes "programs" never mentions "ML" and "program"
+        indexed = set().union(*(self.retriever.indexed_words(s.paper.paper_id) for s in about))
         asking = {word_key(verb) for verb in verbs_of_names(question)}
         seen: dict[str, str] = {}
         for word in re.findall(r"[A-Za-z][\w-]*", uncontracted(question)):
             key, parts = word_key(word), set() if coined(word) else content_words(word.replace("-", " "))
-            mentioned = key in text_words | asking or (bool(parts) and parts <= text_words)
+            read = set(self.retriever.lexical.tokens(word)) if word.isalpha() else set()  # NOTE: not "Mamba-2"
+            mentioned = (
+                key in text_words | asking or (bool(parts) and parts <= text_words) or (bool(read) and read <= indexed)
+            )
             if key in _words(word) and not mentioned and key not in seen:
                 seen[key] = word
         return list(seen.values())

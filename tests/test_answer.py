@@ -462,6 +462,9 @@ def test_a_hyphenated_word_is_mentioned_by_its_parts_a_name_by_none_and_its_verb
     assert "“handle”" not in answer.answer  # NOTE: the verb a name takes is how the question asks, not what
     answer = ask("How much perplexity or accuracy does LightMamba's 4-bit quantization lose on Mamba-2.8B?", bundled)
     assert answer.partial and "“Mamba-2" in answer.answer.split(".")[0]  # NOTE: "Mamba" is written, "Mamba-2" never
+    # NOTE: an acronym is mentioned by its long form: "… Machine Learning" was said never to mention "ML"
+    answer = ask("Can ML predict a program's IPC from a short simulated slice?", bundled)
+    assert answer.partial and "“ML”" not in answer.answer and "“slice”" in answer.answer.split(".")[0]
 
 
 def test_a_name_in_mixed_case_is_read_whole_not_as_its_stem(bundled: Settings) -> None:
