@@ -148,14 +148,18 @@ class Decision:
             never = "it never mentions"
         if not sure:
             verb, rest = "may", "The closest it comes:" if not self.also else "The closest they come:"
+        # NOTE: a question for a drawback is asked in a newcomer's words, which are not what is missing: "… what's the
+        # catch compared with running the same model as a normal installed program?" was told WebLLM's abstract
+        # "never mentions “sounds”, “handy”, “program”" (10 of the 11 dev questions for a drawback a named paper's
+        # abstract states were told so; a blind judge read it as false)
+        if self.limits:
+            return f"{lead} {verb} not state a limitation or drawback. {rest}"
         if self.unreported:
             words = ", ".join(f"“{w}”" for w in self.unreported[:4])
             report = "not report this" if sure else "not answer this as asked"
             return f"{lead} {verb} {report}: {never} {words}. {rest}"
         if self.figure:
             return f"{lead} {verb} not state the figure asked for. {rest}"
-        if self.limits:
-            return f"{lead} {verb} not state a limitation or drawback. {rest}"
         return f"{lead} may not answer this. {rest}"
 
 

@@ -621,6 +621,11 @@ def test_a_named_paper_whose_abstract_states_no_limitation_says_so(bundled: Sett
     assert answer.citations[0].title.startswith("DeMo"), answer.answer
     assert answer.partial and "not state a limitation or drawback" in answer.answer, answer.answer
     assert "never mentions" not in answer.answer
+    # NOTE: nor are a newcomer's words for a drawback what is missing: "… what's the catch compared with running the
+    # same model as a normal installed program?" was told WebLLM's abstract "never mentions “sounds”, “handy”, …"
+    question = "Running a chatbot model inside a web page with WebLLM sounds handy, but what's the catch compared with "
+    answer = ask(question + "running the same model as a normal installed program?", bundled)
+    assert answer.citations[0].title.startswith("WebLLM") and "never mentions" not in answer.answer, answer.answer
 
 
 def test_a_question_for_the_drawbacks_of_a_technique_quotes_a_drawback_first(bundled: Settings) -> None:
