@@ -605,9 +605,28 @@ class Answerer:
         # gain a paper, 6 of them gold; no dev figure falls).
         top = hits[0].score if hits else 0.0
         papers, share = (MANY_PAPERS, MANY_SHARE) if many else (UNSURE_PAPERS, UNSURE_SHARE)
-        for n, hit in enumerate(hits[:papers], 1):
+        # NOTE: a question for the papers that write a name is answered by each that writes it, however weakly search
+        # ranks it: "Does any paper mention OPT or BLOOM models?" quoted LLM.int8() and a paper that writes neither,
+        # not Redco's "GPT-J, LLaMA, T5, and OPT" (third) or Holmes' "GPT-3, OPT, and LLaMA" (fifth). A name is read
+        # so when no more papers write it than such an answer quotes ("OPT", "Mamba"; not "LLM" or "GPU")
+        lexical = self.retriever.lexical
+
+        def rare(name: str) -> bool:
+            return min((lexical.document_frequency[t] for t in lexical.tokens(name)), default=0) <= MANY_PAPERS
+
+        named_in = {*names(question), *system_names(question)}
+        asked = [re.compile(rf"(?<![\w-]){re.escape(n)}(?![\w-])") for n in named_in if rare(n)]
+        listing = many or not question.rstrip().endswith("?")  # NOTE: and so is a search's "XLA or MLIR compilers"
+        for n, hit in enumerate(hits[: MANY_PAPERS if listing else papers], 1):
+            if n in seen or top <= 0:
+                continue
             own = next((e for e in evidence if e.source == n and fits(e)), None)
-            if n not in seen and top > 0 and hit.score >= share * top and own:
+            if hit.score < share * top or n > papers:
+                writes = [
+                    e for e in evidence if e.source == n and fits(e) and any(a.search(e.chunk.text) for a in asked)
+                ]
+                own = writes[0] if listing and writes else None
+            if own:
                 chosen.append(own)
                 seen.add(n)
         same = [e for e in evidence if e.source == best.source and e.score >= best.score - SAME_PAPER_MARGIN]

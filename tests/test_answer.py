@@ -513,6 +513,19 @@ def test_an_answer_quotes_no_list_it_cuts_and_no_promise_of_one(bundled: Setting
     assert "2) We demonstrate" in lamm and "1) We present" in lamm  # NOTE: an item after its list's start stays
 
 
+def test_a_question_for_the_papers_that_write_a_name_quotes_each_that_writes_it(bundled: Settings) -> None:
+    """ "Does any paper mention OPT or BLOOM models?" quoted LLM.int8() and a paper that writes neither; Redco and
+    Holmes, which write "OPT", ranked third and fifth and were left out. A search's words do the same."""
+    from rag import api
+
+    answer = api.ask("Does any paper mention OPT or BLOOM models?", bundled)
+    cited = {c.title.split(":")[0] for c in answer.citations}
+    assert {"LLM.int8()", "Redco", "Holmes"} <= cited, answer.answer
+    assert "GPT-J, LLaMA, T5, and OPT" in answer.answer
+    answer = api.ask("results on SEED-Bench", bundled)
+    assert any(c.title.startswith("Honeybee") for c in answer.citations), answer.answer
+
+
 def test_rag_chat_reads_a_follow_up_in_the_light_of_the_last_answer(bundled_home: Path) -> None:
     result = subprocess.run(
         [str(VENV_BIN / "rag"), "chat", "--json"], input=f"{FIRST}\n{FOLLOW_UP}\n", capture_output=True, text=True,
