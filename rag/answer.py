@@ -508,7 +508,7 @@ class Answerer:
         text_words = set().union(*(_text_words(f"{s.paper.title} {s.paper.abstract}") for s in about))
         text_words |= self.everyday_words(about) | _GENERIC | (LIMIT_WORDS if asks_for_limits(question) else set())
         # NOTE: and as BM25 reads it, stemmed with acronyms folded: "Can ML predict a program's IPC …?" was told an
-        # abstract titled "… Machine Learning …" that writes "programs" never mentions "ML" and "program"
+        # abstract titled "… Machine Learning …" never mentions "ML"
         indexed = set().union(*(self.retriever.indexed_words(s.paper.paper_id) for s in about))
         asking = {word_key(verb) for verb in verbs_of_names(question)}
         seen: dict[str, str] = {}

@@ -915,12 +915,9 @@ _REFERS_BACK = re.compile(
 )
 
 
-# … or goes on with a list the one before it began (rag.text.continues_list: a blind judge read orphan "(2)" and "(3)"
-# items with no "(1)" in two dev drafts)
-
-
 def needs_previous(sentence: str) -> bool:
-    """Whether a sentence read alone needs the one before it."""
+    """Whether a sentence read alone needs the one before it: also an item that goes on with a list the one before it
+    began (rag.text.continues_list; a blind judge read "(2)" and "(3)" with no "(1)" in two dev drafts)."""
     text = tidy(sentence)
     if _NAMED_BEFORE.match(text) or _POINTS_BACK.match(text) or _REFERS_BACK.search(text) or continues_list(text):
         return True

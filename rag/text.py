@@ -294,6 +294,12 @@ _ANNOUNCES = re.compile(
 ANNOUNCES_WORDS = 16  # longer, a sentence says more than a count
 
 
+def announces(sentence: str) -> bool:
+    """Whether a sentence only announces a list that the sentences after it give ("… in three significant ways.")."""
+    text = sentence.strip()
+    return len(text.split()) <= ANNOUNCES_WORDS and bool(_ANNOUNCES.search(text))
+
+
 # A list's item after its first: "(II) Improving the performance with given budgets.", "(3) Strong Performance: …"
 _LIST_ITEM = re.compile(r"^\(?(?:ii|iii|iv|vi{0,3}|ix|x|[2-9]|[b-h])\)\s", re.IGNORECASE)
 
@@ -301,12 +307,6 @@ _LIST_ITEM = re.compile(r"^\(?(?:ii|iii|iv|vi{0,3}|ix|x|[2-9]|[b-h])\)\s", re.IG
 def continues_list(sentence: str) -> bool:
     """Whether a sentence is an item of a list the sentence before it began ("(2) For training data, …")."""
     return bool(_LIST_ITEM.match(sentence.strip()))
-
-
-def announces(sentence: str) -> bool:
-    """Whether a sentence only announces a list that the sentences after it give ("… in three significant ways.")."""
-    text = sentence.strip()
-    return len(text.split()) <= ANNOUNCES_WORDS and bool(_ANNOUNCES.search(text))
 
 
 _LINK = re.compile(r"https?://|\bgithub\b|\bhugging ?face\b", re.IGNORECASE)
