@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rag.models import Citation, Claim, Paper
-from rag.text import ENDS_IN_ABBREVIATION, coined, content_words, names, numbers, paper_words
+from rag.text import ENDS_IN_ABBREVIATION, LINKS, coined, content_words, names, numbers, paper_words, without_links
 
 # A claim is supported when enough of its content words are in one sentence of the cited abstract
 # (or the abstract as a whole), every number it states is in that abstract, and, with an embedder,
@@ -112,20 +112,19 @@ _FRAMING = content_words(
     "answer answers question questions source sources abstract abstracts paper papers based information provided "
     "following according given context text mentioned says states reference references cited citation"
 )
-_URL = re.compile(r"https?://\S+|www\.\S+", re.IGNORECASE)
 
 
 def has_content(claim: str) -> bool:
     """Whether a sentence states something: two content words beyond framing words and links."""
-    return len(content_words(_URL.sub(" ", strip_markers(claim))) - _FRAMING) >= 2
+    return len(content_words(without_links(strip_markers(claim))) - _FRAMING) >= 2
 
 
 def _invented(plain: str, source: Source) -> bool:
     """A link, or a name, the claim states and the source does not contain."""
     text = f"{source.paper.title} {' '.join(source.sentences)} {source.paper.url or ''}".lower()
-    if any(url.rstrip(".,;)").lower() not in text for url in _URL.findall(plain)):
+    if any(url.rstrip(".,;)").lower() not in text for url in LINKS.findall(plain)):
         return True
-    return any(name.lower() not in text for name in names(_URL.sub(" ", plain)) if coined(name))
+    return any(name.lower() not in text for name in names(without_links(plain)) if coined(name))
 
 
 def support(claim: str, source: Source, similarity: Similarity | None = None) -> tuple[float, str]:
@@ -136,7 +135,7 @@ def support(claim: str, source: Source, similarity: Similarity | None = None) ->
     words = content_words(plain)
     if not words or not source.sentences or not has_content(plain):
         return 0.0, source.sentences[0] if source.sentences else ""
-    claim_numbers = numbers(_URL.sub(" ", plain))
+    claim_numbers = numbers(without_links(plain))
     abstract_numbers = numbers(" ".join(source.sentences) + " " + source.paper.title)
     if claim_numbers - abstract_numbers or _invented(plain, source):
         return 0.0, _best_by_overlap(words, source.sentences)[1]

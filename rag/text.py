@@ -318,6 +318,14 @@ _ASKS_FOR_LINK = re.compile(
 )
 
 
+LINKS = re.compile(r"https?://\S+|www\.\S+|\b[\w.-]+\.(?:com|org|net|io|ai|co)/\S*", re.IGNORECASE)
+
+
+def without_links(text: str) -> str:
+    """The text with its links blanked: a link's words ("…/zero-bubble-pipeline-parallelism") are no claim."""
+    return LINKS.sub(" ", text)
+
+
 def points_elsewhere(sentence: str) -> bool:
     """Whether a sentence gives a link (where the code, data or models are) rather than a finding."""
     return bool(_LINK.search(sentence))

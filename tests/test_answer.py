@@ -419,6 +419,17 @@ def test_an_answer_quotes_a_link_only_when_asked_where_to_get_something(bundled:
     assert "https://github.com/" in asked.answer and asked.citations[0].title.startswith("Mini-Monkey"), asked.answer
 
 
+def test_a_link_sentence_that_alone_says_what_was_asked_is_quoted(bundled: Settings) -> None:
+    """FastMoE's abstract states its licence only beside its link ("… is available at https://github.com/… under
+    Apache-2 license."); passed over as a link, the answer quoted three other sentences. A link sentence whose asked-for
+    words the paper's other sentences also hold is still passed over (MLE-bench's "We open-source our benchmark code
+    (github.com/…) to facilitate … ML engineering …" for a question on ML engineering benchmarks)."""
+    answer = ask("What license is FastMoE under? Can I just use it at work?", bundled)
+    assert "Apache-2 license" in answer.answer and answer.citations[0].title.startswith("FastMoE"), answer.answer
+    many = ask("Which papers introduce benchmarks for evaluating LLM agents on machine learning engineering?", bundled)
+    assert "MLE-bench" in many.answer and "github.com/openai" not in many.answer, many.answer
+
+
 def test_a_name_found_only_in_another_paper_does_not_refuse_the_answer(bundled: Settings) -> None:
     # NOTE: the answering abstract spells it "RISCV"; another retrieved abstract says "RISC-V".
     question = (
