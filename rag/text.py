@@ -268,9 +268,14 @@ def plain(text: str) -> str:
     return re.sub(r"(?<=[A-Za-z])~(?=[A-Z(\[])", " ", text)
 
 
+# NOTE: "its" and "their" too ("However, their large parameter sizes present …" read "Their large parameter sizes …"
+# once a cell or a review dropped its "However,"), and "the gap" or "the problem" that a purpose clause names without
+# saying which ("To mitigate the gap, …"; not "To address the challenges of training …")
 _LEANS = re.compile(
     r"^(however|moreover|furthermore|additionally|in addition|as a result|therefore|thus|hence|consequently|"
-    r"to (address|tackle|solve|overcome) (this|these|that|them|such)|based on (this|these)|this|these|it|they|such)\b",
+    r"to (address|tackle|solve|overcome) (this|these|that|them|such)|"
+    r"to (address|tackle|solve|overcome|mitigate|bridge|close|fill) the (gap|problem|issue|challenge)s?(?! of\b)|"
+    r"based on (this|these)|this|these|it|its|they|their|such)\b",
     re.IGNORECASE,
 )
 
