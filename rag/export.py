@@ -131,8 +131,8 @@ def review_markdown(draft: ReviewDraft) -> str:
         lines += [
             "## Coverage",
             "",
-            f"{len(cov.relevant)} of {cov.indexed} indexed papers were found relevant; the draft cites "
-            f"{len(cov.cited)} and leaves out {len(cov.left_out)}.",
+            f"{len(cov.relevant)} of {cov.indexed} indexed papers scored close enough to the topic to consider; "
+            f"the draft cites {len(cov.cited)} and leaves out {len(cov.left_out)}.",
             "",
         ]
         if cov.left_out:

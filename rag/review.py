@@ -12,17 +12,28 @@ from pydantic import BaseModel
 
 from rag import grounding, prompts
 from rag.citations import Source, gate
-from rag.compare import ASPECTS, NOT_STATED, CellFiller, join_names, presenting, system_name, tidy, with_context
+from rag.compare import (
+    ASPECTS,
+    NOT_STATED,
+    CellFiller,
+    join_names,
+    needs_previous,
+    presenting,
+    system_name,
+    tidy,
+    with_context,
+)
 from rag.config import Settings
 from rag.embed import embed_query, embed_texts
-from rag.index import sentences_of
+from rag.index import roles_of, sentences_of
 from rag.lexical import fold_acronyms, lexical_index, terms
 from rag.llm import LLM, LLMError
 from rag.models import Coverage, CoverageItem, Paper, Reason, Reference, ReviewDraft, Section
 from rag.prompts import Prompt
 from rag.retrieve import NORM_TOP, Retriever
+from rag.roles import COLUMNS
 from rag.store import Chunk
-from rag.text import announces, coined, system_names
+from rag.text import announces, coined, points_elsewhere, system_names
 from rag.themes import cluster, distinctive_terms, heading, theme_names, unique_names, vocabulary_of
 from rag.tuned import COVERED
 
@@ -92,6 +103,18 @@ ON_TOPIC_SHARE = 0.3
 # a part scored 2.1 to 11, those that only touch it 1 to 1.7. Not tuned against any figure.
 PART_Z = 2.0
 COVERED_AT = 0.5  # a topic less likely covered than not is refused (rag.tuned.COVERED)
+# An introduction opens with the problem its papers meet, in the words of one of them: of the FRAMING_PAPERS most
+# relevant cited papers' sentences that set the scene or state a problem (rag.roles, P >= FRAMING_ROLE), speak of the
+# field rather than of their paper ("we", "our", "this paper") and read alone, the one closest to the topic, when its
+# cosine is at least FRAMING_COSINE. A blind judge found every dev introduction "only theme names with counts"
+# (thirty-fourth session). FRAMING_PAPERS and FRAMING_ROLE were set by reading 14 dev introductions; FRAMING_COSINE from
+# a second blind judge's choices between the introductions of 46 dev drafts with and without the sentence: at 0.5 it
+# preferred the sentence in 35 and the introduction without it in 10; of those at 0.6 or above, 28 and 4 (below 0.6,
+# 7 and 7: the sentence there often came from a paper on a neighbouring subject).
+FRAMING_PAPERS = 5
+FRAMING_ROLE = 0.8
+FRAMING_COSINE = 0.6
+_OWN_WORK = re.compile(r"\b(?:we|our|us|this (?:paper|work|report|study|article))\b", re.IGNORECASE)
 
 
 def topic_signals(retriever: Retriever, topic: str) -> dict[str, float]:
@@ -273,7 +296,7 @@ class Reviewer:
             if twin:
                 left.append(self._left(item, "duplicate", f"duplicate of “{twin}”"))
             elif item.score < cite_cut:
-                detail = "related, but less closely than every paper the draft cites"
+                detail = "scored below every paper the draft cites"
                 left.append(self._left(item, "below threshold", detail))
                 below.append(item)
             elif len(cited) >= MAX_CITED:
@@ -367,7 +390,8 @@ class Reviewer:
                     names = names[: len(parts)] + named
             except LLMError as exc:
                 draft.warnings.append(f"{exc}; theme names are the distinctive terms instead")
-        sections = [self.introduction(topic, groups, names, numbers, unaddressed)]
+        framing = self.framing(topic, cited, numbers)
+        sections = [self.introduction(topic, groups, names, numbers, unaddressed, framing)]
         for group, name in zip(groups, names, strict=True):
             section = None
             if llm is not None:
@@ -488,6 +512,31 @@ class Reviewer:
         phrases = vocabulary_of([p.title for p in self.papers]) | self.retriever.field_phrases
         return theme_names(distinctive_terms(docs, background, top=8, exclude=exclude, vocabulary=phrases))
 
+    def framing(self, topic: str, cited: Sequence[_Scored], numbers: dict[str, int]) -> str:
+        """The cited sentence that opens the introduction with the problem the papers meet, or '' (FRAMING_ROLE).
+
+        NOTE: sentences are embedded alone: a chunk's vector reads its paper's title too, which ranked SpecExec's "As
+        large language models gain widespread adoption, …" over its "Recent works on LLM inference use speculative
+        decoding …" for "speculative decoding"."""
+        candidates: list[tuple[str, int]] = []
+        for item in sorted(cited, key=lambda c: -c.score)[:FRAMING_PAPERS]:
+            texts = sentences_of(item.paper)
+            roles = roles_of(item.paper)
+            scene = roles[:, COLUMNS.index("background")] + roles[:, COLUMNS.index("problem")]
+            candidates += [
+                (text, numbers[item.paper.paper_id])
+                for text, role in zip(texts, scene, strict=True)
+                if role >= FRAMING_ROLE
+                and not (_OWN_WORK.search(text) or needs_previous(text) or announces(text) or points_elsewhere(text))
+            ]
+        if not candidates:
+            return ""
+        vectors = embed_texts(self.retriever.embedder, [text for text, _ in candidates])
+        cosines = vectors @ embed_query(self.retriever.embedder, topic)
+        best = int(np.argmax(cosines))
+        text, n = candidates[best]
+        return _cite(tidy(text), n) if cosines[best] >= FRAMING_COSINE else ""
+
     @staticmethod
     def introduction(
         topic: str,
@@ -495,6 +544,7 @@ class Reviewer:
         names: Sequence[str],
         numbers: dict[str, int],
         unaddressed: Sequence[str] = (),
+        framing: str = "",
     ) -> Section:
         total = sum(len(g) for g in groups)
         if not total:
@@ -512,6 +562,8 @@ class Reviewer:
         )
         if unaddressed:
             text += f" No cited paper is mainly about {join_names(list(unaddressed), 'or')}."
+        if framing:
+            text = f"{framing}\n\n{text}"
         return Section(heading="Introduction", text=text, paper_ids=[c.paper.paper_id for g in groups for c in g])
 
     def extractive_section(

@@ -260,7 +260,7 @@ def test_review_drafts_sections_references_and_coverage(bundled: object) -> None
     no_failures(at)
     body = "\n".join(m.value for m in at.markdown)
     assert "**Outline**" in body and "[**\\[1\\]**](library?paper=" in body  # markers open their sources
-    assert "relevant papers cited" in body
+    assert "candidate papers cited" in body
     left_out = at.table[0].value  # a static table: every reason shown whole
     assert list(left_out.columns) == ["Why left out", "Detail", "Relevance"] and left_out["Detail"].str.len().min() > 10
     assert len(at.subheader) >= 3 and at.subheader[-1].value == "References"

@@ -12,9 +12,9 @@ from rag.models import Coverage, ReviewDraft
 
 
 def coverage(report: Coverage) -> None:
-    """Which relevant papers the draft cites, and why it left the others out."""
+    """Which of the papers scored close to the topic the draft cites, and why it left the others out."""
     st.markdown(
-        f"**Coverage** — {len(report.cited)} of {len(report.relevant)} relevant papers cited "
+        f"**Coverage** — {len(report.cited)} of {len(report.relevant)} candidate papers cited "
         f"({report.indexed} in the library), {len(report.left_out)} left out"
     )
     if report.left_out:
