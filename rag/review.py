@@ -600,6 +600,7 @@ class Reviewer:
             reason = self.on_topic(about, item.paper, [texts[i] for i in rows]) if about else None
             rows += [texts.index(reason)] if reason else []
             rows += presenting(texts, item.paper.title)
+            rows += introducing(texts, rows)
             sentences = [_cite(tidy(texts[i]), n) for i in with_context(texts, rows)]
             paragraphs.append(" ".join(sentences))
         return Section(
@@ -693,6 +694,29 @@ class _SectionOut(BaseModel):
     """The schema a model's section follows: its sentences, each with the numbers of the abstracts it comes from."""
 
     sentences: list[_SentenceOut]
+
+
+# A sentence in which a paper introduces a name of its own: "We also introduce a Reinforcement Learning agent,
+# mallocMuZero, …", "… a novel metric is proposed …, namely rank of attention maps (ARank)", "We describe Samba-CoE, a
+# CoE system …"; not "Mixture-of-Experts (MoE) models have been proposed to …"
+_INTRODUCES = re.compile(
+    r"\b(?:we|this (?:paper|work))\b[^.;]*?\b(?:introduce|propose|present|describe|call|name|term|dub)|"
+    r"\b(?:namely|called|dubbed|named|termed)\b",
+    re.IGNORECASE,
+)
+
+
+def introducing(sentences: Sequence[str], rows: Sequence[int]) -> list[int]:
+    """The rows of the sentences that introduce a name the given rows' sentences use, where one comes first and is not
+    among them: a blind judge read "We compare the performance of mallocMuZero to the default solver …" in a draft
+    that never said what mallocMuZero is (thirty-fourth session)."""
+    out = []
+    for i in rows:
+        for name in system_names(sentences[i]):
+            first = next(j for j, text in enumerate(sentences) if name in text)
+            if first < i and first not in rows and first not in out and _INTRODUCES.search(sentences[first]):
+                out.append(first)
+    return out
 
 
 def _cited_text(section: _SectionOut) -> str:

@@ -353,6 +353,25 @@ def test_a_quoted_sentence_that_leans_on_the_one_before_comes_with_it() -> None:
     assert with_context(abstract, [3]) == [3]
 
 
+def test_a_paragraph_says_what_a_name_it_quotes_is(bundled: Settings) -> None:
+    """A blind judge read "We compare the performance of mallocMuZero to the default solver …" in a draft that never
+    said what mallocMuZero is: the sentence in which the abstract introduces a name of its own comes first. A name the
+    abstract only mentions ("Mixture-of-Experts (MoE) models have been proposed to …") brings nothing."""
+    from rag import api
+    from rag.review import introducing
+
+    draft = api.review("deep learning compilers", bundled)
+    paragraph = next(p for s in draft.sections[1:] for p in s.text.split("\n\n") if "performance of mallocMuZero" in p)
+    introduced = paragraph.find("introduce a Reinforcement Learning agent, mallocMuZero")
+    assert 0 <= introduced < paragraph.find("performance of mallocMuZero"), paragraph
+    abstract = [
+        "Mixture-of-Experts (MoE) models have been proposed to lower the cost of training.",
+        "We present SE-MoE, an elastic MoE training system.",
+        "SE-MoE outperforms DeepSpeed on MoE training.",
+    ]
+    assert introducing(abstract, [2]) == [1]
+
+
 @pytest.mark.parametrize(
     ("sentence", "leans"),
     [("However, their large parameter sizes present deployment challenges.", True),  # MoE-Lens, "However," dropped
