@@ -722,7 +722,7 @@ def introducing(sentences: Sequence[str], rows: Sequence[int]) -> list[int]:
     out = []
     for i in rows:
         for name in system_names(sentences[i]):
-            first = next(j for j, text in enumerate(sentences) if name in text)
+            first = next((j for j, text in enumerate(sentences) if name in text), i)
             if first < i and first not in rows and first not in out and _INTRODUCES.search(sentences[first]):
                 out.append(first)
     return out
