@@ -645,6 +645,12 @@ def test_a_cell_drops_an_opener_that_points_to_a_sentence_not_shown(sentence: st
         ("2) We demonstrate the detailed methods of constructing instruction-tuning datasets.", True),
         ("(1) Small Size: BlueLM-V-3B features a language model with 2.7B parameters.", False),
         ("(a) A list's first item begins nothing new.", False),
+        # "its" and "their" once "However," is dropped (MoE-Lens), and a gap or problem a purpose clause does not name
+        ("However, their large parameter sizes present deployment challenges.", True),
+        ("Its advantages are multifaceted, e.g., being generally compatible to various VLMs.", True),
+        ("To mitigate the gap, model compression techniques such as structured pruning are being used.", True),
+        ("To address the challenges of training and inference stability, we adapt the model.", False),
+        ("Iterative refinement of the data improves the model.", False),
     ],
 )
 def test_a_sentence_that_points_back_is_known(sentence: str, needs: bool) -> None:

@@ -378,20 +378,6 @@ def test_a_paragraph_says_what_a_name_it_quotes_is(bundled: Settings) -> None:
     assert introducing(abstract, [2]) == [1]
 
 
-@pytest.mark.parametrize(
-    ("sentence", "leans"),
-    [("However, their large parameter sizes present deployment challenges.", True),  # MoE-Lens, "However," dropped
-     ("Its advantages are multifaceted, e.g., being generally compatible to various VLMs.", True),
-     ("To mitigate the gap, model compression techniques such as structured pruning are being used.", True),
-     ("To address the challenges of training and inference stability, we adapt the model.", False),
-     ("Iterative refinement of the data improves the model.", False)],
-)  # fmt: skip
-def test_a_sentence_that_names_what_the_one_before_stated_needs_it(sentence: str, leans: bool) -> None:
-    from rag.compare import needs_previous
-
-    assert needs_previous(sentence) is leans
-
-
 def test_a_paragraph_presents_its_paper_before_its_details(bundled: Settings) -> None:
     """EE-LLM's paragraph opened "Built upon Megatron-LM, EE-LLM implements …" and never said what EE-LLM is; ARMOR's
     quoted "(3) For the training algorithm …" twice around an uncited "(2) …", and a sentence broke at "e.g. LLaVA"
